@@ -1,0 +1,78 @@
+/* faultline/faultline.h — the C API.
+ *
+ * Every function returns 0 (or a non-negative value) on success and -errno on
+ * failure; docs/api.md lists the errno values of each. A runtime is named by
+ * a handle that is never reused: calls on a destroyed runtime's handle return
+ * -EBADF instead of touching freed memory.
+ */
+#ifndef FAULTLINE_FAULTLINE_H
+#define FAULTLINE_FAULTLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint64_t faultline_runtime_t;
+
+enum {
+    FAULTLINE_ACCESS_READ = 1,
+    FAULTLINE_ACCESS_WRITE = 2,
+    FAULTLINE_ACCESS_EXEC = 4,
+};
+
+enum {
+    FAULTLINE_REGION_SHARED = 1u << 0,
+    FAULTLINE_REGION_STACK = 1u << 1,
+    FAULTLINE_REGION_IMMUTABLE = 1u << 2,
+    FAULTLINE_REGION_PURGEABLE = 1u << 3,
+    FAULTLINE_REGION_NORESERVE = 1u << 4,
+};
+
+typedef struct faultline_config {
+    size_t arena_size;          /* 0 = default (64 GiB) */
+    size_t commit_limit;        /* 0 = MemTotal + SwapTotal */
+    unsigned handler_threads;   /* 0 = default */
+    unsigned fault_around_pages;/* 0 = default */
+    int allow_write_execute;
+} faultline_config;
+
+typedef struct faultline_region_stats {
+    uintptr_t base;
+    size_t size;
+    unsigned access;
+    unsigned flags;
+    size_t amount_resident;
+    size_t amount_dirty;
+    size_t cow_pages;
+    uint64_t zero_faults;
+    uint64_t pages_installed;
+} faultline_region_stats;
+
+/* config may be NULL for defaults. On success *out holds the handle. */
+int faultline_create(const faultline_config* config, faultline_runtime_t* out);
+/* Unmaps every region and stops the handler threads. -EBADF if stale. */
+int faultline_destroy(faultline_runtime_t rt);
+
+/* Maps `size` bytes (page multiple) anywhere in the arena, or exactly at
+ * `address` when it is not NULL. */
+int faultline_map(faultline_runtime_t rt, void* address, size_t size, unsigned access,
+                  unsigned flags, const char* name, void** out);
+int faultline_unmap(faultline_runtime_t rt, void* address, size_t size);
+int faultline_protect(faultline_runtime_t rt, void* address, size_t size, unsigned access);
+int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);
+int faultline_make_immutable(faultline_runtime_t rt, void* address, size_t size);
+int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
+/* Writes the JSON region table into buf (NUL-terminated, truncated to len).
+ * Returns the full length needed (excluding the NUL) or -errno. */
+long faultline_to_json(faultline_runtime_t rt, char* buf, size_t len);
+/* Returns a static string describing the last error on this thread. */
+const char* faultline_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,104 @@
+// faultline/runtime.h — the C++ entry point.
+//
+//   auto rt = faultline::Runtime::create({}).value();
+//   void* p = rt->map_anonymous({.size = 1 << 30, .name = "cache"}).value();
+//   static_cast<char*>(p)[4096] = 1;   // served by the runtime's fault handler
+//   rt->unmap(p, 1 << 30);
+//
+// A Runtime owns one virtual-address arena registered with userfaultfd, a
+// tree of regions carved from it, and the handler threads that serve their
+// page faults. Every method is thread-safe. Destroying the Runtime unmaps
+// every region (except sealed immutable ones, which the kernel keeps mapped
+// until the process exits; they become ordinary anonymous memory).
+#pragma once
+
+#include <faultline/result.h>
+#include <faultline/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace faultline {
+
+struct Config {
+    // Bytes of virtual address space reserved for the arena (PROT_NONE,
+    // MAP_NORESERVE: it costs page-table space only once touched).
+    size_t arena_size = size_t(64) << 30;
+    // Bytes that committed regions may reserve in total; 0 = MemTotal + SwapTotal.
+    size_t commit_limit = 0;
+    // Threads reading fault events. Chosen from bench/ (docs/performance.md).
+    unsigned handler_threads = 1;
+    // Pages installed per write/read fault event (1 = no fault-around). Chosen
+    // from bench/ (docs/performance.md).
+    unsigned fault_around_pages = 16;
+    // Allow W+X regions and W->X / X->W transitions (refused by default).
+    bool allow_write_execute = false;
+    enum class UffdMode {
+        // Try a full userfaultfd (kernel faults too), then user-mode-only.
+        Auto,
+        // Require a userfaultfd that also serves faults taken in the kernel.
+        Full,
+        // Only ever open with UFFD_USER_MODE_ONLY (read(2) into an unpopulated
+        // region page then fails with EFAULT; see docs/kernels.md).
+        UserModeOnly,
+    };
+    UffdMode uffd_mode = UffdMode::Auto;
+    // Extra feature names to hide, added to those in $FAULTLINE_DISABLE.
+    std::string disable;
+};
+
+class RuntimeCore;
+
+class Runtime {
+public:
+    // Opens userfaultfd, negotiates features, reserves and registers the
+    // arena and starts the handler threads. Fails with EPERM/ENOSYS and a
+    // message that names the fix when userfaultfd is not available.
+    static Result<std::unique_ptr<Runtime>> create(Config config = {});
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // Maps an anonymous region whose pages are zero-filled on first touch.
+    Result<void*> map_anonymous(const MapOptions& options);
+    // Unmaps [address, address+size); splits regions it cuts. The whole range
+    // must be mapped (EINVAL otherwise: nothing is changed).
+    Result<void> unmap(void* address, size_t size);
+    // Changes access over [address, address+size); splits regions it cuts.
+    Result<void> protect(void* address, size_t size, Access access);
+    // Renames the region(s) over [address, address+size).
+    Result<void> set_name(void* address, size_t size, std::string_view name);
+    // Makes the range immutable (and mseal(2)s it when the kernel can).
+    Result<void> make_immutable(void* address, size_t size);
+    // Drops the pages of the range (MADV_DONTNEED): the next touch faults in
+    // zeros again. EPERM on immutable regions.
+    Result<void> discard(void* address, size_t size);
+
+    // Statistics for the region containing `address` (ENOENT if none).
+    Result<RegionStats> region_stats(const void* address) const;
+    std::vector<RegionStats> regions() const;
+    RuntimeStats stats() const;
+    // Region table and counters as JSON (see docs/api.md for the schema).
+    std::string to_json() const;
+
+    // The arena's bounds.
+    void* arena_base() const;
+    size_t arena_size() const;
+    // Names of the optional kernel features in use (after FAULTLINE_DISABLE).
+    std::vector<std::string> features() const;
+    bool has_feature(std::string_view name) const;
+    // True when the userfaultfd was opened with UFFD_USER_MODE_ONLY.
+    bool user_mode_only() const;
+    const Config& config() const;
+
+    RuntimeCore& core() { return *core_; }
+
+private:
+    explicit Runtime(std::unique_ptr<RuntimeCore>);
+    std::unique_ptr<RuntimeCore> core_;
+};
+
+} // namespace faultline

@@ -1,0 +1,105 @@
+// faultline/types.h — value types shared by the C++ API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace faultline {
+
+// Access rights of a region, a subset of R|W|X. The numeric values match
+// PROT_READ, PROT_WRITE and PROT_EXEC so they pass straight to mprotect(2).
+enum class Access : uint8_t {
+    None = 0,
+    Read = 1,
+    Write = 2,
+    Execute = 4,
+    ReadWrite = 3,
+    ReadExecute = 5,
+    ReadWriteExecute = 7,
+};
+constexpr Access operator|(Access a, Access b) { return Access(uint8_t(a) | uint8_t(b)); }
+constexpr Access operator&(Access a, Access b) { return Access(uint8_t(a) & uint8_t(b)); }
+constexpr bool has(Access set, Access bit) { return (uint8_t(set) & uint8_t(bit)) == uint8_t(bit); }
+// True when every right in `a` is also in `b`.
+constexpr bool is_subset(Access a, Access b) { return (uint8_t(a) & ~uint8_t(b)) == 0; }
+
+enum class RegionFlags : uint32_t {
+    None = 0,
+    // Shared between clones/forks of the object rather than copied (roadmap:
+    // copy-on-write). Anonymous regions are private unless this is set.
+    Shared = 1u << 0,
+    // A stack: one PROT_NONE guard page is kept directly below the region so
+    // that overflowing it raises SIGSEGV instead of running into a neighbour.
+    Stack = 1u << 1,
+    // Layout and access can never change again (protect, unmap, rename and
+    // advise fail with EPERM); sealed with mseal(2) where the kernel has it.
+    Immutable = 1u << 2,
+    // Reserved for purgeable memory (roadmap); accepted and reported only.
+    Purgeable = 1u << 3,
+    // Commit nothing against the runtime's commit limit. A fault may then
+    // fail for lack of memory, which is delivered as SIGBUS.
+    NoReserve = 1u << 4,
+};
+constexpr RegionFlags operator|(RegionFlags a, RegionFlags b) { return RegionFlags(uint32_t(a) | uint32_t(b)); }
+constexpr RegionFlags operator&(RegionFlags a, RegionFlags b) { return RegionFlags(uint32_t(a) & uint32_t(b)); }
+constexpr bool has(RegionFlags set, RegionFlags bit) { return (uint32_t(set) & uint32_t(bit)) != 0; }
+
+// How a region is placed and what it may do.
+struct MapOptions {
+    size_t size = 0;                    // bytes, a multiple of the page size, > 0
+    size_t alignment = 0;               // 0 = page size; otherwise a power of two >= page size
+    void* address = nullptr;            // non-null: place exactly here (must lie in the arena)
+    Access access = Access::ReadWrite;  // rights now
+    Access max_access = Access::None;   // rights ever allowed; None = same as `access`
+    RegionFlags flags = RegionFlags::None;
+    std::string name;                   // shown in /proc/self/maps as [anon:NAME]; <= 80 bytes
+};
+
+// Counters kept per region. Resident/dirty/cow figures are read from the
+// kernel's page tables when asked (never tracked on the fault path).
+struct RegionStats {
+    uintptr_t base = 0;
+    size_t size = 0;
+    std::string name;
+    Access access = Access::None;
+    Access max_access = Access::None;
+    RegionFlags flags = RegionFlags::None;
+    const char* object_kind = "";
+    size_t amount_resident = 0;  // bytes in private pages (not counting the shared zero page)
+    size_t amount_dirty = 0;     // bytes that differ from their backing (for anonymous memory: all private pages)
+    size_t amount_zero_mapped = 0; // bytes mapped to the shared zero page
+    size_t cow_pages = 0;        // pages shared copy-on-write with another mm (fork child)
+    uint64_t zero_faults = 0;    // faults resolved by zero-fill (read or write)
+    uint64_t inode_faults = 0;   // faults resolved from a file (file regions, roadmap)
+    uint64_t cow_faults = 0;     // faults resolved by breaking copy-on-write (roadmap)
+    uint64_t purged_faults = 0;  // faults on purged pages (roadmap)
+    uint64_t pages_installed = 0; // pages installed by fault service, fault-around included
+    bool has_been_writable = false;
+    bool has_been_executable = false;
+};
+
+struct ThreadFaultCount {
+    int tid = 0;
+    uint64_t faults = 0;
+};
+
+struct RuntimeStats {
+    uint64_t fault_events = 0;      // page-fault messages read from userfaultfd
+    uint64_t faults_deduplicated = 0; // messages for a page already served in the same batch
+    uint64_t pages_installed = 0;   // pages placed by UFFDIO_COPY/ZEROPAGE
+    uint64_t wakes = 0;             // UFFDIO_WAKE calls
+    uint64_t eexist = 0;            // installs that found the page already there (success)
+    uint64_t eagain_retries = 0;
+    uint64_t stale_faults = 0;      // faults on addresses no longer in a region (woken to retry)
+    uint64_t sigbus_delivered = 0;  // faults answered with SIGBUS
+    uint64_t batches = 0;           // read(2) calls that returned events
+    size_t committed = 0;           // bytes committed against the limit
+    size_t commit_limit = 0;
+    size_t region_count = 0;
+    std::vector<ThreadFaultCount> threads; // empty without UFFD_FEATURE_THREAD_ID
+    bool thread_ids_available = false;
+};
+
+} // namespace faultline

@@ -1,0 +1,204 @@
+// The C API: handles instead of pointers, -errno instead of Result.
+//
+// A handle is a 64-bit number that is never reused within a process, looked
+// up in a table under a reader/writer lock. A call with a destroyed
+// runtime's handle finds nothing and returns -EBADF; a call racing with
+// faultline_destroy() either completes before the destruction starts or
+// sees -EBADF, because destroy takes the table lock exclusively.
+#include <faultline/faultline.h>
+#include <faultline/runtime.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+
+using namespace faultline;
+
+namespace {
+
+std::shared_mutex g_lock;
+std::map<uint64_t, std::shared_ptr<Runtime>> g_runtimes;
+uint64_t g_next_handle = 1;
+thread_local char g_last_error[512];
+
+void remember(const Error& e)
+{
+    snprintf(g_last_error, sizeof g_last_error, "%s", e.message().c_str());
+}
+
+int to_rc(const Error& e)
+{
+    remember(e);
+    return -e.code();
+}
+
+std::shared_ptr<Runtime> lookup(faultline_runtime_t handle)
+{
+    std::shared_lock lock(g_lock);
+    auto it = g_runtimes.find(handle);
+    return it == g_runtimes.end() ? nullptr : it->second;
+}
+
+template <typename Fn>
+int with_runtime(faultline_runtime_t handle, Fn&& fn)
+{
+    // A shared_ptr copy keeps the runtime alive for the length of the call,
+    // even if another thread destroys the handle meanwhile; destroy waits
+    // for the last user (see faultline_destroy).
+    auto rt = lookup(handle);
+    if (!rt) {
+        snprintf(g_last_error, sizeof g_last_error, "stale or unknown runtime handle");
+        return -EBADF;
+    }
+    try {
+        return fn(*rt);
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+int faultline_create(const faultline_config* config, faultline_runtime_t* out)
+{
+    if (!out)
+        return -EINVAL;
+    Config c;
+    if (config) {
+        if (config->arena_size)
+            c.arena_size = config->arena_size;
+        c.commit_limit = config->commit_limit;
+        if (config->handler_threads)
+            c.handler_threads = config->handler_threads;
+        if (config->fault_around_pages)
+            c.fault_around_pages = config->fault_around_pages;
+        c.allow_write_execute = config->allow_write_execute != 0;
+    }
+    try {
+        auto rt = Runtime::create(c);
+        if (!rt)
+            return to_rc(rt.error());
+        std::unique_lock lock(g_lock);
+        uint64_t handle = g_next_handle++;
+        g_runtimes.emplace(handle, std::shared_ptr<Runtime>(std::move(*rt)));
+        *out = handle;
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    }
+}
+
+int faultline_destroy(faultline_runtime_t handle)
+{
+    std::shared_ptr<Runtime> rt;
+    {
+        std::unique_lock lock(g_lock);
+        auto it = g_runtimes.find(handle);
+        if (it == g_runtimes.end())
+            return -EBADF;
+        rt = std::move(it->second);
+        g_runtimes.erase(it);
+    }
+    // Other threads in a call hold their own reference; the runtime is
+    // destroyed when the last of them returns.
+    rt.reset();
+    return 0;
+}
+
+int faultline_map(faultline_runtime_t handle, void* address, size_t size, unsigned access, unsigned flags, const char* name, void** out)
+{
+    if (!out)
+        return -EINVAL;
+    return with_runtime(handle, [&](Runtime& rt) {
+        MapOptions o;
+        o.size = size;
+        o.address = address;
+        o.access = Access(access);
+        o.flags = RegionFlags(flags);
+        if (name)
+            o.name = name;
+        auto r = rt.map_anonymous(o);
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_unmap(faultline_runtime_t handle, void* address, size_t size)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.unmap(address, size);
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_protect(faultline_runtime_t handle, void* address, size_t size, unsigned access)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.protect(address, size, Access(access));
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_set_name(faultline_runtime_t handle, void* address, size_t size, const char* name)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.set_name(address, size, name ? name : "");
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_make_immutable(faultline_runtime_t handle, void* address, size_t size)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.make_immutable(address, size);
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_get_region_stats(faultline_runtime_t handle, const void* address, faultline_region_stats* out)
+{
+    if (!out)
+        return -EINVAL;
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.region_stats(address);
+        if (!r)
+            return to_rc(r.error());
+        out->base = r->base;
+        out->size = r->size;
+        out->access = unsigned(r->access);
+        out->flags = unsigned(r->flags);
+        out->amount_resident = r->amount_resident;
+        out->amount_dirty = r->amount_dirty;
+        out->cow_pages = r->cow_pages;
+        out->zero_faults = r->zero_faults;
+        out->pages_installed = r->pages_installed;
+        return 0;
+    });
+}
+
+long faultline_to_json(faultline_runtime_t handle, char* buf, size_t len)
+{
+    long result = 0;
+    int rc = with_runtime(handle, [&](Runtime& rt) {
+        std::string json = rt.to_json();
+        if (buf && len > 0) {
+            size_t n = json.size() < len - 1 ? json.size() : len - 1;
+            memcpy(buf, json.data(), n);
+            buf[n] = '\0';
+        }
+        result = long(json.size());
+        return 0;
+    });
+    return rc < 0 ? rc : result;
+}
+
+const char* faultline_last_error(void) { return g_last_error; }
+
+} // extern "C"

@@ -1,0 +1,80 @@
+// core/json_writer.h — a minimal streaming JSON writer for Runtime::to_json.
+//
+// Written by hand because the only output is a small, flat report and none
+// of the Debian-packaged JSON libraries is already a dependency; pulling one
+// in for forty lines of output is not worth a new build dependency.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace faultline {
+
+class JsonWriter {
+public:
+    void begin_object() { value_prefix(); out_ += '{'; first_ = true; }
+    void end_object() { out_ += '}'; first_ = false; }
+    void begin_array() { value_prefix(); out_ += '['; first_ = true; }
+    void end_array() { out_ += ']'; first_ = false; }
+    void key(std::string_view k)
+    {
+        if (!first_)
+            out_ += ',';
+        string_literal(k);
+        out_ += ':';
+        first_ = true; // the value follows without a comma
+        after_key_ = true;
+    }
+    void value(std::string_view s) { value_prefix(); string_literal(s); }
+    void value(const char* s) { value(std::string_view(s)); }
+    void value(bool b) { value_prefix(); out_ += b ? "true" : "false"; }
+    void value(uint64_t v) { value_prefix(); out_ += std::to_string(v); }
+    void value(int v) { value_prefix(); out_ += std::to_string(v); }
+    void hex(uint64_t v)
+    {
+        char buf[32];
+        snprintf(buf, sizeof buf, "\"0x%llx\"", static_cast<unsigned long long>(v));
+        value_prefix();
+        out_ += buf;
+    }
+    template <typename T>
+    void field(std::string_view k, const T& v) { key(k); value(v); }
+
+    const std::string& str() const { return out_; }
+
+private:
+    void value_prefix()
+    {
+        if (!after_key_ && !first_)
+            out_ += ',';
+        after_key_ = false;
+        first_ = false;
+    }
+    void string_literal(std::string_view s)
+    {
+        out_ += '"';
+        for (char c : s) {
+            switch (c) {
+            case '"': out_ += "\\\""; break;
+            case '\\': out_ += "\\\\"; break;
+            case '\n': out_ += "\\n"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out_ += buf;
+                } else {
+                    out_ += c;
+                }
+            }
+        }
+        out_ += '"';
+    }
+    std::string out_;
+    bool first_ = true;
+    bool after_key_ = false;
+};
+
+} // namespace faultline

@@ -1,0 +1,75 @@
+#include "memory/anonymous_vm_object.h"
+
+#include "fault/page_installer.h"
+
+#include <new>
+
+namespace faultline::memory {
+
+Result<boost::intrusive_ptr<AnonymousVMObject>> AnonymousVMObject::try_create_with_size(size_t size, size_t page_size)
+{
+    if (size == 0 || size % page_size != 0)
+        return fail(EINVAL, "object size must be a non-zero multiple of the page size");
+    auto* states = allocate_page_states(size / page_size);
+    if (!states)
+        return fail(ENOMEM, "cannot reserve page-state array");
+    auto* object = new (std::nothrow) AnonymousVMObject(size, page_size, states);
+    if (!object) {
+        release_page_states(states, size / page_size);
+        return fail(ENOMEM, "out of memory for VMObject");
+    }
+    return boost::intrusive_ptr<AnonymousVMObject>(object);
+}
+
+FaultOutcome AnonymousVMObject::handle_missing_page(const FaultContext& ctx, fault::PageInstaller& installer, uint64_t* pages_installed) noexcept
+{
+    const size_t page = page_size_;
+    auto index_of = [&](uintptr_t addr) { return (addr - ctx.region_base + ctx.object_offset) / page; };
+    // Hold the window to both the region and an aligned block of
+    // fault_around_pages around the fault, so concurrent faults in one block
+    // install the same window instead of overlapping ones.
+    uintptr_t window = uintptr_t(ctx.fault_around_pages ? ctx.fault_around_pages : 1) * page;
+    uintptr_t lo = ctx.page - (ctx.page - ctx.region_base) % window;
+    uintptr_t hi = lo + window;
+    if (hi > ctx.region_end || hi < lo)
+        hi = ctx.region_end;
+
+    const PageState installed_as = ctx.write ? PageState::Present : PageState::ZeroMapped;
+    *pages_installed = 0;
+
+    // The faulting page first, on its own: whatever happens to the
+    // neighbours, this is the page a thread is waiting for. It is installed
+    // even if our state says populated, because the state is a hint (a page
+    // may have been dropped behind it).
+    uint64_t n = 0;
+    FaultOutcome outcome = installer.zero_fill(ctx.page, page, ctx.write, &n);
+    *pages_installed += n;
+    if (outcome != FaultOutcome::Installed)
+        return outcome;
+    mark_populated(index_of(ctx.page), 1, installed_as);
+
+    // Then the rest of the window, one ioctl per run of unpopulated pages.
+    // Failures here are not the faulting thread's concern: those pages will
+    // fault on their own later.
+    uintptr_t at = lo;
+    while (at < hi) {
+        if (at == ctx.page || page_state(index_of(at)) != PageState::Unpopulated) {
+            at += page;
+            continue;
+        }
+        uintptr_t run_end = at + page;
+        while (run_end < hi && run_end != ctx.page && page_state(index_of(run_end)) == PageState::Unpopulated)
+            run_end += page;
+        n = 0;
+        FaultOutcome around = installer.zero_fill(at, run_end - at, ctx.write, &n);
+        *pages_installed += n;
+        if (around == FaultOutcome::Installed)
+            mark_populated(index_of(at), (run_end - at) / page, installed_as);
+        else
+            break;
+        at = run_end;
+    }
+    return FaultOutcome::Installed;
+}
+
+} // namespace faultline::memory

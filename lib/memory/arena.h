@@ -1,0 +1,55 @@
+// memory/arena.h — the one reservation every region is carved from.
+//
+// Registering each region with userfaultfd separately would create a VMA per
+// region and runs into the kernel's limits (umap hit ENOMEM past ~900
+// registrations). Instead the runtime reserves one large PROT_NONE,
+// MAP_NORESERVE range, registers it once, and regions only change its
+// protection. A range given back is replaced by a fresh reservation and
+// registered again, which drops its pages and anything mapped over it.
+#pragma once
+
+#include "memory/range_allocator.h"
+#include "os/userfaultfd.h"
+
+#include <faultline/result.h>
+
+#include <vector>
+
+namespace faultline::memory {
+
+class Arena {
+public:
+    static Result<Arena> try_create(os::Userfaultfd& uffd, size_t size, size_t alignment);
+    Arena(Arena&&) noexcept;
+    Arena& operator=(Arena&&) = delete;
+    ~Arena();
+
+    uintptr_t base() const { return base_; }
+    size_t size() const { return size_; }
+    uintptr_t end() const { return base_ + size_; }
+    bool contains(uintptr_t a, size_t len) const { return a >= base_ && a <= end() && len <= end() - a; }
+    // The range ioctls the kernel offers on the arena (from UFFDIO_REGISTER).
+    uint64_t range_ioctls() const { return ioctls_; }
+
+    // Drops everything in [range) and makes it a registered, PROT_NONE part
+    // of the arena again.
+    Result<void> reset(Range range);
+    // Remembers a sealed range: the kernel will refuse to unmap it, so the
+    // arena leaves it in place when it is destroyed.
+    void note_sealed(Range range) { sealed_.push_back(range); }
+
+private:
+    Arena(os::Userfaultfd& uffd, uintptr_t base, size_t size)
+        : uffd_(&uffd)
+        , base_(base)
+        , size_(size)
+    {
+    }
+    os::Userfaultfd* uffd_;
+    uintptr_t base_ = 0;
+    size_t size_ = 0;
+    uint64_t ioctls_ = 0;
+    std::vector<Range> sealed_;
+};
+
+} // namespace faultline::memory

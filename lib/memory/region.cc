@@ -1,0 +1,135 @@
+#include "memory/region.h"
+
+#include "fault/page_installer.h"
+
+#include <new>
+
+namespace faultline::memory {
+
+Region::Region(Params&& p)
+    : range_(p.range)
+    , object_(std::move(p.object))
+    , object_offset_(p.object_offset)
+    , name_(std::move(p.name))
+    , access_(p.access)
+    , max_access_(p.max_access)
+    , flags_(p.flags)
+    , guard_below_(p.guard_below)
+    , committed_(p.committed)
+{
+    has_been_writable_ = has(p.access, Access::Write);
+    has_been_executable_ = has(p.access, Access::Execute);
+}
+
+Result<std::unique_ptr<Region>> Region::try_create(Params params)
+{
+    if (!params.object)
+        return fail(EINVAL, "region needs an object");
+    if (params.object_offset > params.object->size() || params.range.size > params.object->size() - params.object_offset)
+        return fail(EINVAL, "region extends past the end of its object");
+    std::unique_ptr<Region> region(new (std::nothrow) Region(std::move(params)));
+    if (!region)
+        return fail(ENOMEM, "out of memory for region");
+    return region;
+}
+
+Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t size) const
+{
+    if (base < range_.base || size == 0 || size > range_.end() - base)
+        return fail(EINVAL, "piece is not inside the region");
+    Params p;
+    p.range = { base, size };
+    p.object = object_;
+    p.object_offset = object_offset_ + (base - range_.base);
+    p.name = name_;
+    p.access = access();
+    p.max_access = max_access_;
+    p.flags = flags_;
+    p.guard_below = base == range_.base ? guard_below_ : 0;
+    p.committed = committed_;
+    auto piece = try_create(std::move(p));
+    if (!piece)
+        return piece;
+    (*piece)->has_been_writable_ = has_been_writable_;
+    (*piece)->has_been_executable_ = has_been_executable_;
+    return piece;
+}
+
+Result<void> Region::check_protect(Access access, bool allow_write_execute) const
+{
+    if (is_immutable())
+        return fail(EPERM, "region '" + name_ + "' is immutable");
+    if (!is_subset(access, max_access_))
+        return fail(EACCES, "access exceeds the region's maximum access");
+    if (!allow_write_execute) {
+        // W^X over time, not just at one instant: a page that was ever
+        // writable must not become executable, and the other way round,
+        // or an attacker writes code first and runs it later.
+        if (has(access, Access::Write) && has(access, Access::Execute))
+            return fail(EACCES, "writable and executable at once (W+X) is refused");
+        if (has(access, Access::Execute) && has_been_writable_)
+            return fail(EACCES, "region has been writable; making it executable is refused");
+        if (has(access, Access::Write) && has_been_executable_)
+            return fail(EACCES, "region has been executable; making it writable is refused");
+    }
+    return {};
+}
+
+void Region::set_access(Access access) noexcept
+{
+    access_.store(access, std::memory_order_relaxed);
+    has_been_writable_ |= has(access, Access::Write);
+    has_been_executable_ |= has(access, Access::Execute);
+}
+
+Result<void> Region::validate_name(std::string_view name)
+{
+    // The kernel's ANON_VMA_NAME_MAX_LEN is 80 including the terminator.
+    if (name.size() > 79)
+        return fail(EINVAL, "name longer than 79 bytes");
+    for (unsigned char c : name) {
+        if (c < 0x20 || c > 0x7e || c == '[' || c == ']' || c == '\\' || c == '$' || c == '`')
+            return fail(EINVAL, "name has a character /proc/self/maps cannot show");
+    }
+    return {};
+}
+
+FaultOutcome Region::handle_fault(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+{
+    FaultContext ctx;
+    ctx.page = page;
+    ctx.write = write;
+    ctx.region_base = range_.base;
+    ctx.region_end = range_.end();
+    ctx.object_offset = object_offset_;
+    ctx.fault_around_pages = fault_around_pages;
+    uint64_t installed = 0;
+    FaultOutcome outcome = object_->handle_missing_page(ctx, installer, &installed);
+    if (outcome == FaultOutcome::Installed)
+        zero_faults_.fetch_add(1, std::memory_order_relaxed);
+    pages_installed_.fetch_add(installed, std::memory_order_relaxed);
+    return outcome;
+}
+
+void Region::end_fault() noexcept
+{
+    // seq_cst pairs with wait_for_faults_to_end(): either the waiter sees
+    // zero, or we see `retiring_` and wake it.
+    if (in_flight_.fetch_sub(1) == 1 && retiring_.load())
+        in_flight_.notify_all();
+}
+
+void Region::wait_for_faults_to_end() noexcept
+{
+    retiring_.store(true);
+    for (uint32_t n = in_flight_.load(); n != 0; n = in_flight_.load())
+        in_flight_.wait(n);
+}
+
+void Region::inherit_counters(const Region& from) noexcept
+{
+    zero_faults_.fetch_add(from.zero_faults(), std::memory_order_relaxed);
+    pages_installed_.fetch_add(from.pages_installed(), std::memory_order_relaxed);
+}
+
+} // namespace faultline::memory

@@ -1,0 +1,56 @@
+// os/features.h — the optional kernel features the runtime uses, their names
+// in FAULTLINE_DISABLE, and the mask that hides them.
+//
+// Every feature here has a fallback, and the masked-feature test suite runs
+// with all of them hidden (docs/kernels.md says which kernel brings which).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace faultline::os {
+
+enum class Feature : uint32_t {
+    Syscall,   // userfaultfd(2); fallback: /dev/userfaultfd
+    DevNode,   // /dev/userfaultfd (6.1); fallback: userfaultfd(2) only
+    ThreadId,  // UFFD_FEATURE_THREAD_ID: per-thread counters, targeted SIGBUS fallback
+    Poison,    // UFFDIO_POISON (6.6): SIGBUS to the faulting thread; fallback: SIGBUS mapping
+    ZeroPage,  // UFFDIO_ZEROPAGE: read faults map the zero page; fallback: copy zeros
+    Mseal,     // mseal(2) (6.10): kernel-enforced immutability; fallback: runtime-enforced only
+    AnonName,  // PR_SET_VMA_ANON_NAME: names in /proc/self/maps; fallback: names kept in the runtime only
+    Count,
+};
+
+const char* feature_name(Feature) noexcept;
+
+class FeatureSet {
+public:
+    bool has(Feature f) const noexcept { return (bits_ >> unsigned(f)) & 1u; }
+    void set(Feature f, bool on = true) noexcept
+    {
+        if (on)
+            bits_ |= 1u << unsigned(f);
+        else
+            bits_ &= ~(1u << unsigned(f));
+    }
+    FeatureSet without(const FeatureSet& other) const noexcept { return FeatureSet(bits_ & ~other.bits_); }
+    uint32_t bits() const noexcept { return bits_; }
+    std::vector<std::string> names() const;
+
+    FeatureSet() = default;
+    explicit FeatureSet(uint32_t bits) : bits_(bits) {}
+
+private:
+    uint32_t bits_ = 0;
+};
+
+// Parses "poison,thread_id,..." ("all" hides every feature). Unknown names
+// are returned in `unknown` so the caller can warn about them.
+FeatureSet parse_feature_list(std::string_view list, std::vector<std::string>* unknown = nullptr);
+
+// The mask from $FAULTLINE_DISABLE plus `extra`.
+FeatureSet disabled_features(std::string_view extra, std::vector<std::string>* unknown = nullptr);
+
+} // namespace faultline::os

@@ -1,0 +1,239 @@
+#include "os/userfaultfd.h"
+
+#include "os/fault_injection.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+
+namespace faultline::os {
+
+namespace {
+
+// Features we ask for when the kernel offers them. Each is optional: the
+// runtime works without any of them (docs/kernels.md).
+constexpr uint64_t kWantedFeatures = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON;
+
+int open_syscall(bool user_mode_only)
+{
+    int flags = O_CLOEXEC | O_NONBLOCK | (user_mode_only ? UFFD_USER_MODE_ONLY : 0);
+    int fd = int(syscall(SYS_userfaultfd, flags));
+    return fd < 0 ? -errno : fd;
+}
+
+int open_devnode(bool user_mode_only)
+{
+    int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev < 0)
+        return -errno;
+    int flags = O_CLOEXEC | O_NONBLOCK | (user_mode_only ? UFFD_USER_MODE_ONLY : 0);
+    int fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+    int err = errno;
+    ::close(dev);
+    return fd < 0 ? -err : fd;
+}
+
+// UFFDIO_API may be issued once per descriptor, so the probe that learns
+// which features exist uses a descriptor of its own.
+long handshake(int fd, uint64_t features, uint64_t* granted)
+{
+    uffdio_api api {};
+    api.api = UFFD_API;
+    api.features = features;
+    if (ioctl(fd, UFFDIO_API, &api) < 0)
+        return -errno;
+    *granted = api.features;
+    return 0;
+}
+
+} // namespace
+
+Result<Userfaultfd> Userfaultfd::open(Config::UffdMode mode, const FeatureSet& disabled)
+{
+    struct Route {
+        const char* name;
+        Feature feature;
+        int (*open)(bool);
+    };
+    const Route routes[] = {
+        { "syscall", Feature::Syscall, open_syscall },
+        { "/dev/userfaultfd", Feature::DevNode, open_devnode },
+    };
+    // Full mode first: only it serves faults the kernel takes on our pages
+    // (read(2) into a region). User-mode-only is the fallback.
+    bool try_full = mode != Config::UffdMode::UserModeOnly;
+    bool try_umo = mode != Config::UffdMode::Full;
+
+    std::string tried;
+    for (int pass = 0; pass < 2; ++pass) {
+        bool umo = pass == 1;
+        if ((umo && !try_umo) || (!umo && !try_full))
+            continue;
+        for (const Route& route : routes) {
+            if (disabled.has(route.feature))
+                continue;
+            int probe = route.open(umo);
+            if (probe < 0) {
+                tried += std::string(tried.empty() ? "" : ", ") + route.name + (umo ? " (user-mode-only)" : "") + ": " + strerror(-probe);
+                continue;
+            }
+            uint64_t offered = 0;
+            long rc = handshake(probe, 0, &offered);
+            ::close(probe);
+            if (rc < 0)
+                return fail(int(-rc), std::string("UFFDIO_API failed: ") + strerror(int(-rc)));
+
+            uint64_t request = offered & kWantedFeatures;
+            if (disabled.has(Feature::ThreadId))
+                request &= ~uint64_t(UFFD_FEATURE_THREAD_ID);
+            if (disabled.has(Feature::Poison))
+                request &= ~uint64_t(UFFD_FEATURE_POISON);
+
+            Userfaultfd uffd;
+            uffd.fd_ = route.open(umo);
+            if (uffd.fd_ < 0)
+                return fail(-uffd.fd_, std::string("reopening userfaultfd failed: ") + strerror(-uffd.fd_));
+            uint64_t granted = 0;
+            rc = handshake(uffd.fd_, request, &granted);
+            if (rc < 0)
+                return fail(int(-rc), std::string("UFFDIO_API with features failed: ") + strerror(int(-rc)));
+            uffd.user_mode_only_ = umo;
+            uffd.features_ = granted & request;
+            uffd.disabled_ = disabled;
+            uffd.route_ = route.name;
+            uffd.in_use_.set(route.feature);
+            uffd.in_use_.set(Feature::ThreadId, uffd.features_ & UFFD_FEATURE_THREAD_ID);
+            uffd.in_use_.set(Feature::Poison, uffd.features_ & UFFD_FEATURE_POISON);
+            return uffd;
+        }
+    }
+    if (tried.empty())
+        tried = "every route disabled by FAULTLINE_DISABLE";
+    return fail(EPERM,
+        "userfaultfd is not available to this process (" + tried + "). To fix, do one of: "
+        "allow unprivileged use with `sysctl vm.unprivileged_userfaultfd=1`; give this user read/write "
+        "access to /dev/userfaultfd (Linux 6.1+, e.g. a group or ACL); run with CAP_SYS_PTRACE; or let the "
+        "runtime use user-mode-only mode (Config::UffdMode::Auto or UserModeOnly, Linux 5.11+).");
+}
+
+Userfaultfd::Userfaultfd(Userfaultfd&& other) noexcept { *this = std::move(other); }
+
+Userfaultfd& Userfaultfd::operator=(Userfaultfd&& other) noexcept
+{
+    if (this != &other) {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = other.fd_;
+        other.fd_ = -1;
+        user_mode_only_ = other.user_mode_only_;
+        features_ = other.features_;
+        in_use_ = other.in_use_;
+        disabled_ = other.disabled_;
+        route_ = other.route_;
+    }
+    return *this;
+}
+
+Userfaultfd::~Userfaultfd()
+{
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+Result<uint64_t> Userfaultfd::register_missing(void* start, size_t len)
+{
+    uffdio_register reg {};
+    reg.range.start = uintptr_t(start);
+    reg.range.len = len;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (ioctl(fd_, UFFDIO_REGISTER, &reg) < 0)
+        return fail(errno, std::string("UFFDIO_REGISTER failed: ") + strerror(errno));
+    return reg.ioctls;
+}
+
+void Userfaultfd::refine_features(uint64_t range_ioctls)
+{
+    // The kernel lists the range ioctls it supports for a registered VMA; a
+    // feature bit alone does not prove the ioctl works there.
+    in_use_.set(Feature::ZeroPage, (range_ioctls & (uint64_t(1) << _UFFDIO_ZEROPAGE)) && !disabled_.has(Feature::ZeroPage));
+    if (!(range_ioctls & (uint64_t(1) << _UFFDIO_POISON)))
+        in_use_.set(Feature::Poison, false);
+}
+
+long Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake, size_t* done) noexcept
+{
+    if (done)
+        *done = 0;
+    if (int injected = FaultInjection::take(InjectOp::Copy))
+        return -injected;
+    uffdio_copy c {};
+    c.dst = dst;
+    c.src = uintptr_t(src);
+    c.len = len;
+    c.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
+    if (ioctl(fd_, UFFDIO_COPY, &c) == 0) {
+        if (done)
+            *done = len;
+        return 0;
+    }
+    long err = -errno;
+    if (done && c.copy > 0)
+        *done = size_t(c.copy);
+    return err;
+}
+
+long Userfaultfd::zeropage(uintptr_t dst, size_t len, bool wake, size_t* done) noexcept
+{
+    if (done)
+        *done = 0;
+    if (int injected = FaultInjection::take(InjectOp::ZeroPage))
+        return -injected;
+    uffdio_zeropage z {};
+    z.range.start = dst;
+    z.range.len = len;
+    z.mode = wake ? 0 : UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+    if (ioctl(fd_, UFFDIO_ZEROPAGE, &z) == 0) {
+        if (done)
+            *done = len;
+        return 0;
+    }
+    long err = -errno;
+    if (done && z.zeropage > 0)
+        *done = size_t(z.zeropage);
+    return err;
+}
+
+long Userfaultfd::poison(uintptr_t dst, size_t len, bool wake) noexcept
+{
+    if (int injected = FaultInjection::take(InjectOp::Poison))
+        return -injected;
+    uffdio_poison p {};
+    p.range.start = dst;
+    p.range.len = len;
+    p.mode = wake ? 0 : UFFDIO_POISON_MODE_DONTWAKE;
+    if (ioctl(fd_, UFFDIO_POISON, &p) == 0)
+        return 0;
+    return -errno;
+}
+
+long Userfaultfd::wake(uintptr_t start, size_t len) noexcept
+{
+    if (int injected = FaultInjection::take(InjectOp::Wake))
+        return -injected;
+    uffdio_range r { start, len };
+    if (ioctl(fd_, UFFDIO_WAKE, &r) == 0)
+        return 0;
+    return -errno;
+}
+
+long Userfaultfd::read_events(uffd_msg* out, size_t max) noexcept
+{
+    ssize_t n = ::read(fd_, out, max * sizeof(uffd_msg));
+    if (n < 0)
+        return errno == EAGAIN ? 0 : -errno;
+    return long(size_t(n) / sizeof(uffd_msg));
+}
+
+} // namespace faultline::os

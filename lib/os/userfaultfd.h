@@ -1,0 +1,71 @@
+// os/userfaultfd.h — a thin wrapper over one userfaultfd.
+//
+// Opening and negotiation return Result (they run on API threads). The
+// fault-path operations (copy, zeropage, poison, wake, read_events) are
+// noexcept, allocate nothing and return 0 or a negative errno, exactly what
+// the kernel said, so the handler decides what each error means.
+#pragma once
+
+#include "os/features.h"
+#include "os/uffd_compat.h"
+
+#include <faultline/result.h>
+#include <faultline/runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace faultline::os {
+
+class Userfaultfd {
+public:
+    // Opens a userfaultfd by the routes `mode` allows (the userfaultfd(2)
+    // syscall, then /dev/userfaultfd, each with and without
+    // UFFD_USER_MODE_ONLY), negotiates the API and every wanted feature the
+    // kernel offers and `disabled` does not hide. On failure the message
+    // names the fix (sysctl, device permissions, capability).
+    static Result<Userfaultfd> open(Config::UffdMode mode, const FeatureSet& disabled);
+
+    Userfaultfd(Userfaultfd&& other) noexcept;
+    Userfaultfd& operator=(Userfaultfd&& other) noexcept;
+    Userfaultfd(const Userfaultfd&) = delete;
+    ~Userfaultfd();
+
+    int fd() const noexcept { return fd_; }
+    bool user_mode_only() const noexcept { return user_mode_only_; }
+    // UFFD_FEATURE_* bits granted by UFFDIO_API.
+    uint64_t kernel_features() const noexcept { return features_; }
+    // The optional features in use (detected minus disabled).
+    const FeatureSet& features() const noexcept { return in_use_; }
+    // The route that worked: "syscall" or "/dev/userfaultfd".
+    const char* route() const noexcept { return route_; }
+
+    // Registers [start, start+len) in MISSING mode; returns the mask of range
+    // ioctls the kernel supports on it.
+    Result<uint64_t> register_missing(void* start, size_t len);
+    // Narrows features() to what a registered range supports (POISON and
+    // ZEROPAGE must appear in its ioctl mask). Called once, before any
+    // handler thread starts.
+    void refine_features(uint64_t range_ioctls);
+
+    // Fault path. Each returns 0 or -errno; `done` (if given) receives the
+    // bytes completed before an error (EAGAIN/EEXIST partial progress).
+    long copy(uintptr_t dst, const void* src, size_t len, bool wake, size_t* done) noexcept;
+    long zeropage(uintptr_t dst, size_t len, bool wake, size_t* done) noexcept;
+    long poison(uintptr_t dst, size_t len, bool wake) noexcept;
+    long wake(uintptr_t start, size_t len) noexcept;
+    // Reads up to `max` messages (non-blocking). Returns the count, 0 when
+    // none are pending, or -errno.
+    long read_events(uffd_msg* out, size_t max) noexcept;
+
+private:
+    Userfaultfd() = default;
+    int fd_ = -1;
+    bool user_mode_only_ = false;
+    uint64_t features_ = 0;
+    FeatureSet in_use_;
+    FeatureSet disabled_;
+    const char* route_ = "";
+};
+
+} // namespace faultline::os

@@ -1,0 +1,94 @@
+#include "os/virtual_memory.h"
+
+#include "os/uffd_compat.h"
+
+#include <cerrno>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace faultline::os {
+
+size_t page_size() noexcept
+{
+    static const size_t size = size_t(sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+static int rc(int r) noexcept { return r < 0 ? -errno : 0; }
+
+void* reserve(size_t size, size_t alignment) noexcept
+{
+    size_t page = page_size();
+    if (alignment < page)
+        alignment = page;
+    size_t over = size + alignment - page;
+    if (over < size) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    void* p = mmap(nullptr, over, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return nullptr;
+    uintptr_t start = uintptr_t(p);
+    uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+    if (aligned > start)
+        munmap(p, aligned - start);
+    uintptr_t tail = start + over;
+    if (tail > aligned + size)
+        munmap(reinterpret_cast<void*>(aligned + size), tail - (aligned + size));
+    return reinterpret_cast<void*>(aligned);
+}
+
+int replace_with_reservation(uintptr_t addr, size_t len) noexcept
+{
+    void* p = mmap(reinterpret_cast<void*>(addr), len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+int unmap(uintptr_t addr, size_t len) noexcept { return rc(munmap(reinterpret_cast<void*>(addr), len)); }
+int protect(uintptr_t addr, size_t len, int prot) noexcept { return rc(mprotect(reinterpret_cast<void*>(addr), len, prot)); }
+int discard(uintptr_t addr, size_t len) noexcept { return rc(madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)); }
+int seal(uintptr_t addr, size_t len) noexcept { return rc(int(syscall(SYS_mseal, addr, len, 0))); }
+
+int set_anon_name(uintptr_t addr, size_t len, const char* name) noexcept
+{
+    return rc(prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name));
+}
+
+int create_empty_memfd() noexcept
+{
+    int fd = memfd_create("faultline-sigbus", MFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int map_sigbus_page(uintptr_t addr, size_t len, int prot, int empty_fd) noexcept
+{
+    // A shared mapping of an empty file: the kernel answers any access past
+    // EOF with SIGBUS, to whichever thread makes it.
+    void* p = mmap(reinterpret_cast<void*>(addr), len, prot, MAP_SHARED | MAP_FIXED, empty_fd, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+bool kernel_has_mseal() noexcept
+{
+    // A zero-length seal is a no-op that only kernels with mseal(2) accept.
+    void* p = mmap(nullptr, page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    bool ok = syscall(SYS_mseal, uintptr_t(p), 0, 0) == 0;
+    munmap(p, page_size());
+    return ok;
+}
+
+bool kernel_has_anon_name() noexcept
+{
+    void* p = mmap(nullptr, page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    bool ok = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, uintptr_t(p), page_size(), "faultline-probe") == 0;
+    munmap(p, page_size());
+    return ok;
+}
+
+} // namespace faultline::os

@@ -1,0 +1,34 @@
+// os/virtual_memory.h — thin wrappers over mmap, mprotect, madvise, mseal and
+// PR_SET_VMA_ANON_NAME. Each returns 0 or -errno; none allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace faultline::os {
+
+size_t page_size() noexcept;
+
+// PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE at a kernel-chosen
+// address, `alignment`-aligned (the tail and head of an over-reservation are
+// trimmed). Returns the address or nullptr with errno set.
+void* reserve(size_t size, size_t alignment) noexcept;
+// Replaces [addr, addr+len) by fresh PROT_NONE anonymous memory, dropping its
+// pages, names and any foreign mapping placed over it.
+int replace_with_reservation(uintptr_t addr, size_t len) noexcept;
+int unmap(uintptr_t addr, size_t len) noexcept;
+int protect(uintptr_t addr, size_t len, int prot) noexcept;
+int discard(uintptr_t addr, size_t len) noexcept;
+int seal(uintptr_t addr, size_t len) noexcept;
+int set_anon_name(uintptr_t addr, size_t len, const char* name) noexcept;
+// Maps the empty file `empty_fd` (a memfd of size 0) over `addr`: every
+// access to it raises SIGBUS. The fallback for UFFDIO_POISON.
+int map_sigbus_page(uintptr_t addr, size_t len, int prot, int empty_fd) noexcept;
+// A memfd of size 0 for map_sigbus_page(), or -errno.
+int create_empty_memfd() noexcept;
+
+// Run-time probes (each makes the system call on a scratch mapping).
+bool kernel_has_mseal() noexcept;
+bool kernel_has_anon_name() noexcept;
+
+} // namespace faultline::os

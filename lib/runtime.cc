@@ -1,0 +1,47 @@
+// The public Runtime forwards to RuntimeCore, which keeps the library's
+// internals out of the installed headers.
+#include <faultline/runtime.h>
+
+#include "core/runtime_core.h"
+
+namespace faultline {
+
+Result<std::unique_ptr<Runtime>> Runtime::create(Config config)
+{
+    auto core = RuntimeCore::try_create(std::move(config));
+    if (!core)
+        return std::unexpected(core.error());
+    return std::unique_ptr<Runtime>(new Runtime(std::move(*core)));
+}
+
+Runtime::Runtime(std::unique_ptr<RuntimeCore> core)
+    : core_(std::move(core))
+{
+}
+
+Runtime::~Runtime() = default;
+
+Result<void*> Runtime::map_anonymous(const MapOptions& options) { return core_->map_anonymous(options); }
+Result<void> Runtime::unmap(void* address, size_t size) { return core_->unmap(uintptr_t(address), size); }
+Result<void> Runtime::protect(void* address, size_t size, Access access) { return core_->protect(uintptr_t(address), size, access); }
+Result<void> Runtime::set_name(void* address, size_t size, std::string_view name) { return core_->set_name(uintptr_t(address), size, name); }
+Result<void> Runtime::make_immutable(void* address, size_t size) { return core_->make_immutable(uintptr_t(address), size); }
+Result<void> Runtime::discard(void* address, size_t size) { return core_->discard(uintptr_t(address), size); }
+Result<RegionStats> Runtime::region_stats(const void* address) const { return core_->region_stats(uintptr_t(address)); }
+std::vector<RegionStats> Runtime::regions() const { return core_->regions(); }
+RuntimeStats Runtime::stats() const { return core_->stats(); }
+std::string Runtime::to_json() const { return core_->to_json(); }
+void* Runtime::arena_base() const { return reinterpret_cast<void*>(core_->arena_base()); }
+size_t Runtime::arena_size() const { return core_->arena_size(); }
+std::vector<std::string> Runtime::features() const { return core_->features().names(); }
+bool Runtime::has_feature(std::string_view name) const
+{
+    for (auto& n : core_->features().names())
+        if (n == name)
+            return true;
+    return false;
+}
+bool Runtime::user_mode_only() const { return core_->user_mode_only(); }
+const Config& Runtime::config() const { return core_->config(); }
+
+} // namespace faultline
