@@ -242,13 +242,13 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
     params.committed = committed;
     auto region = Region::try_create(std::move(params));
     if (!region) {
-        (void)arena_.reset(reserved);
+        (void)arena_.reset(reserved, uffd_);
         release();
         return std::unexpected(region.error());
     }
     if (has(o.flags, RegionFlags::Immutable) && features_.has(os::Feature::Mseal)) {
         if (int rc = os::seal(reserved.base, reserved.size); rc < 0) {
-            (void)arena_.reset(reserved);
+            (void)arena_.reset(reserved, uffd_);
             release();
             return fail(-rc, std::string("mseal failed: ") + strerror(-rc));
         }
@@ -346,7 +346,7 @@ Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
         // placed here.
         r->wait_for_faults_to_end();
         Range reserved = r->reserved_range();
-        if (auto ok = arena_.reset(reserved); !ok) {
+        if (auto ok = arena_.reset(reserved, uffd_); !ok) {
             // Leave the range out of the allocator rather than hand out
             // memory that is not registered with userfaultfd.
             log::error("cannot return {:#x}+{:#x} to the arena: {}", reserved.base, reserved.size, ok.error().message());

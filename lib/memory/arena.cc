@@ -16,7 +16,7 @@ Result<Arena> Arena::try_create(os::Userfaultfd& uffd, size_t size, size_t align
     void* p = os::reserve(size, alignment);
     if (!p)
         return fail(errno, std::string("cannot reserve the arena: ") + strerror(errno));
-    Arena arena(uffd, uintptr_t(p), size);
+    Arena arena(uintptr_t(p), size);
     auto ioctls = uffd.register_missing(p, size);
     if (!ioctls)
         return std::unexpected(ioctls.error());
@@ -25,8 +25,7 @@ Result<Arena> Arena::try_create(os::Userfaultfd& uffd, size_t size, size_t align
 }
 
 Arena::Arena(Arena&& o) noexcept
-    : uffd_(o.uffd_)
-    , base_(o.base_)
+    : base_(o.base_)
     , size_(o.size_)
     , ioctls_(o.ioctls_)
     , sealed_(std::move(o.sealed_))
@@ -52,11 +51,11 @@ Arena::~Arena()
         os::unmap(at, end() - at);
 }
 
-Result<void> Arena::reset(Range range)
+Result<void> Arena::reset(Range range, os::Userfaultfd& uffd)
 {
     if (int rc = os::replace_with_reservation(range.base, range.size); rc < 0)
         return fail(-rc, std::string("cannot reset arena range: ") + strerror(-rc));
-    auto reg = uffd_->register_missing(reinterpret_cast<void*>(range.base), range.size);
+    auto reg = uffd.register_missing(reinterpret_cast<void*>(range.base), range.size);
     if (!reg)
         return std::unexpected(reg.error());
     return {};

@@ -31,21 +31,19 @@ public:
     // The range ioctls the kernel offers on the arena (from UFFDIO_REGISTER).
     uint64_t range_ioctls() const { return ioctls_; }
 
-    // Drops everything in [range) and makes it a registered, PROT_NONE part
-    // of the arena again.
-    Result<void> reset(Range range);
+    // Drops everything in [range) and makes it a PROT_NONE part of the arena
+    // registered with `uffd` again.
+    Result<void> reset(Range range, os::Userfaultfd& uffd);
     // Remembers a sealed range: the kernel will refuse to unmap it, so the
     // arena leaves it in place when it is destroyed.
     void note_sealed(Range range) { sealed_.push_back(range); }
 
 private:
-    Arena(os::Userfaultfd& uffd, uintptr_t base, size_t size)
-        : uffd_(&uffd)
-        , base_(base)
+    Arena(uintptr_t base, size_t size)
+        : base_(base)
         , size_(size)
     {
     }
-    os::Userfaultfd* uffd_;
     uintptr_t base_ = 0;
     size_t size_ = 0;
     uint64_t ioctls_ = 0;
