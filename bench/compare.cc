@@ -1,0 +1,121 @@
+// bench/compare.cc — the A/B loop every case goes through, and small helpers.
+#include "bench.h"
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <unistd.h>
+
+namespace bench {
+
+void fail(const std::string& message) { throw Failure(message); }
+
+uint64_t now_ns()
+{
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+}
+
+size_t page_size()
+{
+    static const size_t size = size_t(sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+double median(std::vector<double> values)
+{
+    if (values.empty())
+        return 0;
+    std::sort(values.begin(), values.end());
+    size_t n = values.size();
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+namespace {
+
+// A fault that is never served leaves the touching thread blocked forever,
+// which would make a broken runtime look like a slow benchmark. An alarm per
+// repetition turns that into a loud failure instead. The message is built
+// before arming, because only write(2) and _exit(2) are safe in the handler.
+char g_watchdog_message[256];
+
+void on_watchdog(int)
+{
+    (void)!write(STDERR_FILENO, g_watchdog_message, strlen(g_watchdog_message));
+    _exit(3);
+}
+
+// Generous: the slowest repetition (1 GiB at 25 µs per page, no
+// fault-around) takes under 10 seconds on a 2-core VM.
+constexpr unsigned kRepetitionTimeoutSeconds = 120;
+
+void arm_watchdog(const std::string& what)
+{
+    snprintf(g_watchdog_message, sizeof g_watchdog_message,
+        "faultline-bench: %s did not finish within %u s (a fault that is never served?)\n", what.c_str(),
+        kRepetitionTimeoutSeconds);
+    struct sigaction sa {};
+    sa.sa_handler = on_watchdog;
+    sigaction(SIGALRM, &sa, nullptr);
+    alarm(kRepetitionTimeoutSeconds);
+}
+
+void disarm_watchdog() { alarm(0); }
+
+// One repetition: a fresh region, the timed touch, the untimed check, unmap.
+// Returns the time per unit (page or fault).
+double repetition(const Workload& w, Mapper& mapper)
+{
+    arm_watchdog(w.name + " on " + mapper.name());
+    char* base = mapper.map(w.bytes, w.sparse);
+    uint64_t elapsed = 0;
+    try {
+        elapsed = w.run(base);
+        w.verify(base);
+    } catch (...) {
+        mapper.unmap(base, w.bytes);
+        disarm_watchdog();
+        throw;
+    }
+    mapper.unmap(base, w.bytes);
+    disarm_watchdog();
+    return double(elapsed) / double(w.units);
+}
+
+} // namespace
+
+Result compare(const Workload& w, Mapper& faultline, Mapper& baseline, const CompareOptions& options)
+{
+    Result r;
+    r.name = w.name;
+    r.unit = w.unit;
+    r.baseline_name = baseline.name();
+    r.threads = w.threads;
+    r.bytes = w.bytes;
+    r.units = w.units;
+    try {
+        if (options.warmup) {
+            (void)repetition(w, faultline);
+            (void)repetition(w, baseline);
+        }
+        // Strictly alternating, so that a burst of noise from elsewhere on
+        // the machine (another build, a daemon) lands on both sides rather
+        // than on every run of one of them.
+        for (unsigned i = 0; i < options.runs; ++i) {
+            r.faultline_runs.push_back(repetition(w, faultline));
+            r.baseline_runs.push_back(repetition(w, baseline));
+        }
+    } catch (const Failure& e) {
+        r.error = std::string(e.what());
+        return r;
+    }
+    r.runs = options.runs;
+    r.faultline = median(r.faultline_runs);
+    r.baseline = median(r.baseline_runs);
+    r.ratio = r.baseline > 0 ? r.faultline / r.baseline : 0;
+    return r;
+}
+
+} // namespace bench

@@ -1,0 +1,335 @@
+// bench/main.cc — faultline-bench: faultline against its baselines.
+//
+//   faultline-bench [--quick] [--json FILE] [--plot] [--sweep] [--runs N] [--only SUBSTRING]
+//
+// Prints a table of cases (docs/performance.md explains each); --json writes
+// the same results machine-readably, --plot draws them into docs/img with
+// gnuplot. --sweep measures first-touch cost over a grid of
+// Config::fault_around_pages x Config::handler_threads instead: the data the
+// runtime's defaults were chosen from.
+#include "bench.h"
+#include "mappers.h"
+#include "placement.h"
+#include "report.h"
+#include "workloads.h"
+
+#include <faultline/runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace bench;
+
+namespace {
+
+constexpr size_t MiB = size_t(1) << 20;
+constexpr size_t GiB = size_t(1) << 30;
+
+struct Options {
+    bool quick = false;
+    bool plot = false;
+    bool sweep = false;
+    unsigned runs = 5;
+    std::string json;
+    std::string only;
+    std::string plot_dir = "docs/img";
+};
+
+// Region sizes. Full size is what docs/performance.md reports; --quick
+// shrinks every region so the whole run stays well inside 45 seconds on a
+// 2-core VM, at the price of a larger share of fixed per-run costs.
+struct Sizes {
+    size_t touch_bytes;      // the first-touch and read cases
+    size_t single_faults;    // faults per repetition of anon_single_fault
+    size_t sweep_bytes;      // the first-touch workloads of the sweep
+    size_t sweep_faults;     // the sparse workload of the sweep
+};
+constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048 };
+constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512 };
+
+// Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
+// largest fault-around window the sweep tries (64 pages) never covers the
+// next touched page, so every touch is a fault of its own.
+constexpr size_t kSparseStridePages = 64;
+
+void usage(FILE* out)
+{
+    fprintf(out,
+        "usage: faultline-bench [--quick] [--json FILE] [--plot] [--plot-dir DIR] [--sweep] [--runs N] [--only SUBSTRING]\n"
+        "  --quick        reduced sizes (about 30 s on a 2-core machine)\n"
+        "  --json FILE    also write the results as JSON\n"
+        "  --plot         render charts into --plot-dir (default docs/img) with gnuplot\n"
+        "  --sweep        measure first-touch cost for fault_around_pages in {1,4,8,16,32,64}\n"
+        "                 x handler_threads in {1,2} instead of the cases\n"
+        "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
+        "  --only S       run only the cases whose name contains S\n");
+}
+
+Options parse(int argc, char** argv)
+{
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "faultline-bench: %s needs a value\n", a.c_str());
+                usage(stderr);
+                exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--quick")
+            o.quick = true;
+        else if (a == "--plot")
+            o.plot = true;
+        else if (a == "--sweep")
+            o.sweep = true;
+        else if (a == "--json")
+            o.json = value();
+        else if (a == "--plot-dir")
+            o.plot_dir = value();
+        else if (a == "--only")
+            o.only = value();
+        else if (a == "--runs") {
+            o.runs = unsigned(atoi(value().c_str()));
+            if (o.runs == 0) {
+                fprintf(stderr, "faultline-bench: --runs must be at least 1\n");
+                exit(2);
+            }
+        } else if (a == "--help" || a == "-h") {
+            usage(stdout);
+            exit(0);
+        } else {
+            fprintf(stderr, "faultline-bench: unknown argument '%s'\n", a.c_str());
+            usage(stderr);
+            exit(2);
+        }
+    }
+    return o;
+}
+
+// Where the threads of a case run (placement.h explains why it matters).
+enum class Placement {
+    // Left to the scheduler, with a fresh faultline runtime per repetition.
+    Scheduler,
+    // faultline's handler threads (and the minimal handler) pinned to one
+    // CPU, the touching thread to another: the usual situation on a
+    // multi-core machine whose application threads keep their CPUs busy.
+    OtherCpu,
+    // Everything pinned to one CPU: no cross-CPU wake-ups at all, which
+    // leaves the cost of the fault path itself.
+    SameCpu,
+};
+
+const char* placement_name(Placement p)
+{
+    switch (p) {
+    case Placement::Scheduler:
+        return "scheduler";
+    case Placement::OtherCpu:
+        return "handler-on-other-cpu";
+    case Placement::SameCpu:
+        return "same-cpu";
+    }
+    return "?";
+}
+
+enum class Baseline { Native, MinimalUffd };
+
+// Runs one workload: faultline with `config` against `baseline`, under
+// `placement`. Never throws; failures are returned in Result::error.
+Result measure(const Workload& w, const faultline::Config& config, Baseline baseline, Placement placement,
+    const CompareOptions& co)
+{
+    Result r;
+    try {
+        const std::vector<int> cpus = allowed_cpus();
+        if (placement != Placement::Scheduler && cpus.empty())
+            fail("no CPU in this process's affinity mask");
+        NativeMapper native;
+        std::unique_ptr<faultline::Runtime> runtime;
+        std::unique_ptr<FaultlineMapper> faultline;
+        std::unique_ptr<MinimalUffdMapper> minimal;
+        if (placement == Placement::Scheduler) {
+            faultline = std::make_unique<FaultlineMapper>(config);
+            if (baseline == Baseline::MinimalUffd)
+                minimal = std::make_unique<MinimalUffdMapper>();
+        } else {
+            const int handler_cpu = placement == Placement::OtherCpu ? cpus.at(1) : cpus[0];
+            {
+                // Handler threads are started while pinned, so they
+                // inherit the pin.
+                PinnedTo pinned(handler_cpu);
+                runtime = make_runtime(config);
+                if (baseline == Baseline::MinimalUffd)
+                    minimal = std::make_unique<MinimalUffdMapper>();
+            }
+            faultline = std::make_unique<FaultlineMapper>(*runtime);
+        }
+        std::optional<PinnedTo> touching_cpu;
+        if (placement != Placement::Scheduler)
+            touching_cpu.emplace(cpus[0]);
+        Mapper& base = baseline == Baseline::Native ? static_cast<Mapper&>(native) : *minimal;
+        r = compare(w, *faultline, base, co);
+    } catch (const Failure& e) {
+        r.name = w.name;
+        r.unit = w.unit;
+        r.error = e.what();
+    }
+    r.fault_around_pages = config.fault_around_pages;
+    r.handler_threads = config.handler_threads;
+    r.placement = placement_name(placement);
+    return r;
+}
+
+// The cases of docs/performance.md, each against its own baseline.
+std::vector<Result> run_cases(const Options& o, const Sizes& s)
+{
+    CompareOptions co;
+    co.runs = o.runs;
+    // The library's default configuration, so that the figures describe
+    // what an application gets without tuning.
+    const faultline::Config defaults;
+    // Fault-around off: one touch is one fault is one page.
+    faultline::Config one_page;
+    one_page.fault_around_pages = 1;
+    // On a single CPU there is no other CPU to put a handler on; the
+    // unsuffixed cases then run on the one there is.
+    const bool have_two_cpus = allowed_cpus().size() >= 2;
+    const Placement usual = have_two_cpus ? Placement::OtherCpu : Placement::SameCpu;
+
+    std::vector<Result> results;
+    auto run = [&](const Workload& w, const faultline::Config& config, Baseline baseline, Placement placement) {
+        if (!o.only.empty() && w.name.find(o.only) == std::string::npos)
+            return;
+        Result r = measure(w, config, baseline, placement, co);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
+    // Single-threaded cases run twice: with the handler on another CPU
+    // (the name without suffix) and with everything on one CPU (/same_cpu).
+    // The difference between the two is the price of cross-CPU wake-ups.
+    auto both = [&](auto make, const std::string& name, const faultline::Config& config, Baseline baseline) {
+        run(make(name), config, baseline, usual);
+        if (have_two_cpus)
+            run(make(name + "/same_cpu"), config, baseline, Placement::SameCpu);
+    };
+
+    print_table_header();
+    both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch", defaults,
+        Baseline::Native);
+    both([&](std::string n) { return rand_first_touch(n, s.touch_bytes); }, "anon_rand_first_touch", defaults,
+        Baseline::Native);
+    // The baseline is the minimal handler, so the ratio is faultline's
+    // per-fault overhead over what userfaultfd itself costs here.
+    both([&](std::string n) { return sparse_touch(n, s.single_faults, kSparseStridePages); }, "anon_single_fault",
+        one_page, Baseline::MinimalUffd);
+    // More touching threads than a small machine has CPUs: pinning cannot
+    // give every thread a CPU of its own, so the scheduler places them.
+    for (unsigned threads : { 2u, 4u })
+        run(mt_first_touch("anon_mt_first_touch/" + std::to_string(threads), s.touch_bytes, threads), defaults,
+            Baseline::Native, Placement::Scheduler);
+    both([&](std::string n) { return read_zero(n, s.touch_bytes); }, "anon_read_zero", defaults, Baseline::Native);
+    return results;
+}
+
+// The grid the defaults are chosen from. Every configuration gets its own
+// runtimes and its own native runs, interleaved with them, so each row's
+// ratio is as trustworthy as a case's. Threads are left to the scheduler, as
+// they are in an application: a second handler thread can only help by
+// being on another CPU than the first, which pinning would rule out.
+std::vector<Result> run_sweep(const Options& o, const Sizes& s)
+{
+    CompareOptions co;
+    co.runs = o.runs;
+    const std::vector<Workload> workloads = {
+        seq_first_touch("anon_seq_first_touch", s.sweep_bytes),
+        rand_first_touch("anon_rand_first_touch", s.sweep_bytes),
+        // Two touching threads: the load where a second handler thread
+        // could pay off.
+        mt_first_touch("anon_mt_first_touch/2", s.sweep_bytes, 2),
+        // The price of fault-around: isolated touches, where every page
+        // installed beside the touched one is wasted work and memory.
+        sparse_touch("anon_sparse_touch", s.sweep_faults, kSparseStridePages),
+    };
+    std::vector<std::string> names;
+    for (const auto& w : workloads)
+        names.push_back(w.name);
+
+    std::vector<Result> results;
+    print_sweep_header(names);
+    for (unsigned handlers : { 1u, 2u }) {
+        for (unsigned around : { 1u, 4u, 8u, 16u, 32u, 64u }) {
+            faultline::Config config;
+            config.handler_threads = handlers;
+            config.fault_around_pages = around;
+            std::vector<Result> row;
+            for (const auto& w : workloads)
+                row.push_back(measure(w, config, Baseline::Native, Placement::Scheduler, co));
+            print_sweep_row(row);
+            results.insert(results.end(), row.begin(), row.end());
+        }
+    }
+    return results;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    Options o = parse(argc, argv);
+    const Sizes& sizes = o.quick ? kQuick : kFull;
+
+    Machine machine = describe_machine();
+    machine.mode = o.quick ? "quick" : "full";
+    {
+        auto rt = make_runtime({});
+        machine.uffd_mode = rt->user_mode_only() ? "user-mode-only" : "full";
+        machine.faultline_features = rt->features();
+    }
+    printf("faultline-bench (%s): %s, %u cores, %s, Linux %s, THP %s, cpuidle %s, load %s\n", machine.mode.c_str(),
+        machine.cpu.c_str(), machine.cores, machine.hypervisor == "none" ? "bare metal" : (machine.hypervisor + " VM").c_str(),
+        machine.kernel.c_str(), machine.thp.c_str(), machine.cpuidle.c_str(), machine.load_start.c_str());
+    printf("each figure: median of %u runs, faultline and baseline alternating; ratio = faultline / baseline\n\n", o.runs);
+
+    std::vector<Result> cases, sweep;
+    try {
+        if (o.sweep)
+            sweep = run_sweep(o, sizes);
+        else
+            cases = run_cases(o, sizes);
+    } catch (const Failure& e) {
+        // Failures outside a case (a baseline handler that cannot start).
+        fprintf(stderr, "faultline-bench: %s\n", e.what());
+        return 1;
+    }
+    machine.load_end = load_average();
+    printf("\nload average at end: %s\n", machine.load_end.c_str());
+
+    int status = 0;
+    for (const auto* list : { &cases, &sweep })
+        for (const Result& r : *list)
+            if (r.error) {
+                fprintf(stderr, "faultline-bench: %s FAILED: %s\n", r.name.c_str(), r.error->c_str());
+                status = 1;
+            }
+    try {
+        if (!o.json.empty()) {
+            write_json(o.json, machine, cases, sweep);
+            printf("wrote %s\n", o.json.c_str());
+        }
+        if (o.plot) {
+            plot(o.plot_dir, machine, cases, sweep);
+            printf("wrote charts to %s\n", o.plot_dir.c_str());
+        }
+    } catch (const Failure& e) {
+        fprintf(stderr, "faultline-bench: %s\n", e.what());
+        status = 1;
+    }
+    return status;
+}
