@@ -73,7 +73,7 @@ Result<Range> RangeAllocator::allocate_anywhere(size_t size, size_t alignment)
         return fail(EINVAL, "size must be a non-zero multiple of the page size");
     if (alignment < page_ || (alignment & (alignment - 1)) != 0)
         return fail(EINVAL, "alignment must be a power of two no smaller than the page size");
-    if (size > size_ || alignment > size_)
+    if (size > size_)
         return fail(ENOMEM, "larger than the arena");
 
     auto fits = [&](const Node& n, uintptr_t* at) {
@@ -85,22 +85,20 @@ Result<Range> RangeAllocator::allocate_anywhere(size_t size, size_t alignment)
         *at = aligned;
         return true;
     };
-    // The smallest range of at least `size` usually fits; if alignment
-    // pushes the start too far, a range of size + alignment - page always
-    // fits, so at most two O(log n) lookups are needed.
-    uintptr_t at = 0;
+    // Walk the ranges in (size, address) order from the first one large
+    // enough. Without alignment the first one fits: O(log n). With it, a
+    // range of size + alignment - page always fits, so the walk ends there
+    // at the latest; the ranges passed on the way are the ones too small
+    // once aligned. That keeps strict best fit (the smallest range that
+    // holds the block at its alignment) at O(log n + k).
+    const size_t always_fits = size + (alignment - page_) < size ? SIZE_MAX : size + (alignment - page_);
     Node key { { 0, size }, {}, {} };
-    auto it = by_size_.lower_bound(key);
-    if (it != by_size_.end() && fits(*it, &at))
-        return carve(*it, at, size);
-    if (alignment > page_) {
-        size_t slack = size + (alignment - page_);
-        if (slack < size)
-            return fail(ENOMEM, "size plus alignment overflows");
-        key.range.size = slack;
-        it = by_size_.lower_bound(key);
-        if (it != by_size_.end() && fits(*it, &at))
+    uintptr_t at = 0;
+    for (auto it = by_size_.lower_bound(key); it != by_size_.end(); ++it) {
+        if (fits(*it, &at))
             return carve(*it, at, size);
+        if (it->range.size >= always_fits)
+            break;
     }
     return fail(ENOMEM, "no free range of that size in the arena");
 }

@@ -2,7 +2,8 @@
 //
 // Free ranges live in two Boost.Intrusive red-black trees at once: one keyed
 // by address (to find the range around a fixed address and to coalesce
-// neighbours on free) and one keyed by (size, address) (best fit in O(log n)).
+// neighbours on free) and one keyed by (size, address) (best fit in O(log n)
+// for page-aligned requests).
 // Nodes are allocated on the API path only; the fault path never calls this
 // class. It touches no kernel state, so it is tested without one.
 #pragma once
@@ -34,6 +35,8 @@ public:
 
     // Best fit: the smallest free range that holds `size` bytes at
     // `alignment` (a power of two, >= page). ENOMEM when nothing fits.
+    // O(log n) without alignment; with it O(log n + k), k being the free
+    // ranges too small once aligned.
     Result<Range> allocate_anywhere(size_t size, size_t alignment);
     // Exactly [address, address+size). EEXIST when any part is taken,
     // EINVAL when it is not inside the managed range.

@@ -35,7 +35,7 @@ Result<std::unique_ptr<Region>> Region::try_create(Params params)
 
 Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t size) const
 {
-    if (base < range_.base || size == 0 || size > range_.end() - base)
+    if (base < range_.base || base >= range_.end() || size == 0 || size > range_.end() - base)
         return fail(EINVAL, "piece is not inside the region");
     Params p;
     p.range = { base, size };
