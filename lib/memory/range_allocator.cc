@@ -119,6 +119,8 @@ Result<void> RangeAllocator::free(Range range)
 {
     if (range.size == 0 || range.base < base_ || range.end() > base_ + size_ || range.end() < range.base)
         return fail(EINVAL, "range is not inside the arena");
+    if (range.base % page_ != 0 || range.size % page_ != 0)
+        return fail(EINVAL, "range is not page-aligned");
     Node key { { range.base, 0 }, {}, {} };
     auto next = by_address_.lower_bound(key);
     Node* prev = nullptr;

@@ -42,7 +42,8 @@ public:
     // EINVAL when it is not inside the managed range.
     Result<Range> allocate_specific(uintptr_t address, size_t size);
     // Returns a range taken earlier; coalesces with free neighbours.
-    // Freeing a range that is (partly) free already is a bug: EINVAL.
+    // Freeing a range that is (partly) free already, or not page-aligned, is
+    // a bug: EINVAL.
     Result<void> free(Range range);
 
     size_t free_bytes() const { return free_bytes_; }

@@ -843,3 +843,12 @@ TEST(RangeAllocator, RandomizedAlignedAgainstReferenceModel)
 {
     run_random(67890, 4000, true);
 }
+
+TEST(RangeAllocator, FreeOfUnalignedRangeIsEINVAL)
+{
+    RangeAllocator a(kBase, 16 * kPage, kPage);
+    ASSERT_TRUE(a.allocate_specific(kBase, 16 * kPage));
+    EXPECT_EQ(error_of(a.free({ kBase + 1, kPage })), EINVAL);
+    EXPECT_EQ(error_of(a.free({ kBase, kPage + 1 })), EINVAL);
+    EXPECT_EQ(a.free_bytes(), 0u);
+}
