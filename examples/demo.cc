@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -110,7 +111,9 @@ int main()
         }
     });
     go.store(true);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // Let the faulter get well into the region before pulling it away.
+    while (written.load() < 2000)
+        std::this_thread::yield();
     check(rt->unmap(victim, victim_size), "unmap");
     faulter.join();
     std::printf("3. unmapped a region while a thread faulted in it: %zu pages written before, %zu refused (SIGSEGV) after; no hang\n",
@@ -124,6 +127,32 @@ int main()
     std::printf("   per thread:");
     for (auto& t : st.threads)
         std::printf(" tid %d: %llu", t.tid, (unsigned long long)t.faults);
-    std::printf("\n   region table (Runtime::to_json):\n%s\n", rt->to_json().c_str());
+    std::printf("\n\n   region table:\n   %-14s %10s %-12s %-4s %-5s %10s %10s %8s %8s  %s\n", "address", "size KiB", "name", "acc",
+        "flags", "resident", "zero-map", "faults", "pages", "page map (first 48 cells; . absent z zero-page D private)");
+    // The per-page maps come from the JSON report (same address order).
+    const std::string json = rt->to_json();
+    size_t map_at = 0;
+    for (const RegionStats& r : rt->regions()) {
+        std::string access = std::string(has(r.access, Access::Read) ? "r" : "-") + (has(r.access, Access::Write) ? "w" : "-")
+            + (has(r.access, Access::Execute) ? "x" : "-");
+        std::string flags = std::string(has(r.flags, RegionFlags::Stack) ? "S" : "") + (has(r.flags, RegionFlags::Immutable) ? "I" : "")
+            + (has(r.flags, RegionFlags::NoReserve) ? "N" : "");
+        std::printf("   %#-14lx %10zu %-12s %-4s %-5s %9zuK %9zuK %8llu %8llu  ", (unsigned long)r.base, r.size >> 10, r.name.c_str(),
+            access.c_str(), flags.empty() ? "-" : flags.c_str(), r.amount_resident >> 10, r.amount_zero_mapped >> 10,
+            (unsigned long long)r.zero_faults, (unsigned long long)r.pages_installed);
+        map_at = json.find("\"page_map\":\"", map_at);
+        if (map_at != std::string::npos) {
+            map_at += 12;
+            std::string map = json.substr(map_at, json.find('"', map_at) - map_at);
+            std::printf("%s", map.substr(0, 48).c_str());
+        }
+        std::printf("\n");
+    }
+    const char* json_path = "demo-regions.json";
+    if (FILE* f = std::fopen(json_path, "w")) {
+        std::fputs(json.c_str(), f);
+        std::fclose(f);
+        std::printf("   full table with per-page maps (Runtime::to_json) written to %s\n", json_path);
+    }
     return bad == 0 && !write_ok ? 0 : 1;
 }

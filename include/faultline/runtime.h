@@ -94,8 +94,6 @@ public:
     bool user_mode_only() const;
     const Config& config() const;
 
-    RuntimeCore& core() { return *core_; }
-
 private:
     explicit Runtime(std::unique_ptr<RuntimeCore>);
     std::unique_ptr<RuntimeCore> core_;

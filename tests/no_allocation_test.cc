@@ -1,0 +1,161 @@
+// The fault path allocates nothing: malloc and friends are interposed for
+// this test binary and count calls made on the runtime's handler threads
+// while faults are served (including fault-around, deduplication, stale
+// faults after unmap, and the SIGBUS path). Not built with sanitizers, which
+// interpose malloc themselves.
+#include "test_support.h"
+
+#include "os/fault_injection.h"
+
+#include <atomic>
+#include <csetjmp>
+#include <csignal>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
+#include <string>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+extern "C" void* __libc_malloc(size_t);
+extern "C" void* __libc_calloc(size_t, size_t);
+extern "C" void* __libc_realloc(void*, size_t);
+extern "C" void* __libc_memalign(size_t, size_t);
+
+namespace {
+
+constexpr int kMaxWatched = 16;
+std::atomic<int> g_watched[kMaxWatched];
+std::atomic<bool> g_watching { false };
+std::atomic<long> g_allocations { 0 };
+
+bool on_watched_thread()
+{
+    if (!g_watching.load(std::memory_order_relaxed))
+        return false;
+    int tid = int(syscall(SYS_gettid));
+    for (auto& w : g_watched)
+        if (w.load(std::memory_order_relaxed) == tid)
+            return true;
+    return false;
+}
+
+void count()
+{
+    if (on_watched_thread())
+        g_allocations.fetch_add(1);
+}
+
+} // namespace
+
+extern "C" void* malloc(size_t n)
+{
+    count();
+    return __libc_malloc(n);
+}
+extern "C" void* calloc(size_t a, size_t b)
+{
+    count();
+    return __libc_calloc(a, b);
+}
+extern "C" void* realloc(void* p, size_t n)
+{
+    count();
+    return __libc_realloc(p, n);
+}
+extern "C" void* aligned_alloc(size_t a, size_t n)
+{
+    count();
+    return __libc_memalign(a, n);
+}
+extern "C" int posix_memalign(void** out, size_t a, size_t n)
+{
+    count();
+    *out = __libc_memalign(a, n);
+    return *out ? 0 : ENOMEM;
+}
+
+using namespace faultline;
+using faultline::testing::kPage;
+
+namespace {
+
+std::vector<int> handler_tids()
+{
+    std::vector<int> tids;
+    DIR* d = opendir("/proc/self/task");
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name == "faultline-uffd")
+            tids.push_back(atoi(e->d_name));
+    }
+    closedir(d);
+    return tids;
+}
+
+thread_local sigjmp_buf* t_jump;
+void on_signal(int)
+{
+    if (t_jump)
+        siglongjmp(*t_jump, 1);
+}
+
+} // namespace
+
+TEST(NoAllocation, FaultPathAllocatesNothing)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 8 });
+    auto tids = handler_tids();
+    ASSERT_EQ(tids.size(), 2u) << "expected two handler threads named faultline-uffd";
+    for (size_t i = 0; i < tids.size(); ++i)
+        g_watched[i].store(tids[i]);
+
+    const size_t pages = 4096;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<char*>(*r);
+    auto victim = rt->map_anonymous({ .size = 256 * kPage });
+    ASSERT_TRUE(victim);
+
+    g_allocations.store(0);
+    g_watching.store(true);
+    // Reads, writes, several threads on the same pages (deduplication).
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (size_t i = 0; i < pages; i += 3)
+                if ((i + t) % 2)
+                    p[i * kPage + t] = 1;
+                else
+                    (void)static_cast<volatile char*>(p)[i * kPage];
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    // The SIGBUS path: an injected ENOMEM poisons the page.
+    struct sigaction sa {}, old {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGBUS, &sa, &old);
+    os::FaultInjection::arm(os::InjectOp::Copy, ENOMEM, 1);
+    sigjmp_buf jump;
+    t_jump = &jump;
+    bool got_sigbus = false;
+    if (sigsetjmp(jump, 1) == 0)
+        static_cast<char*>(*victim)[0] = 1;
+    else
+        got_sigbus = true;
+    t_jump = nullptr;
+    sigaction(SIGBUS, &old, nullptr);
+    os::FaultInjection::disarm_all();
+    g_watching.store(false);
+
+    EXPECT_TRUE(got_sigbus);
+    EXPECT_GT(rt->stats().fault_events, 100u);
+    EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving faults";
+}
