@@ -27,8 +27,9 @@ constexpr bool is_subset(Access a, Access b) { return (uint8_t(a) & ~uint8_t(b))
 
 enum class RegionFlags : uint32_t {
     None = 0,
-    // Shared between clones/forks of the object rather than copied (roadmap:
-    // copy-on-write). Anonymous regions are private unless this is set.
+    // Pages live in a memfd mapped MAP_SHARED: a fork child's copy of the
+    // region shares them (writes on either side are seen by both) instead of
+    // copying them. Without it, anonymous regions are private.
     Shared = 1u << 0,
     // A stack: one PROT_NONE guard page is kept directly below the region so
     // that overflowing it raises SIGSEGV instead of running into a neighbour.
@@ -36,7 +37,8 @@ enum class RegionFlags : uint32_t {
     // Layout and access can never change again (protect, unmap, rename and
     // advise fail with EPERM); sealed with mseal(2) where the kernel has it.
     Immutable = 1u << 2,
-    // Reserved for purgeable memory (roadmap); accepted and reported only.
+    // Reserved for purgeable memory (roadmap): refused with EOPNOTSUPP until
+    // purgeable regions exist.
     Purgeable = 1u << 3,
     // Commit nothing against the runtime's commit limit. A fault may then
     // fail for lack of memory, which is delivered as SIGBUS.

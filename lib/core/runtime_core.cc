@@ -156,6 +156,8 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
         return fail(EINVAL, "unknown access bits");
     if (uint32_t(o.flags) & ~kKnownFlags)
         return fail(EINVAL, "unknown region flags");
+    if (has(o.flags, RegionFlags::Purgeable))
+        return fail(EOPNOTSUPP, "purgeable regions are not available yet (roadmap: purgeable memory)");
     Access max_access = o.max_access == Access::None ? o.access : o.max_access;
     if (!is_subset(o.access, max_access))
         return fail(EINVAL, "access is not within max_access");
@@ -184,7 +186,9 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
         if (committed)
             uncharge(o.size);
     };
-    auto object = memory::AnonymousVMObject::try_create_with_size(o.size, page_);
+    const bool shared = has(o.flags, RegionFlags::Shared);
+    auto object = shared ? memory::AnonymousVMObject::try_create_shared_with_size(o.size, page_, o.name.c_str())
+                         : memory::AnonymousVMObject::try_create_with_size(o.size, page_);
     if (!object) {
         undo_charge();
         return std::unexpected(object.error());
@@ -224,7 +228,21 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
         undo_charge();
     };
 
-    if (int rc = os::protect(base, o.size, int(o.access)); rc < 0) {
+    if (shared) {
+        // The memfd is mapped over the arena range: a new VMA, not covered
+        // by the arena's registration, so it gets its own. Unmapping the
+        // region resets the range to arena memory again.
+        if (int rc = os::map_shared_fixed(base, o.size, int(o.access), (*object)->backing_fd()); rc < 0) {
+            (void)arena_.reset(reserved, uffd_);
+            release();
+            return fail(-rc, std::string("mapping the shared object failed: ") + strerror(-rc));
+        }
+        if (auto reg = uffd_.register_missing(reinterpret_cast<void*>(base), o.size); !reg) {
+            (void)arena_.reset(reserved, uffd_);
+            release();
+            return std::unexpected(reg.error());
+        }
+    } else if (int rc = os::protect(base, o.size, int(o.access)); rc < 0) {
         release();
         return fail(-rc, std::string("mprotect failed: ") + strerror(-rc));
     }
@@ -352,7 +370,7 @@ Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
             log::error("cannot return {:#x}+{:#x} to the arena: {}", reserved.base, reserved.size, ok.error().message());
             continue;
         }
-        r->object().forget_pages(r->object_offset() / page_, r->size() / page_);
+        r->object().release_pages(r->object_offset() / page_, r->size() / page_);
         // Threads that faulted here after the region left the tree were
         // answered with a wake already; this catches any still queued.
         uffd_.wake(reserved.base, reserved.size);
@@ -444,12 +462,20 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
     auto regions = covering_regions(address, size, false);
     if (!regions)
         return std::unexpected(regions.error());
-    if (int rc = os::discard(address, size); rc < 0)
-        return fail(-rc, std::string("madvise failed: ") + strerror(-rc));
     for (Region* r : *regions) {
         uintptr_t lo = std::max(address, r->base());
         uintptr_t hi = std::min(address + size, r->end());
-        r->object().forget_pages((r->object_offset() + (lo - r->base())) / page_, (hi - lo) / page_);
+        size_t first = (r->object_offset() + (lo - r->base())) / page_;
+        if (has(r->flags(), RegionFlags::Shared)) {
+            // Dropping the mapping's pages is not enough for a memfd: the
+            // page cache would hand them back. Punching the hole frees them
+            // for every mapping (fork children included) and unmaps them.
+            r->object().release_pages(first, (hi - lo) / page_);
+            continue;
+        }
+        if (int rc = os::discard(lo, hi - lo); rc < 0)
+            return fail(-rc, std::string("madvise failed: ") + strerror(-rc));
+        r->object().forget_pages(first, (hi - lo) / page_);
     }
     return {};
 }

@@ -2,7 +2,12 @@
 
 #include "fault/page_installer.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <new>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace faultline::memory {
 
@@ -13,12 +18,51 @@ Result<boost::intrusive_ptr<AnonymousVMObject>> AnonymousVMObject::try_create_wi
     auto* states = allocate_page_states(size / page_size);
     if (!states)
         return fail(ENOMEM, "cannot reserve page-state array");
-    auto* object = new (std::nothrow) AnonymousVMObject(size, page_size, states);
+    auto* object = new (std::nothrow) AnonymousVMObject(size, page_size, states, -1);
     if (!object) {
         release_page_states(states, size / page_size);
         return fail(ENOMEM, "out of memory for VMObject");
     }
     return boost::intrusive_ptr<AnonymousVMObject>(object);
+}
+
+Result<boost::intrusive_ptr<AnonymousVMObject>> AnonymousVMObject::try_create_shared_with_size(size_t size, size_t page_size, const char* name)
+{
+    if (size == 0 || size % page_size != 0)
+        return fail(EINVAL, "object size must be a non-zero multiple of the page size");
+    int fd = memfd_create(name && *name ? name : "faultline-shared", MFD_CLOEXEC);
+    if (fd < 0)
+        return fail(errno, std::string("memfd_create failed: ") + strerror(errno));
+    if (ftruncate(fd, off_t(size)) != 0) {
+        int err = errno;
+        close(fd);
+        return fail(err, std::string("sizing the shared object failed: ") + strerror(err));
+    }
+    auto* states = allocate_page_states(size / page_size);
+    if (!states) {
+        close(fd);
+        return fail(ENOMEM, "cannot reserve page-state array");
+    }
+    auto* object = new (std::nothrow) AnonymousVMObject(size, page_size, states, fd);
+    if (!object) {
+        release_page_states(states, size / page_size);
+        close(fd);
+        return fail(ENOMEM, "out of memory for VMObject");
+    }
+    return boost::intrusive_ptr<AnonymousVMObject>(object);
+}
+
+AnonymousVMObject::~AnonymousVMObject()
+{
+    if (memfd_ >= 0)
+        close(memfd_);
+}
+
+void AnonymousVMObject::release_pages(size_t first, size_t count) noexcept
+{
+    if (memfd_ >= 0)
+        (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(first * page_size_), off_t(count * page_size_));
+    forget_pages(first, count);
 }
 
 FaultOutcome AnonymousVMObject::handle_missing_page(const FaultContext& ctx, fault::PageInstaller& installer, uint64_t* pages_installed) noexcept

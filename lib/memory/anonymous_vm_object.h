@@ -4,6 +4,12 @@
 // installs zeroed private pages. Either way the object installs a whole
 // fault-around window of still-unpopulated pages per event, because one
 // userfaultfd round trip costs about ten native faults (docs/performance.md).
+//
+// A shared object (RegionFlags::Shared) keeps its pages in a memfd that the
+// region maps MAP_SHARED, so a fork child's copy of the region sees the same
+// pages instead of copies: private anonymous memory can never be shared
+// between two mappings, one page cache can. The memfd mapping gets its own
+// userfaultfd registration inside the arena.
 #pragma once
 
 #include "memory/vm_object.h"
@@ -17,15 +23,28 @@ namespace faultline::memory {
 class AnonymousVMObject final : public VMObject {
 public:
     static Result<boost::intrusive_ptr<AnonymousVMObject>> try_create_with_size(size_t size, size_t page_size);
+    // `name` names the memfd (/proc/self/maps shows /memfd:NAME).
+    static Result<boost::intrusive_ptr<AnonymousVMObject>> try_create_shared_with_size(size_t size, size_t page_size, const char* name);
+    ~AnonymousVMObject() override;
 
-    const char* kind_name() const noexcept override { return "anonymous"; }
+    const char* kind_name() const noexcept override { return is_shared() ? "shared-anonymous" : "anonymous"; }
     FaultOutcome handle_missing_page(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept override;
 
+    bool is_shared() const noexcept { return memfd_ >= 0; }
+    // The memfd behind a shared object (-1 for a private one).
+    int backing_fd() const noexcept { return memfd_; }
+    // Frees the memory of [first, first+count) pages: a shared object punches
+    // a hole in its memfd (a private object's pages die with their mapping).
+    // Also forgets their state.
+    void release_pages(size_t first, size_t count) noexcept override;
+
 private:
-    AnonymousVMObject(size_t size, size_t page_size, std::atomic<uint8_t>* states)
+    AnonymousVMObject(size_t size, size_t page_size, std::atomic<uint8_t>* states, int memfd)
         : VMObject(size, page_size, states)
+        , memfd_(memfd)
     {
     }
+    int memfd_ = -1;
 };
 
 } // namespace faultline::memory

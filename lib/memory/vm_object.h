@@ -72,6 +72,10 @@ public:
     }
     // Marks pages Unpopulated after the runtime dropped them.
     void forget_pages(size_t first, size_t count) noexcept;
+    // Frees whatever holds the pages' contents outside any mapping (a
+    // memfd's page cache, later a swap slot) and forgets their state.
+    // Called once no region maps them any more, or to discard them.
+    virtual void release_pages(size_t first, size_t count) noexcept { forget_pages(first, count); }
 
 protected:
     // `states` is the per-page array, from allocate_page_states().

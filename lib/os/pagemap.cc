@@ -60,7 +60,7 @@ Pagemap::Kind Pagemap::classify(uint64_t e, bool installed_zero) const
 {
     if (!present(e))
         return Kind::None;
-    if (exclusive(e))
+    if (exclusive(e) || file_or_shared(e))
         return Kind::Private;
     if (zero_pfn_ != 0)
         return pfn(e) == zero_pfn_ ? Kind::Zero : Kind::Shared;

@@ -27,10 +27,13 @@ public:
     static bool present(uint64_t e) { return e & (uint64_t(1) << 63); }
     static bool swapped(uint64_t e) { return e & (uint64_t(1) << 62); }
     static bool exclusive(uint64_t e) { return e & (uint64_t(1) << 56); }
+    static bool file_or_shared(uint64_t e) { return e & (uint64_t(1) << 61); }
     static uint64_t pfn(uint64_t e) { return e & ((uint64_t(1) << 55) - 1); }
 
     enum class Kind : char { None = '.', Zero = 'z', Private = 'D', Shared = 'c' };
-    // Classifies a present entry of private anonymous memory. The shared
+    // Classifies a present entry. A page of a memfd (shared region) is
+    // always a real page: Private here means "resident, not the zero
+    // page". For private anonymous memory: the shared
     // zero page is never "exclusively mapped"; neither is a page shared with
     // a fork child. They are told apart by PFN where this process may see
     // PFNs (CAP_SYS_ADMIN), else by `installed_zero` (the runtime mapped the

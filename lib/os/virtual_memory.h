@@ -17,6 +17,8 @@ void* reserve(size_t size, size_t alignment) noexcept;
 // pages, names and any foreign mapping placed over it.
 int replace_with_reservation(uintptr_t addr, size_t len) noexcept;
 int unmap(uintptr_t addr, size_t len) noexcept;
+// Maps `fd` MAP_SHARED|MAP_FIXED over [addr, addr+len) from offset 0.
+int map_shared_fixed(uintptr_t addr, size_t len, int prot, int fd) noexcept;
 int protect(uintptr_t addr, size_t len, int prot) noexcept;
 int discard(uintptr_t addr, size_t len) noexcept;
 int seal(uintptr_t addr, size_t len) noexcept;
