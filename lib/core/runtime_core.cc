@@ -306,7 +306,7 @@ void RuntimeCore::replace_region(Region& old, std::vector<std::unique_ptr<Region
     // A handler may still be resolving a fault through the old Region; its
     // counters and its object must outlive that. Pieces view the same
     // object, so nothing changes for the page being installed.
-    retired->wait_for_faults_to_end();
+    tree_.wait_for_faults_to_end(*retired);
     if (Region* heir = tree_.find_region_containing(retired->base()))
         heir->inherit_counters(*retired);
 }
@@ -362,7 +362,7 @@ Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
         // Pages installed by faults still in flight must land before the
         // range is dropped, or they would survive into the next region
         // placed here.
-        r->wait_for_faults_to_end();
+        tree_.wait_for_faults_to_end(*r);
         Range reserved = r->reserved_range();
         if (auto ok = arena_.reset(reserved, uffd_); !ok) {
             // Leave the range out of the allocator rather than hand out

@@ -169,7 +169,7 @@ void FaultHandler::serve_batch(const uffd_msg* msgs, size_t count, PageInstaller
         log::trace("fault at {:#x} {} tid {} -> {}", page, write ? "write" : "read", tid, int(outcome));
         if (outcome == memory::FaultOutcome::Sigbus)
             deliver_sigbus(page, tid, *region);
-        region->end_fault();
+        tree_.release_after_fault(*region);
     }
 
     if (wake_hi > wake_lo) {

@@ -88,10 +88,12 @@ public:
     // Fault path: resolves a missing page at `page` through the object.
     FaultOutcome handle_fault(uintptr_t page, bool write, fault::PageInstaller&, unsigned fault_around_pages) noexcept;
 
-    // In-flight faults. begin is called under the tree lock (shared) by the
-    // handler, so a region removed from the tree gets no new ones; the remover
-    // then waits for the count to reach zero before it drops pages or frees
-    // the Region (as SerenityOS's Region destructor waits on its users).
+    // In-flight faults. begin and end are called under the tree lock
+    // (shared) by the handler, so a region removed from the tree gets no new
+    // ones; the remover then waits for the count to reach zero before it drops
+    // pages or frees the Region (as SerenityOS's Region destructor waits on
+    // its users). Use RegionTree::release_after_fault/wait_for_faults_to_end,
+    // which add the locking.
     void begin_fault() noexcept { in_flight_.fetch_add(1, std::memory_order_acq_rel); }
     void end_fault() noexcept;
     void wait_for_faults_to_end() noexcept;

@@ -81,6 +81,21 @@ Region* RegionTree::acquire_for_fault(uintptr_t address) const noexcept
     return region;
 }
 
+void RegionTree::release_after_fault(Region& region) const noexcept
+{
+    std::shared_lock guard(lock_);
+    region.end_fault();
+}
+
+void RegionTree::wait_for_faults_to_end(Region& region) const noexcept
+{
+    region.wait_for_faults_to_end();
+    // The last handler decremented the count and may still be inside
+    // end_fault() (notifying us). It holds the shared lock until it is done;
+    // taking the lock exclusively once waits for that.
+    std::unique_lock guard(lock_);
+}
+
 void RegionTree::for_each(const std::function<void(Region&)>& fn) const
 {
     for (const Region& r : regions_)

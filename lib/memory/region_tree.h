@@ -52,6 +52,14 @@ public:
     // Fault path: find the region and count a fault in flight, under the
     // shared lock. Returns nullptr when no region contains `address`.
     Region* acquire_for_fault(uintptr_t address) const noexcept;
+    // Fault path: the fault is over. The count drops under the shared lock
+    // too, so that wait_for_faults_to_end() can tell when the handler has
+    // stopped touching the Region, not merely decremented its counter.
+    void release_after_fault(Region& region) const noexcept;
+    // API path, for a region already removed from the tree: returns once no
+    // handler uses it any more; then it may be freed. Caller must not hold
+    // lock().
+    void wait_for_faults_to_end(Region& region) const noexcept;
 
     size_t region_count() const noexcept { return regions_.size(); }
     void for_each(const std::function<void(Region&)>& fn) const;
