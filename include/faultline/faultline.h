@@ -8,6 +8,8 @@
 #ifndef FAULTLINE_FAULTLINE_H
 #define FAULTLINE_FAULTLINE_H
 
+#include <faultline/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,24 +54,24 @@ typedef struct faultline_region_stats {
 } faultline_region_stats;
 
 /* config may be NULL for defaults. On success *out holds the handle. */
-int faultline_create(const faultline_config* config, faultline_runtime_t* out);
+FAULTLINE_API int faultline_create(const faultline_config* config, faultline_runtime_t* out);
 /* Unmaps every region and stops the handler threads. -EBADF if stale. */
-int faultline_destroy(faultline_runtime_t rt);
+FAULTLINE_API int faultline_destroy(faultline_runtime_t rt);
 
 /* Maps `size` bytes (page multiple) anywhere in the arena, or exactly at
  * `address` when it is not NULL. */
-int faultline_map(faultline_runtime_t rt, void* address, size_t size, unsigned access,
+FAULTLINE_API int faultline_map(faultline_runtime_t rt, void* address, size_t size, unsigned access,
                   unsigned flags, const char* name, void** out);
-int faultline_unmap(faultline_runtime_t rt, void* address, size_t size);
-int faultline_protect(faultline_runtime_t rt, void* address, size_t size, unsigned access);
-int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);
-int faultline_make_immutable(faultline_runtime_t rt, void* address, size_t size);
-int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
+FAULTLINE_API int faultline_unmap(faultline_runtime_t rt, void* address, size_t size);
+FAULTLINE_API int faultline_protect(faultline_runtime_t rt, void* address, size_t size, unsigned access);
+FAULTLINE_API int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);
+FAULTLINE_API int faultline_make_immutable(faultline_runtime_t rt, void* address, size_t size);
+FAULTLINE_API int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
 /* Writes the JSON region table into buf (NUL-terminated, truncated to len).
  * Returns the full length needed (excluding the NUL) or -errno. */
-long faultline_to_json(faultline_runtime_t rt, char* buf, size_t len);
+FAULTLINE_API long faultline_to_json(faultline_runtime_t rt, char* buf, size_t len);
 /* Returns a static string describing the last error on this thread. */
-const char* faultline_last_error(void);
+FAULTLINE_API const char* faultline_last_error(void);
 
 #ifdef __cplusplus
 }

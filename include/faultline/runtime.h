@@ -12,6 +12,7 @@
 // until the process exits; they become ordinary anonymous memory).
 #pragma once
 
+#include <faultline/export.h>
 #include <faultline/result.h>
 #include <faultline/types.h>
 
@@ -52,7 +53,7 @@ struct Config {
 
 class RuntimeCore;
 
-class Runtime {
+class FAULTLINE_API Runtime {
 public:
     // Opens userfaultfd, negotiates features, reserves and registers the
     // arena and starts the handler threads. Fails with EPERM/ENOSYS and a
