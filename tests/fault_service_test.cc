@@ -25,7 +25,8 @@ TEST(FaultService, SixteenThreadsSamePage)
         for (int t = 0; t < 16; ++t) {
             threads.emplace_back([&, t] {
                 ready.fetch_add(1);
-                while (ready.load() < 16) { }
+                while (ready.load() < 16)
+                    std::this_thread::yield();
                 // Half read, half write the same page at once.
                 if (t % 2)
                     p[0].fetch_add(1);

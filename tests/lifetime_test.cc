@@ -68,7 +68,8 @@ TEST(Lifetime, UnmapRacingFaults)
         std::vector<std::thread> threads;
         for (int t = 0; t < 4; ++t) {
             threads.emplace_back([&, t] {
-                while (!go.load()) { }
+                while (!go.load())
+                    std::this_thread::yield();
                 for (size_t i = t; i < pages; i += 4) {
                     int got = touch(p + i * kPage, 'q');
                     if (got != -1 && got != 'q')
