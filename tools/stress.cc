@@ -642,21 +642,22 @@ unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, u
     size_t first = 0;
     uint64_t first_value = 0, first_expected = 0;
     bool first_exact = false;
-    for (unsigned k = 0; k < nspans; ++k)
-    for (size_t i = spans[k].lo; i < spans[k].hi; i += spans[k].stride) {
-        const unsigned owner = unsigned(i % w.opt.threads);
-        const uint64_t v = data[i];
-        uint64_t expected = 0;
-        const bool is_exact = exact(owner, &expected);
-        // An exact expectation of base 0 means "must be zero"; any value the
-        // tool writes has bit 63 set, so 0 is never a real base.
-        const uint64_t want = expected ? (expected | (i & kWordMask)) : 0;
-        const bool ok = is_exact ? v == want : (v == 0 || plausible(v, slot, incarnation, page, i, owner));
-        if (!ok && bad++ == 0) {
-            first = i;
-            first_value = v;
-            first_expected = want;
-            first_exact = is_exact;
+    for (unsigned k = 0; k < nspans; ++k) {
+        for (size_t i = spans[k].lo; i < spans[k].hi; i += spans[k].stride) {
+            const unsigned owner = unsigned(i % w.opt.threads);
+            const uint64_t v = data[i];
+            uint64_t expected = 0;
+            const bool is_exact = exact(owner, &expected);
+            // An exact expectation of base 0 means "must be zero"; any value the
+            // tool writes has bit 63 set, so 0 is never a real base.
+            const uint64_t want = expected ? (expected | (i & kWordMask)) : 0;
+            const bool ok = is_exact ? v == want : (v == 0 || plausible(v, slot, incarnation, page, i, owner));
+            if (!ok && bad++ == 0) {
+                first = i;
+                first_value = v;
+                first_expected = want;
+                first_exact = is_exact;
+            }
         }
     }
     if (bad) {
