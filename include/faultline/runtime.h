@@ -66,7 +66,8 @@ public:
     // Maps an anonymous region whose pages are zero-filled on first touch.
     Result<void*> map_anonymous(const MapOptions& options);
     // Unmaps [address, address+size); splits regions it cuts. The whole range
-    // must be mapped (EINVAL otherwise: nothing is changed).
+    // must be mapped (ENOENT otherwise: nothing is changed). docs/api.md lists
+    // every call's errno values.
     Result<void> unmap(void* address, size_t size);
     // Changes access over [address, address+size); splits regions it cuts.
     Result<void> protect(void* address, size_t size, Access access);
