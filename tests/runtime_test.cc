@@ -38,11 +38,32 @@ TEST(Runtime, CreatesAndReportsArena)
 
 TEST(Runtime, RejectsBadConfig)
 {
-    EXPECT_EQ(Runtime::create({ .arena_size = 0 }).error().code(), EINVAL);
-    EXPECT_EQ(Runtime::create({ .arena_size = 12345 }).error().code(), EINVAL);
-    EXPECT_EQ(Runtime::create({ .handler_threads = 0 }).error().code(), EINVAL);
-    EXPECT_EQ(Runtime::create({ .fault_around_pages = 0 }).error().code(), EINVAL);
-    EXPECT_EQ(Runtime::create({ .fault_around_pages = 100000 }).error().code(), EINVAL);
+    auto create_errno = [](Config c) {
+        auto rt = Runtime::create(std::move(c));
+        return rt ? 0 : rt.error().code();
+    };
+    EXPECT_EQ(create_errno({ .arena_size = 0 }), EINVAL);
+    EXPECT_EQ(create_errno({ .arena_size = 12345 }), EINVAL);
+    EXPECT_EQ(create_errno({ .handler_threads = 0 }), EINVAL);
+    EXPECT_EQ(create_errno({ .handler_threads = 65 }), EINVAL);
+    EXPECT_EQ(create_errno({ .fault_around_pages = 0 }), EINVAL);
+    EXPECT_EQ(create_errno({ .fault_around_pages = 100000 }), EINVAL);
+    EXPECT_EQ(create_errno({ .handler_spin_us = 2000000 }), EINVAL);
+}
+
+TEST(Runtime, SpinningHandlersServeAndStop)
+{
+    for (int i = 0; i < 3; ++i) {
+        FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 1, .handler_spin_us = 500 });
+        auto r = rt->map_anonymous({ .size = 256 * kPage });
+        ASSERT_TRUE(r);
+        auto* p = static_cast<char*>(*r);
+        for (size_t off = 0; off < 256 * kPage; off += kPage)
+            p[off] = char(off / kPage);
+        for (size_t off = 0; off < 256 * kPage; off += kPage)
+            ASSERT_EQ(p[off], char(off / kPage));
+        EXPECT_EQ(rt->stats().pages_installed, 256u);
+    } // destruction must stop spinning threads promptly
 }
 
 TEST(Runtime, MapTouchUnmap)

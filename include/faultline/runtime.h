@@ -35,6 +35,11 @@ struct Config {
     // Pages installed per write/read fault event (1 = no fault-around). Chosen
     // from bench/ (docs/performance.md).
     unsigned fault_around_pages = 16;
+    // Microseconds a handler thread keeps polling the userfaultfd without
+    // sleeping after its last event (0 = sleep in poll(2) at once). Spinning
+    // saves the wake-up of a sleeping handler on the next fault, at the cost
+    // of a busy CPU while faults keep coming. Chosen from bench/.
+    unsigned handler_spin_us = 0;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
     enum class UffdMode {

@@ -53,6 +53,8 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config config)
         return fail(EINVAL, "handler_threads must be between 1 and 64");
     if (config.fault_around_pages == 0 || config.fault_around_pages > 512)
         return fail(EINVAL, "fault_around_pages must be between 1 and 512");
+    if (config.handler_spin_us > 1000000)
+        return fail(EINVAL, "handler_spin_us must be at most 1000000");
 
     std::vector<std::string> unknown;
     os::FeatureSet disabled = os::disabled_features(config.disable, &unknown);
@@ -79,6 +81,7 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config config)
     fault::FaultHandlerOptions options;
     options.threads = core->config_.handler_threads;
     options.fault_around_pages = core->config_.fault_around_pages;
+    options.spin_us = core->config_.handler_spin_us;
     options.use_zeropage = features.has(os::Feature::ZeroPage);
     options.use_poison = features.has(os::Feature::Poison);
     options.have_thread_id = features.has(os::Feature::ThreadId);

@@ -4,6 +4,7 @@
 #include "os/virtual_memory.h"
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <poll.h>
 #include <pthread.h>
@@ -12,6 +13,17 @@
 #include <unistd.h>
 
 namespace faultline::fault {
+
+namespace {
+inline void cpu_relax() noexcept
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+}
 
 FaultHandler::FaultHandler(os::Userfaultfd& uffd, memory::RegionTree& tree, const FaultHandlerOptions& options)
     : uffd_(uffd)
@@ -95,6 +107,8 @@ void FaultHandler::run() noexcept
 
     uffd_msg msgs[kBatch];
     pollfd fds[2] = { { uffd_.fd(), POLLIN, 0 }, { stop_fd_, POLLIN, 0 } };
+    const auto spin = std::chrono::microseconds(options_.spin_us);
+    auto last_event = std::chrono::steady_clock::now();
     for (;;) {
         // Drain everything pending before sleeping: under load the next
         // batch is usually already queued, and poll() costs a system call.
@@ -102,11 +116,21 @@ void FaultHandler::run() noexcept
         if (n > 0) {
             batches_.fetch_add(1, std::memory_order_relaxed);
             serve_batch(msgs, size_t(n), installer);
+            if (spin.count())
+                last_event = std::chrono::steady_clock::now();
             continue;
         }
         if (n < 0 && n != -EINTR) {
             log::error("userfaultfd read failed: {}; handler thread stops", strerror(int(-n)));
             return;
+        }
+        // A thread that has just been served usually faults again soon: a
+        // handler still awake answers without the cost of waking it.
+        if (spin.count() && std::chrono::steady_clock::now() - last_event < spin) {
+            if (stopped_.load(std::memory_order_relaxed))
+                return;
+            cpu_relax();
+            continue;
         }
         if (poll(fds, 2, -1) < 0 && errno != EINTR) {
             log::error("poll on userfaultfd failed: {}; handler thread stops", strerror(errno));

@@ -30,6 +30,7 @@ namespace faultline::fault {
 struct FaultHandlerOptions {
     unsigned threads = 1;
     unsigned fault_around_pages = 16;
+    unsigned spin_us = 0;
     bool use_zeropage = true;
     bool use_poison = true;
     bool have_thread_id = true;
