@@ -1,6 +1,7 @@
 // bench/main.cc — faultline-bench: faultline against its baselines.
 //
 //   faultline-bench [--quick] [--json FILE] [--plot] [--sweep] [--runs N] [--only SUBSTRING]
+//                   [--fault-around-pages N] [--handler-threads N] [--handler-spin-us N]
 //
 // Prints a table of cases (docs/performance.md explains each); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
@@ -38,6 +39,22 @@ struct Options {
     std::string json;
     std::string only;
     std::string plot_dir = "docs/img";
+    // Overrides of the library's defaults, so that a proposed default can
+    // be measured before the library adopts it.
+    std::optional<unsigned> fault_around_pages;
+    std::optional<unsigned> handler_threads;
+    std::optional<unsigned> handler_spin_us;
+
+    bool overridden() const { return fault_around_pages || handler_threads || handler_spin_us; }
+    // The library's defaults with the overrides applied.
+    faultline::Config config() const
+    {
+        faultline::Config c;
+        c.fault_around_pages = fault_around_pages.value_or(c.fault_around_pages);
+        c.handler_threads = handler_threads.value_or(c.handler_threads);
+        c.handler_spin_us = handler_spin_us.value_or(c.handler_spin_us);
+        return c;
+    }
 };
 
 // Region sizes. Full size is what docs/performance.md reports; --quick
@@ -61,13 +78,18 @@ void usage(FILE* out)
 {
     fprintf(out,
         "usage: faultline-bench [--quick] [--json FILE] [--plot] [--plot-dir DIR] [--sweep] [--runs N] [--only SUBSTRING]\n"
-        "  --quick        reduced sizes (about 30 s on a 2-core machine)\n"
+        "                       [--fault-around-pages N] [--handler-threads N]\n"
+        "  --quick        reduced sizes (under 45 s on a 2-core machine, even a busy one)\n"
         "  --json FILE    also write the results as JSON\n"
         "  --plot         render charts into --plot-dir (default docs/img) with gnuplot\n"
-        "  --sweep        measure first-touch cost for fault_around_pages in {1,4,8,16,32,64}\n"
-        "                 x handler_threads in {1,2} instead of the cases\n"
+        "  --sweep        instead of the cases, measure first-touch cost for fault_around_pages\n"
+        "                 in {1,4,8,16,32,64} x handler_threads in {1,2}, then for\n"
+        "                 handler_spin_us in {0,10,25,50,100}\n"
         "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
-        "  --only S       run only the cases whose name contains S\n");
+        "  --only S       run only the cases whose name contains S\n"
+        "  --fault-around-pages N, --handler-threads N, --handler-spin-us N\n"
+        "                 use these instead of the library's defaults (cases; the sweep's\n"
+        "                 fixed settings)\n");
 }
 
 Options parse(int argc, char** argv)
@@ -95,6 +117,12 @@ Options parse(int argc, char** argv)
             o.plot_dir = value();
         else if (a == "--only")
             o.only = value();
+        else if (a == "--fault-around-pages")
+            o.fault_around_pages = unsigned(atoi(value().c_str()));
+        else if (a == "--handler-threads")
+            o.handler_threads = unsigned(atoi(value().c_str()));
+        else if (a == "--handler-spin-us")
+            o.handler_spin_us = unsigned(atoi(value().c_str()));
         else if (a == "--runs") {
             o.runs = unsigned(atoi(value().c_str()));
             if (o.runs == 0) {
@@ -183,6 +211,7 @@ Result measure(const Workload& w, const faultline::Config& config, Baseline base
     }
     r.fault_around_pages = config.fault_around_pages;
     r.handler_threads = config.handler_threads;
+    r.handler_spin_us = config.handler_spin_us;
     r.placement = placement_name(placement);
     return r;
 }
@@ -193,10 +222,10 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     CompareOptions co;
     co.runs = o.runs;
     // The library's default configuration, so that the figures describe
-    // what an application gets without tuning.
-    const faultline::Config defaults;
+    // what an application gets without tuning (unless overridden).
+    const faultline::Config defaults = o.config();
     // Fault-around off: one touch is one fault is one page.
-    faultline::Config one_page;
+    faultline::Config one_page = defaults;
     one_page.fault_around_pages = 1;
     // On a single CPU there is no other CPU to put a handler on; the
     // unsuffixed cases then run on the one there is.
@@ -220,6 +249,9 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
             run(make(name + "/same_cpu"), config, baseline, Placement::SameCpu);
     };
 
+    printf("faultline config: fault_around_pages=%u handler_threads=%u handler_spin_us=%u (%s)\n\n",
+        defaults.fault_around_pages, defaults.handler_threads, defaults.handler_spin_us,
+        o.overridden() ? "overridden on the command line" : "the library's defaults");
     print_table_header();
     both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch", defaults,
         Baseline::Native);
@@ -262,18 +294,37 @@ std::vector<Result> run_sweep(const Options& o, const Sizes& s)
         names.push_back(w.name);
 
     std::vector<Result> results;
+    auto run_row = [&](const faultline::Config& config, const char* grid) {
+        std::vector<Result> row;
+        for (const auto& w : workloads) {
+            row.push_back(measure(w, config, Baseline::Native, Placement::Scheduler, co));
+            row.back().sweep_grid = grid;
+        }
+        print_sweep_row(row);
+        results.insert(results.end(), row.begin(), row.end());
+    };
+
+    // The grid of the issue: fault-around size x handler threads, with the
+    // spin (if any) of the defaults or of --handler-spin-us.
+    const faultline::Config base = o.config();
     print_sweep_header(names);
     for (unsigned handlers : { 1u, 2u }) {
         for (unsigned around : { 1u, 4u, 8u, 16u, 32u, 64u }) {
-            faultline::Config config;
+            faultline::Config config = base;
             config.handler_threads = handlers;
             config.fault_around_pages = around;
-            std::vector<Result> row;
-            for (const auto& w : workloads)
-                row.push_back(measure(w, config, Baseline::Native, Placement::Scheduler, co));
-            print_sweep_row(row);
-            results.insert(results.end(), row.begin(), row.end());
+            run_row(config, "fault_around_pages x handler_threads");
         }
+    }
+    // Then Config::handler_spin_us at the defaults (or the overridden
+    // fault-around size and thread count): how long a handler should keep
+    // polling after an event before it sleeps.
+    printf("\n");
+    print_sweep_header(names);
+    for (unsigned spin : { 0u, 10u, 25u, 50u, 100u }) {
+        faultline::Config config = base;
+        config.handler_spin_us = spin;
+        run_row(config, "handler_spin_us");
     }
     return results;
 }
@@ -324,7 +375,15 @@ int main(int argc, char** argv)
             printf("wrote %s\n", o.json.c_str());
         }
         if (o.plot) {
-            plot(o.plot_dir, machine, cases, sweep);
+            // A run with overridden settings gets a chart of its own, so
+            // that it never replaces the one of the library's defaults.
+            std::string suffix;
+            if (o.overridden()) {
+                faultline::Config c = o.config();
+                suffix = "-fa" + std::to_string(c.fault_around_pages) + "-ht" + std::to_string(c.handler_threads) +
+                         "-spin" + std::to_string(c.handler_spin_us);
+            }
+            plot(o.plot_dir, machine, cases, sweep, suffix);
             printf("wrote charts to %s\n", o.plot_dir.c_str());
         }
     } catch (const Failure& e) {

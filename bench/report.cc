@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -204,6 +205,8 @@ void result_json(Json& j, const Result& r)
         j.numbers("faultline_runs", r.faultline_runs);
         j.numbers("baseline_runs", r.baseline_runs);
     }
+    if (!r.sweep_grid.empty())
+        j.field("sweep_grid", r.sweep_grid);
     j.field("placement", r.placement);
     j.field_int("threads", r.threads);
     j.field_int("bytes", r.bytes);
@@ -212,6 +215,7 @@ void result_json(Json& j, const Result& r)
     j.open('{');
     j.field_int("fault_around_pages", r.fault_around_pages);
     j.field_int("handler_threads", r.handler_threads);
+    j.field_int("handler_spin_us", r.handler_spin_us);
     j.close('}');
     j.close('}');
 }
@@ -241,7 +245,8 @@ std::string chart_title(const Machine& m)
            (m.hypervisor == "none" ? std::string("bare metal") : m.hypervisor + " VM") + ", Linux " + m.kernel;
 }
 
-void plot_cases(const std::string& dir, const std::string& tmp, const Machine& m, const std::vector<Result>& cases)
+void plot_cases(const std::string& dir, const std::string& tmp, const Machine& m, const std::vector<Result>& cases,
+    const std::string& suffix)
 {
     std::ostringstream data;
     size_t n = 0;
@@ -254,14 +259,18 @@ void plot_cases(const std::string& dir, const std::string& tmp, const Machine& m
     write_file(tmp + "/cases.dat", data.str());
     std::ostringstream gp;
     gp << "set terminal pngcairo size 1300,560 font ',10' noenhanced\n"
-       << "set output '" << dir << "/bench-cases.png'\n"
-       << "set multiplot layout 1,2 title \"" << chart_title(m) << "\"\n"
+       << "set output '" << dir << "/bench-cases" << suffix << ".png'\n"
+       << "set multiplot layout 1,2 title \"" << chart_title(m) << "\\nfault_around_pages="
+       << cases.front().fault_around_pages << ", handler_threads=" << cases.front().handler_threads
+       << ", handler_spin_us=" << cases.front().handler_spin_us
+       << " (anon_single_fault: fault_around_pages=1); medians of " << cases.front().runs << " runs\"\n"
        << "set style data histograms\n"
        << "set style histogram clustered gap 1\n"
        << "set style fill solid 0.85 border -1\n"
        << "set xtics rotate by -35 nomirror\n"
        << "set grid ytics\n"
-       << "set key top left\n"
+       << "set key below horizontal\n"
+       << "set offsets 0, 0, graph 0.08, 0\n"
        << "set xrange [-0.6:" << double(n) - 0.4 << "]\n"
        << "set title 'median time (log scale, lower is better)'\n"
        << "set ylabel 'ns per page (anon_single_fault: ns per fault)'\n"
@@ -280,62 +289,116 @@ void plot_cases(const std::string& dir, const std::string& tmp, const Machine& m
     run_gnuplot(tmp + "/cases.gp");
 }
 
-void plot_sweep(const std::string& dir, const std::string& tmp, const Machine& m, const std::vector<Result>& sweep)
+// One chart per sweep grid: a panel per workload, faultline's median
+// against the grid's variable, one line per value of `series` (handler
+// threads in the first grid; the second grid has a single series), and the
+// native baseline dashed.
+struct SweepChart {
+    std::string grid;       // Result::sweep_grid of the rows to draw
+    std::string file;       // output name inside the charts directory
+    std::string subtitle;
+    std::string xlabel;
+    bool log2_x;
+    unsigned (*x)(const Result&);
+    unsigned (*series)(const Result&);
+    std::string series_label; // "handler_threads=" or ""
+};
+
+void plot_sweep_chart(const std::string& dir, const std::string& tmp, const Machine& m, const std::vector<Result>& all,
+    const SweepChart& chart)
 {
-    // One data file per workload; within it one block per handler-thread
-    // count (gnuplot's `index`), rows ordered by fault-around size.
+    std::vector<const Result*> rows;
+    for (const Result& r : all)
+        if (r.sweep_grid == chart.grid && !r.error)
+            rows.push_back(&r);
+    if (rows.empty())
+        return;
     std::vector<std::string> names;
-    std::vector<unsigned> handler_counts;
-    for (const Result& r : sweep) {
-        if (std::find(names.begin(), names.end(), r.name) == names.end())
-            names.push_back(r.name);
-        if (std::find(handler_counts.begin(), handler_counts.end(), r.handler_threads) == handler_counts.end())
-            handler_counts.push_back(r.handler_threads);
+    std::vector<unsigned> series;
+    std::vector<unsigned> xs;
+    for (const Result* r : rows) {
+        if (std::find(names.begin(), names.end(), r->name) == names.end())
+            names.push_back(r->name);
+        if (std::find(series.begin(), series.end(), chart.series(*r)) == series.end())
+            series.push_back(chart.series(*r));
+        if (std::find(xs.begin(), xs.end(), chart.x(*r)) == xs.end())
+            xs.push_back(chart.x(*r));
     }
-    std::sort(handler_counts.begin(), handler_counts.end());
+    std::sort(series.begin(), series.end());
+    std::sort(xs.begin(), xs.end());
+    std::string xtics;
+    for (unsigned x : xs)
+        xtics += (xtics.empty() ? "" : ", ") + std::to_string(x);
+
     std::ostringstream gp;
-    size_t rows = (names.size() + 1) / 2;
-    gp << "set terminal pngcairo size 1300," << 420 * rows + 60 << " font ',10' noenhanced\n"
-       << "set output '" << dir << "/bench-sweep.png'\n"
-       << "set multiplot layout " << rows << ",2 title \"" << chart_title(m)
-       << "\\nsweep of Config::fault_around_pages x Config::handler_threads (medians; lower is better)\"\n"
-       << "set logscale x 2\n"
-       << "set xtics (1, 4, 8, 16, 32, 64)\n"
-       << "set xlabel 'fault_around_pages'\n"
+    size_t panel_rows = (names.size() + 1) / 2;
+    gp << "set terminal pngcairo size 1300," << 420 * panel_rows + 70 << " font ',10' noenhanced\n"
+       << "set output '" << dir << "/" << chart.file << "'\n"
+       << "set multiplot layout " << panel_rows << ",2 title \"" << chart_title(m) << "\\n" << chart.subtitle
+       << " (medians of " << rows.front()->runs << " runs; lower is better)\"\n"
+       << (chart.log2_x ? "set logscale x 2\n" : "set offsets graph 0.03, graph 0.03, 0, 0\n")
+       << "set xtics (" << xtics << ")\n"
+       << "set xlabel '" << chart.xlabel << "'\n"
        << "set grid\n"
        << "set key top right\n"
        << "set yrange [0:*]\n";
     for (size_t i = 0; i < names.size(); ++i) {
+        // One data file per workload; within it one block per series
+        // (gnuplot's `index`), rows ordered by x.
         std::ostringstream data;
         std::string unit;
-        for (unsigned h : handler_counts) {
+        for (unsigned sv : series) {
             std::vector<const Result*> block;
-            for (const Result& r : sweep)
-                if (r.name == names[i] && r.handler_threads == h && !r.error)
-                    block.push_back(&r);
+            for (const Result* r : rows)
+                if (r->name == names[i] && chart.series(*r) == sv)
+                    block.push_back(r);
             std::sort(block.begin(), block.end(),
-                [](const Result* a, const Result* b) { return a->fault_around_pages < b->fault_around_pages; });
+                [&](const Result* a, const Result* b) { return chart.x(*a) < chart.x(*b); });
             for (const Result* r : block) {
-                data << r->fault_around_pages << ' ' << r->faultline << ' ' << r->baseline << '\n';
+                data << chart.x(*r) << ' ' << r->faultline << ' ' << r->baseline << '\n';
                 unit = r->unit;
             }
             data << "\n\n";
         }
-        std::string file = tmp + "/sweep-" + std::to_string(i) + ".dat";
+        std::string file = tmp + "/" + chart.file + "-" + std::to_string(i) + ".dat";
         write_file(file, data.str());
         gp << "set title '" << names[i] << "'\n"
            << "set ylabel '" << unit << "'\n"
            << "plot ";
-        for (size_t h = 0; h < handler_counts.size(); ++h)
-            gp << "'" << file << "' index " << h << " using 1:2 with linespoints lw 2 title 'faultline, handler_threads="
-               << handler_counts[h] << "', ";
+        for (size_t k = 0; k < series.size(); ++k) {
+            gp << "'" << file << "' index " << k << " using 1:2 with linespoints lw 2 title 'faultline";
+            if (!chart.series_label.empty())
+                gp << ", " << chart.series_label << series[k];
+            gp << "', ";
+        }
         // The native baseline was measured next to every configuration; all
         // its rows estimate the same figure, so they are drawn as one line.
         gp << "'" << file << "' index 0 using 1:3 with linespoints dt 2 lc rgb 'black' title 'native (same run)'\n";
     }
     gp << "unset multiplot\n";
-    write_file(tmp + "/sweep.gp", gp.str());
-    run_gnuplot(tmp + "/sweep.gp");
+    write_file(tmp + "/" + chart.file + ".gp", gp.str());
+    run_gnuplot(tmp + "/" + chart.file + ".gp");
+}
+
+void plot_sweep(const std::string& dir, const std::string& tmp, const Machine& m, const std::vector<Result>& sweep)
+{
+    plot_sweep_chart(dir, tmp, m, sweep,
+        { "fault_around_pages x handler_threads", "bench-sweep.png",
+            "sweep of Config::fault_around_pages x Config::handler_threads", "fault_around_pages", true,
+            [](const Result& r) { return r.fault_around_pages; }, [](const Result& r) { return r.handler_threads; },
+            "handler_threads=" });
+    const Result* spin_row = nullptr;
+    for (const Result& r : sweep)
+        if (r.sweep_grid == "handler_spin_us")
+            spin_row = &r;
+    if (!spin_row)
+        return;
+    plot_sweep_chart(dir, tmp, m, sweep,
+        { "handler_spin_us", "bench-sweep-spin.png",
+            "sweep of Config::handler_spin_us at fault_around_pages=" + std::to_string(spin_row->fault_around_pages) +
+                ", handler_threads=" + std::to_string(spin_row->handler_threads),
+            "handler_spin_us", false, [](const Result& r) { return r.handler_spin_us; },
+            [](const Result&) { return 0u; }, "" });
 }
 
 } // namespace
@@ -397,10 +460,10 @@ void print_table_row(const Result& r)
 
 void print_sweep_header(const std::vector<std::string>& workloads)
 {
-    printf("%-12s %-8s", "fault_around", "handlers");
+    printf("%-12s %-8s %-7s", "fault_around", "handlers", "spin_us");
     for (const auto& w : workloads)
         printf(" | %-27.27s", w.c_str());
-    printf("\n%-12s %-8s", "", "");
+    printf("\n%-12s %-8s %-7s", "", "", "");
     for (size_t i = 0; i < workloads.size(); ++i)
         printf(" | %9s %9s %7s", "faultline", "native", "ratio");
     printf("\n");
@@ -411,7 +474,7 @@ void print_sweep_row(const std::vector<Result>& row)
 {
     if (row.empty())
         return;
-    printf("%-12u %-8u", row[0].fault_around_pages, row[0].handler_threads);
+    printf("%-12u %-8u %-7u", row[0].fault_around_pages, row[0].handler_threads, row[0].handler_spin_us);
     for (const Result& r : row) {
         if (r.error)
             printf(" | %-27s", "FAILED");
@@ -468,15 +531,19 @@ void write_json(const std::string& path, const Machine& m, const std::vector<Res
 }
 
 void plot(const std::string& dir, const Machine& machine, const std::vector<Result>& cases,
-    const std::vector<Result>& sweep)
+    const std::vector<Result>& sweep, const std::string& cases_suffix)
 {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+        fail("cannot create " + dir + ": " + ec.message());
     char tmpl[] = "/tmp/faultline-bench-XXXXXX";
     if (!mkdtemp(tmpl))
         fail(std::string("mkdtemp failed: ") + strerror(errno));
     std::string tmp = tmpl;
     try {
         if (!cases.empty())
-            plot_cases(dir, tmp, machine, cases);
+            plot_cases(dir, tmp, machine, cases, cases_suffix);
         if (!sweep.empty())
             plot_sweep(dir, tmp, machine, sweep);
     } catch (...) {

@@ -45,9 +45,9 @@ void write_json(const std::string& path, const Machine& machine, const std::vect
     const std::vector<Result>& sweep);
 
 // Renders the charts into `dir` with gnuplot; fails() if gnuplot is missing or
-// reports an error. Writes bench-cases.png when `cases` is non-empty and
-// bench-sweep.png when `sweep` is.
+// reports an error. Writes bench-cases<cases_suffix>.png when `cases` is
+// non-empty, and bench-sweep.png and bench-sweep-spin.png when `sweep` is.
 void plot(const std::string& dir, const Machine& machine, const std::vector<Result>& cases,
-    const std::vector<Result>& sweep);
+    const std::vector<Result>& sweep, const std::string& cases_suffix);
 
 } // namespace bench
