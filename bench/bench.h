@@ -75,6 +75,10 @@ struct Result {
     size_t units = 0;
     std::vector<double> faultline_runs;
     std::vector<double> baseline_runs;
+    // CPU time of the whole process per unit while the workload ran
+    // (medians): includes faultline's handler threads.
+    double faultline_cpu = 0;
+    double baseline_cpu = 0;
     // Configuration of the faultline runtime the case ran against.
     unsigned fault_around_pages = 0;
     unsigned handler_threads = 0;

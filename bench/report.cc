@@ -204,6 +204,8 @@ void result_json(Json& j, const Result& r)
         j.field_int("runs", r.runs);
         j.numbers("faultline_runs", r.faultline_runs);
         j.numbers("baseline_runs", r.baseline_runs);
+        j.field("faultline_cpu", r.faultline_cpu);
+        j.field("baseline_cpu", r.baseline_cpu);
     }
     if (!r.sweep_grid.empty())
         j.field("sweep_grid", r.sweep_grid);
@@ -439,8 +441,8 @@ Machine describe_machine()
 
 void print_table_header()
 {
-    printf("%-30s %-9s %10s %10s %7s  %-20s %-20s %4s  %s\n", "case", "unit", "faultline", "baseline", "ratio",
-        "baseline_name", "placement", "runs", "spread f/b");
+    printf("%-30s %-9s %10s %10s %7s %6s  %-20s %-20s %4s  %s\n", "case", "unit", "faultline", "baseline", "ratio",
+        "cpu", "baseline_name", "placement", "runs", "spread f/b");
     fflush(stdout);
 }
 
@@ -451,9 +453,12 @@ void print_table_row(const Result& r)
     } else {
         // The spread is (max - min) / median of each side's runs: how far to
         // trust the medians on this run.
-        printf("%-30s %-9s %10.1f %10.1f %7.3f  %-20s %-20s %4u  %s / %s\n", r.name.c_str(), r.unit.c_str(),
-            r.faultline, r.baseline, r.ratio, r.baseline_name.c_str(), r.placement.c_str(), r.runs,
-            pct_range(r.faultline_runs).c_str(), pct_range(r.baseline_runs).c_str());
+        // cpu: the process's CPU time over the baseline's for the same
+        // work (handler threads included).
+        printf("%-30s %-9s %10.1f %10.1f %7.3f %6.2f  %-20s %-20s %4u  %s / %s\n", r.name.c_str(), r.unit.c_str(),
+            r.faultline, r.baseline, r.ratio, r.baseline_cpu > 0 ? r.faultline_cpu / r.baseline_cpu : 0.0,
+            r.baseline_name.c_str(), r.placement.c_str(), r.runs, pct_range(r.faultline_runs).c_str(),
+            pct_range(r.baseline_runs).c_str());
     }
     fflush(stdout);
 }
@@ -462,10 +467,10 @@ void print_sweep_header(const std::vector<std::string>& workloads)
 {
     printf("%-12s %-8s %-7s", "fault_around", "handlers", "spin_us");
     for (const auto& w : workloads)
-        printf(" | %-27.27s", w.c_str());
+        printf(" | %-33.33s", w.c_str());
     printf("\n%-12s %-8s %-7s", "", "", "");
     for (size_t i = 0; i < workloads.size(); ++i)
-        printf(" | %9s %9s %7s", "faultline", "native", "ratio");
+        printf(" | %9s %9s %6s %6s", "faultline", "native", "ratio", "cpu");
     printf("\n");
     fflush(stdout);
 }
@@ -477,9 +482,10 @@ void print_sweep_row(const std::vector<Result>& row)
     printf("%-12u %-8u %-7u", row[0].fault_around_pages, row[0].handler_threads, row[0].handler_spin_us);
     for (const Result& r : row) {
         if (r.error)
-            printf(" | %-27s", "FAILED");
+            printf(" | %-33s", "FAILED");
         else
-            printf(" | %9.1f %9.1f %7.3f", r.faultline, r.baseline, r.ratio);
+            printf(" | %9.1f %9.1f %6.2f %6.2f", r.faultline, r.baseline, r.ratio,
+                r.baseline_cpu > 0 ? r.faultline_cpu / r.baseline_cpu : 0.0);
     }
     printf("\n");
     for (const Result& r : row)
