@@ -338,12 +338,21 @@ void plot_sweep_chart(const std::string& dir, const std::string& tmp, const Mach
        << "set output '" << dir << "/" << chart.file << "'\n"
        << "set multiplot layout " << panel_rows << ",2 title \"" << chart_title(m) << "\\n" << chart.subtitle
        << " (medians of " << rows.front()->runs << " runs; lower is better)\"\n"
-       << (chart.log2_x ? "set logscale x 2\n" : "set offsets graph 0.03, graph 0.03, 0, 0\n")
        << "set xtics (" << xtics << ")\n"
        << "set xlabel '" << chart.xlabel << "'\n"
        << "set grid\n"
-       << "set key top right\n"
-       << "set yrange [0:*]\n";
+       << "set key top right\n";
+    if (chart.log2_x) {
+        // Sizes double from one point to the next, and the costs span more
+        // than an order of magnitude: both axes logarithmic, with a margin
+        // so that the first and last points are not drawn on the frame.
+        gp << "set logscale x 2\n"
+           << "set xrange [" << xs.front() / 1.3 << ":" << xs.back() * 1.3 << "]\n"
+           << "set logscale y 10\n";
+    } else {
+        gp << "set offsets graph 0.03, graph 0.03, 0, 0\n"
+           << "set yrange [0:*]\n";
+    }
     for (size_t i = 0; i < names.size(); ++i) {
         // One data file per workload; within it one block per series
         // (gnuplot's `index`), rows ordered by x.
