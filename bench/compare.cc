@@ -91,6 +91,11 @@ Sample repetition(const Workload& w, Mapper& mapper)
         elapsed = w.run(base);
         cpu = process_cpu_ns() - cpu0;
         w.verify(base);
+    } catch (const Failure& e) {
+        mapper.unmap(base, w.bytes);
+        disarm_watchdog();
+        // Say which side computed the wrong result.
+        throw Failure(mapper.name() + ": " + e.what());
     } catch (...) {
         mapper.unmap(base, w.bytes);
         disarm_watchdog();

@@ -6,8 +6,9 @@
 // Prints a table of cases (docs/performance.md explains each); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
-// Config::fault_around_pages x Config::handler_threads instead: the data the
-// runtime's defaults were chosen from.
+// Config::fault_around_pages x Config::handler_threads, then over
+// Config::handler_spin_us, instead: the data the runtime's defaults are
+// chosen from.
 #include "bench.h"
 #include "mappers.h"
 #include "placement.h"
