@@ -45,8 +45,9 @@ struct Options {
     std::optional<unsigned> fault_around_pages;
     std::optional<unsigned> handler_threads;
     std::optional<unsigned> handler_spin_us;
+    std::optional<bool> wake_before_fault_around;
 
-    bool overridden() const { return fault_around_pages || handler_threads || handler_spin_us; }
+    bool overridden() const { return fault_around_pages || handler_threads || handler_spin_us || wake_before_fault_around; }
     // The library's defaults with the overrides applied.
     faultline::Config config() const
     {
@@ -54,6 +55,7 @@ struct Options {
         c.fault_around_pages = fault_around_pages.value_or(c.fault_around_pages);
         c.handler_threads = handler_threads.value_or(c.handler_threads);
         c.handler_spin_us = handler_spin_us.value_or(c.handler_spin_us);
+        c.wake_before_fault_around = wake_before_fault_around.value_or(c.wake_before_fault_around);
         return c;
     }
 };
@@ -88,7 +90,8 @@ void usage(FILE* out)
         "                 handler_spin_us in {0,10,25,50,100}\n"
         "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
         "  --only S       run only the cases whose name contains S\n"
-        "  --fault-around-pages N, --handler-threads N, --handler-spin-us N\n"
+        "  --fault-around-pages N, --handler-threads N, --handler-spin-us N,\n"
+        "  --wake-before-fault-around 0|1\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
         "                 fixed settings)\n");
 }
@@ -124,6 +127,8 @@ Options parse(int argc, char** argv)
             o.handler_threads = unsigned(atoi(value().c_str()));
         else if (a == "--handler-spin-us")
             o.handler_spin_us = unsigned(atoi(value().c_str()));
+        else if (a == "--wake-before-fault-around")
+            o.wake_before_fault_around = atoi(value().c_str()) != 0;
         else if (a == "--runs") {
             o.runs = unsigned(atoi(value().c_str()));
             if (o.runs == 0) {
@@ -250,8 +255,8 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
             run(make(name + "/same_cpu"), config, baseline, Placement::SameCpu);
     };
 
-    printf("faultline config: fault_around_pages=%u handler_threads=%u handler_spin_us=%u (%s)\n\n",
-        defaults.fault_around_pages, defaults.handler_threads, defaults.handler_spin_us,
+    printf("faultline config: fault_around_pages=%u handler_threads=%u handler_spin_us=%u wake_before_fault_around=%d (%s)\n\n",
+        defaults.fault_around_pages, defaults.handler_threads, defaults.handler_spin_us, int(defaults.wake_before_fault_around),
         o.overridden() ? "overridden on the command line" : "the library's defaults");
     print_table_header();
     both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch", defaults,

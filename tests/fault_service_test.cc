@@ -198,3 +198,29 @@ TEST(FaultService, PerThreadCounters)
         }
     EXPECT_TRUE(found);
 }
+
+TEST(FaultService, WakeBeforeFaultAround)
+{
+    // Threads run on while their windows are filled: touching a window page
+    // before it is installed must still end in the right bytes.
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 64, .wake_before_fault_around = true });
+    const size_t pages = 4096;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<char*>(*r);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (size_t i = t; i < pages; i += 4)
+                p[i * kPage + 1] = char(i);
+        });
+    for (auto& t : threads)
+        t.join();
+    for (size_t i = 0; i < pages; ++i) {
+        ASSERT_EQ(p[i * kPage + 1], char(i)) << i;
+        ASSERT_EQ(p[i * kPage], 0) << i;
+    }
+    auto st = rt->region_stats(p);
+    EXPECT_EQ(st->pages_installed, pages);
+    EXPECT_EQ(st->amount_resident, pages * kPage);
+}

@@ -30,16 +30,23 @@ struct Config {
     size_t arena_size = size_t(64) << 30;
     // Bytes that committed regions may reserve in total; 0 = MemTotal + SwapTotal.
     size_t commit_limit = 0;
-    // Threads reading fault events. Chosen from bench/ (docs/performance.md).
-    unsigned handler_threads = 1;
-    // Pages installed per write/read fault event (1 = no fault-around). Chosen
-    // from bench/ (docs/performance.md).
-    unsigned fault_around_pages = 16;
+    // Threads reading fault events; 0 = two where the machine has two or
+    // more CPUs, else one. With two, the handler already on the faulting
+    // thread's CPU answers without a cross-CPU wake-up (docs/performance.md).
+    unsigned handler_threads = 0;
+    // Pages installed per fault event (1 = no fault-around). 32 is the knee
+    // measured by bench/ (docs/performance.md).
+    unsigned fault_around_pages = 32;
     // Microseconds a handler thread keeps polling the userfaultfd without
     // sleeping after its last event (0 = sleep in poll(2) at once). Spinning
     // saves the wake-up of a sleeping handler on the next fault, at the cost
     // of a busy CPU while faults keep coming. Chosen from bench/.
     unsigned handler_spin_us = 0;
+    // Wake the faulting threads as soon as their own pages are in, and
+    // install the fault-around windows afterwards. Shortens the wait of a
+    // lone thread when a CPU is idle; costs extra faults when the touching
+    // threads keep every CPU busy. Measured in docs/performance.md.
+    bool wake_before_fault_around = false;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
     enum class UffdMode {

@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 namespace faultline {
 
@@ -49,8 +50,14 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config config)
     const size_t page = os::page_size();
     if (config.arena_size == 0 || config.arena_size % page != 0)
         return fail(EINVAL, "arena_size must be a non-zero multiple of the page size");
-    if (config.handler_threads == 0 || config.handler_threads > 64)
-        return fail(EINVAL, "handler_threads must be between 1 and 64");
+    if (config.handler_threads > 64)
+        return fail(EINVAL, "handler_threads must be at most 64");
+    if (config.handler_threads == 0) {
+        // Two handlers only pay off when they can sit on different CPUs;
+        // on one CPU they add a context switch per fault.
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        config.handler_threads = cpus >= 2 ? 2 : 1;
+    }
     if (config.fault_around_pages == 0 || config.fault_around_pages > 512)
         return fail(EINVAL, "fault_around_pages must be between 1 and 512");
     if (config.handler_spin_us > 1000000)
@@ -82,6 +89,7 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config config)
     options.threads = core->config_.handler_threads;
     options.fault_around_pages = core->config_.fault_around_pages;
     options.spin_us = core->config_.handler_spin_us;
+    options.wake_before_fault_around = core->config_.wake_before_fault_around;
     options.use_zeropage = features.has(os::Feature::ZeroPage);
     options.use_poison = features.has(os::Feature::Poison);
     options.have_thread_id = features.has(os::Feature::ThreadId);

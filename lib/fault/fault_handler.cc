@@ -145,11 +145,20 @@ void FaultHandler::run() noexcept
 
 void FaultHandler::serve_batch(const uffd_msg* msgs, size_t count, PageInstaller& installer) noexcept
 {
+    // Everything below lives on this thread's stack: nothing is allocated
+    // per fault.
     uintptr_t seen[kBatch];
     size_t seen_count = 0;
+    struct Served {
+        memory::Region* region;
+        uintptr_t page;
+        bool write;
+    } served[kBatch];
+    size_t served_count = 0;
     uintptr_t wake_lo = UINTPTR_MAX;
     uintptr_t wake_hi = 0;
 
+    // Phase 1: the pages threads are waiting for.
     for (size_t i = 0; i < count; ++i) {
         const uffd_msg& msg = msgs[i];
         if (msg.event != UFFD_EVENT_PAGEFAULT) {
@@ -191,11 +200,20 @@ void FaultHandler::serve_batch(const uffd_msg* msgs, size_t count, PageInstaller
         }
         memory::FaultOutcome outcome = region->handle_fault(page, write, installer, options_.fault_around_pages);
         log::trace("fault at {:#x} {} tid {} -> {}", page, write ? "write" : "read", tid, int(outcome));
+        if (outcome == memory::FaultOutcome::Installed && options_.fault_around_pages > 1) {
+            if (options_.wake_before_fault_around) {
+                // Keep the region in flight for phase 2.
+                served[served_count++] = { region, page, write };
+                continue;
+            }
+            region->fault_around(page, write, installer, options_.fault_around_pages);
+        }
         if (outcome == memory::FaultOutcome::Sigbus)
             deliver_sigbus(page, tid, *region);
         tree_.release_after_fault(*region);
     }
 
+    // One wake for the batch releases every waiting thread.
     if (wake_hi > wake_lo) {
         long rc = uffd_.wake(wake_lo, wake_hi - wake_lo);
         wakes_.fetch_add(1, std::memory_order_relaxed);
@@ -205,6 +223,17 @@ void FaultHandler::serve_batch(const uffd_msg* msgs, size_t count, PageInstaller
             for (size_t j = 0; j < seen_count; ++j)
                 uffd_.wake(seen[j], page_size_);
         }
+    }
+
+    // Phase 2 (Config::wake_before_fault_around): fault-around while the
+    // woken threads already run. Each window page a thread touches before it
+    // is installed costs it another fault (answered with EEXIST and a wake).
+    // Measured: a win for one thread touching memory with a CPU to spare,
+    // a loss when the touching threads keep every CPU busy
+    // (docs/performance.md), so it is off by default.
+    for (size_t i = 0; i < served_count; ++i) {
+        served[i].region->fault_around(served[i].page, served[i].write, installer, options_.fault_around_pages);
+        tree_.release_after_fault(*served[i].region);
     }
 }
 

@@ -31,6 +31,7 @@ struct FaultHandlerOptions {
     unsigned threads = 1;
     unsigned fault_around_pages = 16;
     unsigned spin_us = 0;
+    bool wake_before_fault_around = false;
     bool use_zeropage = true;
     bool use_poison = true;
     bool have_thread_id = true;

@@ -67,53 +67,53 @@ void AnonymousVMObject::release_pages(size_t first, size_t count) noexcept
 
 FaultOutcome AnonymousVMObject::handle_missing_page(const FaultContext& ctx, fault::PageInstaller& installer, uint64_t* pages_installed) noexcept
 {
+    // Only the page a thread is waiting for. It is installed even if our
+    // state says populated, because the state is a hint (a page may have
+    // been dropped behind it). The neighbours come in fault_around(), after
+    // the waiting thread has been woken.
+    *pages_installed = 0;
+    FaultOutcome outcome = installer.zero_fill(ctx.page, page_size_, ctx.write, pages_installed);
+    if (outcome == FaultOutcome::Installed)
+        mark_populated((ctx.page - ctx.region_base + ctx.object_offset) / page_size_, 1, ctx.write ? PageState::Present : PageState::ZeroMapped);
+    return outcome;
+}
+
+void AnonymousVMObject::fault_around(const FaultContext& ctx, fault::PageInstaller& installer, uint64_t* pages_installed) noexcept
+{
+    *pages_installed = 0;
+    if (ctx.fault_around_pages <= 1)
+        return;
     const size_t page = page_size_;
     auto index_of = [&](uintptr_t addr) { return (addr - ctx.region_base + ctx.object_offset) / page; };
     // Hold the window to both the region and an aligned block of
     // fault_around_pages around the fault, so concurrent faults in one block
     // install the same window instead of overlapping ones.
-    uintptr_t window = uintptr_t(ctx.fault_around_pages ? ctx.fault_around_pages : 1) * page;
+    uintptr_t window = uintptr_t(ctx.fault_around_pages) * page;
     uintptr_t lo = ctx.page - (ctx.page - ctx.region_base) % window;
     uintptr_t hi = lo + window;
     if (hi > ctx.region_end || hi < lo)
         hi = ctx.region_end;
-
     const PageState installed_as = ctx.write ? PageState::Present : PageState::ZeroMapped;
-    *pages_installed = 0;
 
-    // The faulting page first, on its own: whatever happens to the
-    // neighbours, this is the page a thread is waiting for. It is installed
-    // even if our state says populated, because the state is a hint (a page
-    // may have been dropped behind it).
-    uint64_t n = 0;
-    FaultOutcome outcome = installer.zero_fill(ctx.page, page, ctx.write, &n);
-    *pages_installed += n;
-    if (outcome != FaultOutcome::Installed)
-        return outcome;
-    mark_populated(index_of(ctx.page), 1, installed_as);
-
-    // Then the rest of the window, one ioctl per run of unpopulated pages.
-    // Failures here are not the faulting thread's concern: those pages will
-    // fault on their own later.
+    // One ioctl per run of unpopulated pages. Failures here are not any
+    // thread's concern: those pages will fault on their own later.
     uintptr_t at = lo;
     while (at < hi) {
-        if (at == ctx.page || page_state(index_of(at)) != PageState::Unpopulated) {
+        if (page_state(index_of(at)) != PageState::Unpopulated) {
             at += page;
             continue;
         }
         uintptr_t run_end = at + page;
-        while (run_end < hi && run_end != ctx.page && page_state(index_of(run_end)) == PageState::Unpopulated)
+        while (run_end < hi && page_state(index_of(run_end)) == PageState::Unpopulated)
             run_end += page;
-        n = 0;
+        uint64_t n = 0;
         FaultOutcome around = installer.zero_fill(at, run_end - at, ctx.write, &n);
         *pages_installed += n;
-        if (around == FaultOutcome::Installed)
-            mark_populated(index_of(at), (run_end - at) / page, installed_as);
-        else
-            break;
+        if (around != FaultOutcome::Installed)
+            return;
+        mark_populated(index_of(at), (run_end - at) / page, installed_as);
         at = run_end;
     }
-    return FaultOutcome::Installed;
 }
 
 } // namespace faultline::memory

@@ -29,6 +29,7 @@ public:
 
     const char* kind_name() const noexcept override { return is_shared() ? "shared-anonymous" : "anonymous"; }
     FaultOutcome handle_missing_page(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept override;
+    void fault_around(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept override;
 
     bool is_shared() const noexcept { return memfd_ >= 0; }
     // The memfd behind a shared object (-1 for a private one).

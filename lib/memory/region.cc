@@ -94,7 +94,7 @@ Result<void> Region::validate_name(std::string_view name)
     return {};
 }
 
-FaultOutcome Region::handle_fault(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+FaultContext Region::fault_context(uintptr_t page, bool write, unsigned fault_around_pages) const noexcept
 {
     FaultContext ctx;
     ctx.page = page;
@@ -103,6 +103,19 @@ FaultOutcome Region::handle_fault(uintptr_t page, bool write, fault::PageInstall
     ctx.region_end = range_.end();
     ctx.object_offset = object_offset_;
     ctx.fault_around_pages = fault_around_pages;
+    return ctx;
+}
+
+void Region::fault_around(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+{
+    uint64_t installed = 0;
+    object_->fault_around(fault_context(page, write, fault_around_pages), installer, &installed);
+    pages_installed_.fetch_add(installed, std::memory_order_relaxed);
+}
+
+FaultOutcome Region::handle_fault(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+{
+    FaultContext ctx = fault_context(page, write, fault_around_pages);
     uint64_t installed = 0;
     FaultOutcome outcome = object_->handle_missing_page(ctx, installer, &installed);
     if (outcome == FaultOutcome::Installed)

@@ -87,6 +87,9 @@ public:
 
     // Fault path: resolves a missing page at `page` through the object.
     FaultOutcome handle_fault(uintptr_t page, bool write, fault::PageInstaller&, unsigned fault_around_pages) noexcept;
+    // Fault path, after the faulting thread was woken: the object's
+    // fault-around window around `page`.
+    void fault_around(uintptr_t page, bool write, fault::PageInstaller&, unsigned fault_around_pages) noexcept;
 
     // In-flight faults. begin and end are called under the tree lock
     // (shared) by the handler, so a region removed from the tree gets no new
@@ -109,6 +112,7 @@ public:
 
 private:
     explicit Region(Params&& params);
+    FaultContext fault_context(uintptr_t page, bool write, unsigned fault_around_pages) const noexcept;
 
     Range range_;
     boost::intrusive_ptr<VMObject> object_;

@@ -59,12 +59,20 @@ public:
     size_t size() const noexcept { return size_; }
     size_t page_count() const noexcept { return size_ / page_size_; }
 
-    // Resolves a missing-page fault. Runs on a handler thread: it must not
+    // Resolves a missing-page fault: installs the page a thread waits for.
+    // Runs on a handler thread: it must not
     // allocate, throw, block on I/O under a lock, or touch served memory. An
     // object whose resolution needs I/O (file objects, roadmap) will submit
     // it and return later through the same installer; anonymous memory never
     // waits.
     virtual FaultOutcome handle_missing_page(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept = 0;
+    // Installs neighbours of a page that handle_missing_page() just resolved
+    // (the fault-around window). Called after the faulting thread has been
+    // woken, so the window's cost is not added to that thread's wait.
+    virtual void fault_around(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept
+    {
+        *pages_installed = 0;
+    }
 
     PageState page_state(size_t index) const noexcept
     {
