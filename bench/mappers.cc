@@ -13,7 +13,7 @@ std::unique_ptr<faultline::Runtime> make_runtime(const faultline::Config& config
 {
     auto rt = faultline::Runtime::create(config);
     if (!rt) {
-        fprintf(stderr, "faultline-bench: cannot create a faultline runtime: %s\n", rt.error().message().c_str());
+        fprintf(stderr, "faultline-bench: cannot create a faultline runtime: %s\n", rt.error().message());
         exit(1);
     }
     return std::move(*rt);
@@ -47,7 +47,7 @@ void FaultlineMapper::unmap(char* base, size_t bytes)
         owned_.reset();
     }
     if (!ok)
-        fail("faultline unmap failed: " + ok.error().message());
+        fail(std::string("faultline unmap failed: ") + ok.error().message());
 }
 
 char* NativeMapper::map(size_t bytes, bool sparse)

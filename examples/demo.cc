@@ -50,7 +50,7 @@ template <typename T>
 T check(Result<T> r, const char* what)
 {
     if (!r) {
-        std::fprintf(stderr, "%s failed: %s\n", what, r.error().message().c_str());
+        std::fprintf(stderr, "%s failed: %s\n", what, r.error().message());
         std::exit(1);
     }
     if constexpr (!std::is_void_v<T>)

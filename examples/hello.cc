@@ -8,14 +8,14 @@ int main()
 {
     auto runtime = faultline::Runtime::create();
     if (!runtime) {
-        std::fprintf(stderr, "faultline: %s\n", runtime.error().message().c_str());
+        std::fprintf(stderr, "faultline: %s\n", runtime.error().message());
         return 1;
     }
     auto& rt = **runtime;
     const size_t size = size_t(64) << 20;
     auto mem = rt.map_anonymous({ .size = size, .name = "hello" });
     if (!mem) {
-        std::fprintf(stderr, "map: %s\n", mem.error().message().c_str());
+        std::fprintf(stderr, "map: %s\n", mem.error().message());
         return 1;
     }
     auto* bytes = static_cast<char*>(*mem);

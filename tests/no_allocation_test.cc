@@ -110,7 +110,7 @@ void on_signal(int)
 
 TEST(NoAllocation, FaultPathAllocatesNothing)
 {
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 8 });
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 8, .fault_around_max_pages = 8 });
     auto tids = handler_tids();
     ASSERT_EQ(tids.size(), 2u) << "expected two handler threads named faultline-uffd";
     for (size_t i = 0; i < tids.size(); ++i)

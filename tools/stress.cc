@@ -1016,7 +1016,7 @@ private:
         if (got == expected)
             return true;
         failure("%s: %s(%#lx, %zu pages) on slot %u: expected %s, got %s%s%s", who_, what, (unsigned long)a, len / w_.page, si,
-            errno_name(expected), errno_name(got), r ? "" : ": ", r ? "" : r.error().message().c_str());
+            errno_name(expected), errno_name(got), r ? "" : ": ", r ? "" : r.error().message());
         return false;
     }
 
@@ -1230,7 +1230,7 @@ private:
         if (!r) {
             failure("%s: map_anonymous(%u pages, align %zu, %s/%s, flags %#x%s) for slot %u failed: %s: %s", who_, n, alignment,
                 access_name(access), access_name(max_access), unsigned(flags), fixed ? ", fixed" : "", si,
-                errno_name(r.error().code()), r.error().message().c_str());
+                errno_name(r.error().code()), r.error().message());
             if (immutable)
                 w_.pinned.fetch_sub(1);
             end_change(s);
@@ -1852,7 +1852,7 @@ void run_phase(const Options& opt, unsigned phase, unsigned phases, double secon
     auto created = Runtime::create(config);
     if (!created) {
         std::fprintf(stderr, "stress: FAIL: Runtime::create failed: %s: %s\n", errno_name(created.error().code()),
-            created.error().message().c_str());
+            created.error().message());
         std::exit(1);
     }
     std::unique_ptr<Runtime> rt = std::move(*created);

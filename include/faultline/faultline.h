@@ -39,6 +39,7 @@ typedef struct faultline_config {
     unsigned handler_threads;   /* 0 = default */
     unsigned fault_around_pages;/* 0 = default */
     int allow_write_execute;
+    unsigned fault_around_max_pages; /* 0 = automatic (see Config::fault_around_max_pages) */
 } faultline_config;
 
 typedef struct faultline_region_stats {
@@ -51,6 +52,7 @@ typedef struct faultline_region_stats {
     size_t cow_pages;
     uint64_t zero_faults;
     uint64_t pages_installed;
+    uint64_t write_protect_faults;
 } faultline_region_stats;
 
 /* config may be NULL for defaults. On success *out holds the handle. */

@@ -34,9 +34,14 @@ struct Config {
     // more CPUs, else one. With two, the handler already on the faulting
     // thread's CPU answers without a cross-CPU wake-up (docs/performance.md).
     unsigned handler_threads = 0;
-    // Pages installed per fault event (1 = no fault-around). 32 is the knee
-    // measured by bench/ (docs/performance.md).
+    // Pages installed per isolated fault event (1 = no fault-around). 32 is
+    // the knee measured by bench/ (docs/performance.md).
     unsigned fault_around_pages = 32;
+    // Fault-around adapts like file readahead: a stream of sequential
+    // faults grows its window up to this many pages, isolated faults get
+    // fault_around_pages. 0 = automatic: 512, or 1 when fault_around_pages
+    // is 1. Equal to fault_around_pages: a fixed window. At most 512.
+    unsigned fault_around_max_pages = 0;
     // Microseconds a handler thread keeps polling the userfaultfd without
     // sleeping after its last event (0 = sleep in poll(2) at once). Spinning
     // saves the wake-up of a sleeping handler on the next fault, at the cost
@@ -49,15 +54,7 @@ struct Config {
     bool wake_before_fault_around = false;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
-    enum class UffdMode {
-        // Try a full userfaultfd (kernel faults too), then user-mode-only.
-        Auto,
-        // Require a userfaultfd that also serves faults taken in the kernel.
-        Full,
-        // Only ever open with UFFD_USER_MODE_ONLY (read(2) into an unpopulated
-        // region page then fails with EFAULT; see docs/kernels.md).
-        UserModeOnly,
-    };
+    using UffdMode = faultline::UffdMode;
     UffdMode uffd_mode = UffdMode::Auto;
     // Extra feature names to hide, added to those in $FAULTLINE_DISABLE.
     std::string disable;
@@ -93,6 +90,9 @@ public:
 
     // Statistics for the region containing `address` (ENOENT if none).
     Result<RegionStats> region_stats(const void* address) const;
+    // In a fork child, calls that return a Result fail with ECHILD (the
+    // child's copy of a runtime is inert, docs/api.md); regions(), stats()
+    // and to_json() describe the copy.
     std::vector<RegionStats> regions() const;
     RuntimeStats stats() const;
     // Region table and counters as JSON (see docs/api.md for the schema).

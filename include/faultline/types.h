@@ -8,6 +8,17 @@
 
 namespace faultline {
 
+// How the runtime opens its userfaultfd (Config::uffd_mode).
+enum class UffdMode : uint8_t {
+    // Try a full userfaultfd (kernel faults too), then user-mode-only.
+    Auto,
+    // Require a userfaultfd that also serves faults taken in the kernel.
+    Full,
+    // Only ever open with UFFD_USER_MODE_ONLY (read(2) into an unpopulated
+    // region page then fails with EFAULT; see docs/kernels.md).
+    UserModeOnly,
+};
+
 // Access rights of a region, a subset of R|W|X. The numeric values match
 // PROT_READ, PROT_WRITE and PROT_EXEC so they pass straight to mprotect(2).
 enum class Access : uint8_t {
@@ -60,7 +71,10 @@ struct MapOptions {
 };
 
 // Counters kept per region. Resident/dirty/cow figures are read from the
-// kernel's page tables when asked (never tracked on the fault path).
+// kernel's page tables when asked (never tracked on the fault path). Each
+// fault counter is incremented by a code path that exists today; the region
+// kinds on the roadmap add theirs (file pages, copy-on-write, purged, swap)
+// as they land.
 struct RegionStats {
     uintptr_t base = 0;
     size_t size = 0;
@@ -74,9 +88,7 @@ struct RegionStats {
     size_t amount_zero_mapped = 0; // bytes mapped to the shared zero page
     size_t cow_pages = 0;        // pages shared copy-on-write with another mm (fork child)
     uint64_t zero_faults = 0;    // faults resolved by zero-fill (read or write)
-    uint64_t inode_faults = 0;   // faults resolved from a file (file regions, roadmap)
-    uint64_t cow_faults = 0;     // faults resolved by breaking copy-on-write (roadmap)
-    uint64_t purged_faults = 0;  // faults on purged pages (roadmap)
+    uint64_t write_protect_faults = 0; // write-protect faults resolved (dirty tracking)
     uint64_t pages_installed = 0; // pages installed by fault service, fault-around included
     bool has_been_writable = false;
     bool has_been_executable = false;
@@ -89,7 +101,12 @@ struct ThreadFaultCount {
 
 struct RuntimeStats {
     uint64_t fault_events = 0;      // page-fault messages read from userfaultfd
-    uint64_t faults_deduplicated = 0; // messages for a page already served in the same batch
+    uint64_t faults_deduplicated = 0; // messages for a page already being served (same or earlier batch)
+    uint64_t write_protect_faults = 0; // write-protect fault messages
+    uint64_t minor_faults = 0;      // minor-fault messages (page in the page cache, not mapped)
+    uint64_t faults_pending = 0;    // faults answered "pending" (resolved later by a completion)
+    uint64_t completions = 0;       // completions that resumed a pending fault
+    uint64_t pending_table_full = 0; // faults retried because every pending slot was taken
     uint64_t pages_installed = 0;   // pages placed by UFFDIO_COPY/ZEROPAGE
     uint64_t wakes = 0;             // UFFDIO_WAKE calls
     uint64_t eexist = 0;            // installs that found the page already there (success)

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "memory/range_allocator.h"
-#include "os/userfaultfd.h"
+#include "uffd/userfaultfd.h"
 
 #include <faultline/result.h>
 
@@ -19,7 +19,11 @@ namespace faultline::memory {
 
 class Arena {
 public:
-    static Result<Arena> try_create(os::Userfaultfd& uffd, size_t size, size_t alignment);
+    // The modes every part of the arena is registered with; a region whose
+    // object wants others registers its own range again.
+    static constexpr uffd::Mode kModes = uffd::Mode::Missing;
+
+    static Result<Arena> try_create(uffd::Userfaultfd& uffd, size_t size, size_t alignment);
     Arena(Arena&&) noexcept;
     Arena& operator=(Arena&&) = delete;
     ~Arena();
@@ -32,11 +36,22 @@ public:
     uint64_t range_ioctls() const { return ioctls_; }
 
     // Drops everything in [range) and makes it a PROT_NONE part of the arena
-    // registered with `uffd` again.
-    Result<void> reset(Range range, os::Userfaultfd& uffd);
+    // registered with `uffd` again: a new mapping, which also removes
+    // anything mapped over the range (a memfd, a SIGBUS page), poison
+    // markers, names and other registration modes.
+    Result<void> reset(Range range, uffd::Userfaultfd& uffd);
+    // The same for a range that is already PROT_NONE arena memory with the
+    // arena's registration and nothing mapped over it: drops its pages and
+    // its name in place. Needs no new mapping, so it cannot fail for lack of
+    // VMAs where reset() could (vm.max_map_count).
+    Result<void> recycle(Range range, bool named);
+    // Unmaps the arena now (except sealed ranges); the destructor then does
+    // nothing. base() and size() stay valid.
+    void release() noexcept;
     // Remembers a sealed range: the kernel will refuse to unmap it, so the
     // arena leaves it in place when it is destroyed.
     void note_sealed(Range range) { sealed_.push_back(range); }
+    const std::vector<Range>& sealed() const { return sealed_; }
 
 private:
     Arena(uintptr_t base, size_t size)
@@ -47,6 +62,7 @@ private:
     uintptr_t base_ = 0;
     size_t size_ = 0;
     uint64_t ioctls_ = 0;
+    bool released_ = false;
     std::vector<Range> sealed_;
 };
 

@@ -1,7 +1,5 @@
 #include "memory/region.h"
 
-#include "fault/page_installer.h"
-
 #include <new>
 
 namespace faultline::memory {
@@ -33,7 +31,7 @@ Result<std::unique_ptr<Region>> Region::try_create(Params params)
     return region;
 }
 
-Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t size) const
+Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t size, std::optional<size_t> guard_below) const
 {
     if (base < range_.base || base >= range_.end() || size == 0 || size > range_.end() - base)
         return fail(EINVAL, "piece is not inside the region");
@@ -45,20 +43,21 @@ Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t 
     p.access = access();
     p.max_access = max_access_;
     p.flags = flags_;
-    p.guard_below = base == range_.base ? guard_below_ : 0;
+    p.guard_below = guard_below ? *guard_below : base == range_.base ? guard_below_ : 0;
     p.committed = committed_;
     auto piece = try_create(std::move(p));
     if (!piece)
         return piece;
     (*piece)->has_been_writable_ = has_been_writable_;
     (*piece)->has_been_executable_ = has_been_executable_;
+    (*piece)->sigbus_delivered_.store(sigbus_delivered(), std::memory_order_relaxed);
     return piece;
 }
 
 Result<void> Region::check_protect(Access access, bool allow_write_execute) const
 {
     if (is_immutable())
-        return fail(EPERM, "region '" + name_ + "' is immutable");
+        return failf(EPERM, "region '%s' is immutable", name_.c_str());
     if (!is_subset(access, max_access_))
         return fail(EACCES, "access exceeds the region's maximum access");
     if (!allow_write_execute) {
@@ -94,34 +93,46 @@ Result<void> Region::validate_name(std::string_view name)
     return {};
 }
 
-FaultContext Region::fault_context(uintptr_t page, bool write, unsigned fault_around_pages) const noexcept
+FaultContext Region::fault_context(uintptr_t page, uffd::FaultKind kind, bool write, size_t page_size) const noexcept
 {
     FaultContext ctx;
-    ctx.page = page;
+    ctx.kind = kind;
     ctx.write = write;
+    ctx.page = page;
     ctx.region_base = range_.base;
     ctx.region_end = range_.end();
     ctx.object_offset = object_offset_;
-    ctx.fault_around_pages = fault_around_pages;
+    ctx.page_size = page_size;
     return ctx;
 }
 
-void Region::fault_around(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+namespace {
+void count(FaultCounters& counters, const Outcome& outcome) noexcept
 {
-    uint64_t installed = 0;
-    object_->fault_around(fault_context(page, write, fault_around_pages), installer, &installed);
-    pages_installed_.fetch_add(installed, std::memory_order_relaxed);
+    if (outcome.resolution == Resolution::Installed)
+        counters.count(outcome.kind, outcome.pages);
+    else
+        counters.add_pages(outcome.pages);
+}
 }
 
-FaultOutcome Region::handle_fault(uintptr_t page, bool write, fault::PageInstaller& installer, unsigned fault_around_pages) noexcept
+Outcome Region::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
 {
-    FaultContext ctx = fault_context(page, write, fault_around_pages);
-    uint64_t installed = 0;
-    FaultOutcome outcome = object_->handle_missing_page(ctx, installer, &installed);
-    if (outcome == FaultOutcome::Installed)
-        zero_faults_.fetch_add(1, std::memory_order_relaxed);
-    pages_installed_.fetch_add(installed, std::memory_order_relaxed);
+    Outcome outcome = object_->handle_fault(ctx, sink);
+    count(counters_, outcome);
     return outcome;
+}
+
+Outcome Region::resume_fault(const FaultContext& ctx, PageSink& sink, int64_t result) noexcept
+{
+    Outcome outcome = object_->resume_fault(ctx, sink, result);
+    count(counters_, outcome);
+    return outcome;
+}
+
+void Region::fault_around(const FaultContext& ctx, PageSink& sink) noexcept
+{
+    counters_.add_pages(object_->fault_around(ctx, sink));
 }
 
 void Region::end_fault() noexcept
@@ -139,10 +150,33 @@ void Region::wait_for_faults_to_end() noexcept
         in_flight_.wait(n);
 }
 
-void Region::inherit_counters(const Region& from) noexcept
+void Region::share_counters(const Region& from, Region* const* pieces, size_t count) noexcept
 {
-    zero_faults_.fetch_add(from.zero_faults(), std::memory_order_relaxed);
-    pages_installed_.fetch_add(from.pages_installed(), std::memory_order_relaxed);
+    if (count == 0)
+        return;
+    const PageStates& states = from.object().states();
+    const size_t page = from.object().page_size();
+    uint64_t populated[8] = {};
+    uint64_t total = 0;
+    for (size_t i = 0; i < count && i < 8; ++i) {
+        populated[i] = states.count_populated(pieces[i]->object_offset() / page, pieces[i]->size() / page);
+        total += populated[i];
+    }
+    // No populated page (everything was discarded): by size instead.
+    if (total == 0) {
+        for (size_t i = 0; i < count && i < 8; ++i) {
+            populated[i] = pieces[i]->size() / page;
+            total += populated[i];
+        }
+    }
+    // Every piece but the last gets its share rounded down; the last gets
+    // the rest, so the counts add up to the original exactly.
+    FaultCounters given;
+    for (size_t i = 0; i + 1 < count && i < 8; ++i) {
+        pieces[i]->counters_.add_share(from.counters_, populated[i], total);
+        given.add_share(from.counters_, populated[i], total);
+    }
+    pieces[count - 1]->counters_.add_difference(from.counters_, given);
 }
 
 } // namespace faultline::memory

@@ -11,6 +11,7 @@
 // lets a handler thread use a Region without holding the tree lock.
 #pragma once
 
+#include "memory/fault_counters.h"
 #include "memory/range_allocator.h"
 #include "memory/vm_object.h"
 
@@ -22,12 +23,9 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-
-namespace faultline::fault {
-class PageInstaller;
-}
 
 namespace faultline::memory {
 
@@ -47,8 +45,9 @@ public:
     static Result<std::unique_ptr<Region>> try_create(Params params);
     // A new region for [base, base+size) of this one: same object, shifted
     // offset, same name, access, flags and history. The guard page stays with
-    // the piece at the bottom.
-    Result<std::unique_ptr<Region>> try_create_piece(uintptr_t base, size_t size) const;
+    // the piece at the bottom, unless `guard_below` says otherwise (a stack
+    // piece that takes over a guard page below it).
+    Result<std::unique_ptr<Region>> try_create_piece(uintptr_t base, size_t size, std::optional<size_t> guard_below = std::nullopt) const;
 
     uintptr_t base() const noexcept { return range_.base; }
     size_t size() const noexcept { return range_.size; }
@@ -85,34 +84,47 @@ public:
     // same whether or not the kernel can show it.
     static Result<void> validate_name(std::string_view name);
 
-    // Fault path: resolves a missing page at `page` through the object.
-    FaultOutcome handle_fault(uintptr_t page, bool write, fault::PageInstaller&, unsigned fault_around_pages) noexcept;
+    // Fault path: the context of a fault at `page` of this region.
+    FaultContext fault_context(uintptr_t page, uffd::FaultKind kind, bool write, size_t page_size) const noexcept;
+    // Fault path: resolves a fault through the object and counts the answer.
+    Outcome handle_fault(const FaultContext&, PageSink&) noexcept;
+    // Fault path: finishes a fault the object answered Pending.
+    Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept;
     // Fault path, after the faulting thread was woken: the object's
-    // fault-around window around `page`.
-    void fault_around(uintptr_t page, bool write, fault::PageInstaller&, unsigned fault_around_pages) noexcept;
+    // fault-around window.
+    void fault_around(const FaultContext&, PageSink&) noexcept;
 
     // In-flight faults. begin and end are called under the tree lock
     // (shared) by the handler, so a region removed from the tree gets no new
     // ones; the remover then waits for the count to reach zero before it drops
     // pages or frees the Region (as SerenityOS's Region destructor waits on
-    // its users). Use RegionTree::release_after_fault/wait_for_faults_to_end,
-    // which add the locking.
+    // its users). A fault answered Pending stays in flight until its
+    // completion is handled, so unmap waits for it too. Use
+    // RegionTree::release_after_fault/wait_for_faults_to_end, which add the
+    // locking.
     void begin_fault() noexcept { in_flight_.fetch_add(1, std::memory_order_acq_rel); }
     void end_fault() noexcept;
     void wait_for_faults_to_end() noexcept;
     uint32_t faults_in_flight() const noexcept { return in_flight_.load(); }
 
-    // Counters (relaxed atomics, written by handler threads).
-    uint64_t zero_faults() const noexcept { return zero_faults_.load(std::memory_order_relaxed); }
-    uint64_t pages_installed() const noexcept { return pages_installed_.load(std::memory_order_relaxed); }
-    // Carries the counters of a retired region into its successor.
-    void inherit_counters(const Region& from) noexcept;
+    // The fault service delivered SIGBUS here: the range may hold a poison
+    // marker or a SIGBUS mapping, so giving it back needs a fresh mapping.
+    void note_sigbus() noexcept { sigbus_delivered_.store(true, std::memory_order_relaxed); }
+    bool sigbus_delivered() const noexcept { return sigbus_delivered_.load(std::memory_order_relaxed); }
+
+    const FaultCounters& counters() const noexcept { return counters_; }
+    uint64_t zero_faults() const noexcept { return counters_.faults(FillKind::Zero); }
+    uint64_t pages_installed() const noexcept { return counters_.pages_installed(); }
+    // Gives `pieces` (which replace `from` after a split) `from`'s counters,
+    // shared by the populated pages each piece holds: the faults of a
+    // region stay with the pages they brought in, as far as the runtime can
+    // tell. Counters are not kept per page; this is the honest estimate.
+    static void share_counters(const Region& from, Region* const* pieces, size_t count) noexcept;
 
     boost::intrusive::set_member_hook<> tree_hook;
 
 private:
     explicit Region(Params&& params);
-    FaultContext fault_context(uintptr_t page, bool write, unsigned fault_around_pages) const noexcept;
 
     Range range_;
     boost::intrusive_ptr<VMObject> object_;
@@ -130,8 +142,8 @@ private:
 
     std::atomic<uint32_t> in_flight_ { 0 };
     std::atomic<bool> retiring_ { false };
-    std::atomic<uint64_t> zero_faults_ { 0 };
-    std::atomic<uint64_t> pages_installed_ { 0 };
+    std::atomic<bool> sigbus_delivered_ { false };
+    FaultCounters counters_;
 };
 
 } // namespace faultline::memory

@@ -1,48 +1,42 @@
 #include "memory/vm_object.h"
 
-#include <sys/mman.h>
-
 namespace faultline::memory {
 
-VMObject::VMObject(size_t size, size_t page_size, std::atomic<uint8_t>* states)
-    : size_(size)
+VMObject::VMObject(size_t size, size_t page_size, PageStates states) noexcept
+    : states_(std::move(states))
+    , size_(size)
     , page_size_(page_size)
-    , states_(states)
 {
 }
 
-VMObject::~VMObject()
-{
-    release_page_states(states_, page_count());
-}
+VMObject::~VMObject() = default;
 
-void VMObject::release_page_states(std::atomic<uint8_t>* states, size_t pages)
+Outcome VMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
 {
-    if (states)
-        munmap(states, pages);
-}
-
-std::atomic<uint8_t>* VMObject::allocate_page_states(size_t pages)
-{
-    static_assert(sizeof(std::atomic<uint8_t>) == 1);
-    void* p = mmap(nullptr, pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : static_cast<std::atomic<uint8_t>*>(p);
-}
-
-void VMObject::forget_pages(size_t first, size_t count) noexcept
-{
-    for (size_t i = first; i < first + count && i < page_count(); ++i)
-        states_[i].store(uint8_t(PageState::Unpopulated), std::memory_order_relaxed);
-}
-
-void VMObject::mark_populated(size_t first, size_t count, PageState to) noexcept
-{
-    for (size_t i = first; i < first + count && i < page_count(); ++i) {
-        uint8_t expected = uint8_t(PageState::Unpopulated);
-        // Only an unpopulated page changes: a page another thread already
-        // installed keeps the state that thread recorded.
-        states_[i].compare_exchange_strong(expected, uint8_t(to), std::memory_order_relaxed);
+    switch (ctx.kind) {
+    case uffd::FaultKind::WriteProtect: {
+        uffd::FillResult r = sink.write_protect(ctx.page, ctx.page_size, false);
+        if (!r.ok())
+            return Outcome::from_failure(r);
+        return Outcome::installed(FillKind::WriteProtect, 0);
     }
+    case uffd::FaultKind::Minor: {
+        uffd::FillResult r = sink.map_cached(ctx.page, ctx.page_size, false);
+        if (!r.ok())
+            return Outcome::from_failure(r);
+        states_.populate(ctx.object_page(), 1, PageState::Present);
+        return Outcome::installed(FillKind::Backing, r.pages);
+    }
+    case uffd::FaultKind::Missing:
+        break;
+    }
+    // An object that registers for missing faults must resolve them.
+    return Outcome::sigbus();
+}
+
+Outcome VMObject::resume_fault(const FaultContext&, PageSink&, int64_t) noexcept
+{
+    return Outcome::sigbus();
 }
 
 } // namespace faultline::memory

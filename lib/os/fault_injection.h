@@ -9,7 +9,7 @@
 
 namespace faultline::os {
 
-enum class InjectOp : unsigned { Copy, ZeroPage, Wake, Poison, Count };
+enum class InjectOp : unsigned { Copy, ZeroPage, Wake, Poison, Continue, WriteProtect, Count };
 
 class FaultInjection {
 public:

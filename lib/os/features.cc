@@ -5,7 +5,8 @@
 namespace faultline::os {
 
 static constexpr const char* kNames[] = {
-    "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name",
+    "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor",
+    "pagemap_scan",
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == unsigned(Feature::Count));
 

@@ -20,6 +20,12 @@ enum class Feature : uint32_t {
     ZeroPage,  // UFFDIO_ZEROPAGE: read faults map the zero page; fallback: copy zeros
     Mseal,     // mseal(2) (6.10): kernel-enforced immutability; fallback: runtime-enforced only
     AnonName,  // PR_SET_VMA_ANON_NAME: names in /proc/self/maps; fallback: names kept in the runtime only
+    WriteProtect, // UFFD_FEATURE_PAGEFAULT_FLAG_WP (5.7): write-protect faults on anonymous memory;
+                  // fallback: objects that track writes treat every resident page as written
+    WpShmem,   // UFFD_FEATURE_WP_HUGETLBFS_SHMEM (5.19): write-protect on memfd/shmem ranges
+    Minor,     // UFFD_FEATURE_MINOR_SHMEM (5.14): minor faults + UFFDIO_CONTINUE on memfd ranges
+    PagemapScan, // PAGEMAP_SCAN ioctl (6.7): statistics walk only populated page tables;
+                 // fallback: the objects' page states tell which blocks to read from pagemap
     Count,
 };
 

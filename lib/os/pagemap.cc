@@ -4,10 +4,18 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 namespace faultline::os {
+
+uint64_t Pagemap::zero_pfn_from(uint64_t e)
+{
+    if (!present(e) || exclusive(e) || file_or_shared(e))
+        return 0;
+    return pfn(e);
+}
 
 Result<Pagemap> Pagemap::open()
 {
@@ -15,13 +23,15 @@ Result<Pagemap> Pagemap::open()
     if (fd < 0)
         return fail(errno, "cannot open /proc/self/pagemap");
     Pagemap map(fd);
-    // Learn the zero page's PFN by reading a fresh anonymous page.
+    // Learn the zero page's PFN from a fresh anonymous page that was only
+    // read — where that maps the zero page, and where PFNs are visible.
     void* probe = mmap(nullptr, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (probe != MAP_FAILED) {
         volatile const char* c = static_cast<const char*>(probe);
         (void)*c;
-        if (auto e = map.read(uintptr_t(probe), 1); e && present((*e)[0]))
-            map.zero_pfn_ = pfn((*e)[0]);
+        uint64_t entry = 0;
+        if (map.read(uintptr_t(probe), 1, &entry))
+            map.zero_pfn_ = zero_pfn_from(entry);
         munmap(probe, page_size());
     }
     return map;
@@ -40,20 +50,62 @@ Pagemap::~Pagemap()
         ::close(fd_);
 }
 
-Result<std::vector<uint64_t>> Pagemap::read(uintptr_t addr, size_t pages) const
+Result<void> Pagemap::read(uintptr_t addr, size_t pages, uint64_t* out) const
 {
-    std::vector<uint64_t> out(pages);
     size_t done = 0;
+    const size_t bytes = pages * sizeof(uint64_t);
     off_t off = off_t(addr / page_size() * sizeof(uint64_t));
-    while (done < pages * sizeof(uint64_t)) {
-        ssize_t n = pread(fd_, reinterpret_cast<char*>(out.data()) + done, pages * sizeof(uint64_t) - done, off + off_t(done));
+    while (done < bytes) {
+        ssize_t n = pread(fd_, reinterpret_cast<char*>(out) + done, bytes - done, off + off_t(done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return fail(n < 0 ? errno : EIO, "reading /proc/self/pagemap failed");
         done += size_t(n);
     }
-    return out;
+    return {};
+}
+
+Result<size_t> Pagemap::scan(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const
+{
+    pm_scan_arg arg {};
+    arg.size = sizeof arg;
+    arg.start = start;
+    arg.end = end;
+    arg.vec = uintptr_t(out);
+    arg.vec_len = max;
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO;
+    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
+    if (n < 0)
+        return fail(errno, "PAGEMAP_SCAN failed");
+    *walk_end = uintptr_t(arg.walk_end);
+    return size_t(n);
+}
+
+bool Pagemap::scan_available() noexcept
+{
+    int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    void* p = mmap(nullptr, page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    bool ok = false;
+    if (p != MAP_FAILED) {
+        static_cast<volatile char*>(p)[0] = 1;
+        page_region run {};
+        pm_scan_arg arg {};
+        arg.size = sizeof arg;
+        arg.start = uintptr_t(p);
+        arg.end = uintptr_t(p) + page_size();
+        arg.vec = uintptr_t(&run);
+        arg.vec_len = 1;
+        arg.category_anyof_mask = PAGE_IS_PRESENT;
+        arg.return_mask = PAGE_IS_PRESENT;
+        ok = ioctl(fd, PAGEMAP_SCAN, &arg) == 1 && run.start == uintptr_t(p) && (run.categories & PAGE_IS_PRESENT);
+        munmap(p, page_size());
+    }
+    ::close(fd);
+    return ok;
 }
 
 Pagemap::Kind Pagemap::classify(uint64_t e, bool installed_zero) const
@@ -62,7 +114,7 @@ Pagemap::Kind Pagemap::classify(uint64_t e, bool installed_zero) const
         return Kind::None;
     if (exclusive(e) || file_or_shared(e))
         return Kind::Private;
-    if (zero_pfn_ != 0)
+    if (zero_pfn_ != 0 && pfn(e) != 0)
         return pfn(e) == zero_pfn_ ? Kind::Zero : Kind::Shared;
     return installed_zero ? Kind::Zero : Kind::Shared;
 }

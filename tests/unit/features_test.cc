@@ -18,8 +18,10 @@ namespace {
 
 using Names = std::vector<std::string>;
 
-const Names kAllNames = { "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name" };
-const Names kOptionalNames = { "thread_id", "poison", "zeropage", "mseal", "anon_name" };
+const Names kAllNames = { "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp",
+    "wp_shmem", "minor", "pagemap_scan" };
+const Names kOptionalNames = { "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor",
+    "pagemap_scan" };
 
 // Sets or unsets FAULTLINE_DISABLE for one test and restores the old value.
 class DisableEnv {
@@ -62,6 +64,10 @@ TEST(Features, NamesOfEveryFeature)
     EXPECT_STREQ(feature_name(Feature::ZeroPage), "zeropage");
     EXPECT_STREQ(feature_name(Feature::Mseal), "mseal");
     EXPECT_STREQ(feature_name(Feature::AnonName), "anon_name");
+    EXPECT_STREQ(feature_name(Feature::WriteProtect), "wp");
+    EXPECT_STREQ(feature_name(Feature::WpShmem), "wp_shmem");
+    EXPECT_STREQ(feature_name(Feature::Minor), "minor");
+    EXPECT_STREQ(feature_name(Feature::PagemapScan), "pagemap_scan");
     EXPECT_STREQ(feature_name(Feature::Count), "?");
     EXPECT_STREQ(feature_name(Feature(200)), "?");
 }
@@ -107,7 +113,7 @@ TEST(FeatureSet, Without)
     FeatureSet rest = all.without(some);
     EXPECT_FALSE(rest.has(Feature::Syscall));
     EXPECT_FALSE(rest.has(Feature::ZeroPage));
-    EXPECT_EQ(rest.names(), (Names { "devnode", "thread_id", "poison", "mseal", "anon_name" }));
+    EXPECT_EQ(rest.names(), (Names { "devnode", "thread_id", "poison", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan" }));
     EXPECT_EQ(some.without(all).bits(), 0u);
     EXPECT_EQ(all.without(FeatureSet()).bits(), all.bits());
 }
@@ -180,9 +186,9 @@ TEST(FeatureList, AllCombinesWithExplicitNames)
     FeatureSet s = parse_feature_list("all,devnode", &unknown);
     EXPECT_TRUE(s.has(Feature::DevNode));
     EXPECT_FALSE(s.has(Feature::Syscall));
-    EXPECT_EQ(s.names(), (Names { "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name" }));
+    EXPECT_EQ(s.names(), (Names { "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan" }));
     EXPECT_EQ(parse_feature_list("syscall,all").names(),
-        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name" }));
+        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan" }));
     EXPECT_TRUE(unknown.empty());
 }
 
@@ -254,7 +260,7 @@ TEST(FeaturesEnv, AllFromTheEnvironment)
     DisableEnv env("all");
     EXPECT_EQ(disabled_features("").names(), kOptionalNames);
     EXPECT_EQ(disabled_features("syscall").names(),
-        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name" }));
+        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan" }));
 }
 
 TEST(FeaturesEnv, UnknownNamesFromBothSources)

@@ -1,6 +1,6 @@
 // JsonWriter: separators at every nesting level, string escaping, numbers
 // and hex strings.
-#include "core/json_writer.h"
+#include "support/json_writer.h"
 
 #include <gtest/gtest.h>
 

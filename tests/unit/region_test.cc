@@ -1,6 +1,6 @@
 // Region: creation against its object, pieces (splits), the W^X history in
 // check_protect, name validation and the in-flight fault count.
-#include "memory/anonymous_vm_object.h"
+#include "memory/objects/anonymous_vm_object.h"
 #include "memory/region.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // RegionTree: placement through its allocator, insert/remove, lookups at
 // region boundaries and in gaps, overlap queries and coverage.
-#include "memory/anonymous_vm_object.h"
+#include "memory/objects/anonymous_vm_object.h"
 #include "memory/region_tree.h"
 
 #include <gtest/gtest.h>

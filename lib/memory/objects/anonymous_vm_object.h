@@ -1,9 +1,10 @@
-// memory/anonymous_vm_object.h — zero-filled memory.
+// memory/objects/anonymous_vm_object.h — zero-filled memory.
 //
 // A read fault maps the shared zero page (UFFDIO_ZEROPAGE); a write fault
 // installs zeroed private pages. Either way the object installs a whole
-// fault-around window of still-unpopulated pages per event, because one
-// userfaultfd round trip costs about ten native faults (docs/performance.md).
+// fault-around window of still-unpopulated pages per event
+// (memory/objects/fault_around.h), because one userfaultfd round trip costs
+// about ten native faults (docs/performance.md).
 //
 // A shared object (RegionFlags::Shared) keeps its pages in a memfd that the
 // region maps MAP_SHARED, so a fork child's copy of the region sees the same
@@ -12,6 +13,7 @@
 // userfaultfd registration inside the arena.
 #pragma once
 
+#include "memory/objects/fault_around.h"
 #include "memory/vm_object.h"
 
 #include <faultline/result.h>
@@ -28,23 +30,27 @@ public:
     ~AnonymousVMObject() override;
 
     const char* kind_name() const noexcept override { return is_shared() ? "shared-anonymous" : "anonymous"; }
-    FaultOutcome handle_missing_page(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept override;
-    void fault_around(const FaultContext&, fault::PageInstaller&, uint64_t* pages_installed) noexcept override;
+    Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
+    size_t fault_around(const FaultContext&, PageSink&) noexcept override;
 
     bool is_shared() const noexcept { return memfd_ >= 0; }
     // The memfd behind a shared object (-1 for a private one).
-    int backing_fd() const noexcept { return memfd_; }
+    int backing_fd() const noexcept override { return memfd_; }
     // Frees the memory of [first, first+count) pages: a shared object punches
     // a hole in its memfd (a private object's pages die with their mapping).
     // Also forgets their state.
     void release_pages(size_t first, size_t count) noexcept override;
 
 private:
-    AnonymousVMObject(size_t size, size_t page_size, std::atomic<uint8_t>* states, int memfd)
-        : VMObject(size, page_size, states)
+    AnonymousVMObject(size_t size, size_t page_size, PageStates states, int memfd) noexcept
+        : VMObject(size, page_size, std::move(states))
         , memfd_(memfd)
     {
     }
+    // Installs the unpopulated pages of `window` (the faulting page always,
+    // whatever its state says, unless `skip_fault_page`), one fill per run.
+    Outcome fill_window(const FaultContext&, PageSink&, Window window, bool skip_fault_page) noexcept;
+
     int memfd_ = -1;
 };
 

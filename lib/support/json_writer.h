@@ -1,4 +1,4 @@
-// core/json_writer.h — a minimal streaming JSON writer for Runtime::to_json.
+// support/json_writer.h — a minimal streaming JSON writer for Runtime::to_json.
 //
 // Written by hand because the only output is a small, flat report and none
 // of the Debian-packaged JSON libraries is already a dependency; pulling one

@@ -2,16 +2,15 @@
 // internals out of the installed headers.
 #include <faultline/runtime.h>
 
-#include "core/runtime_core.h"
+#include "runtime/runtime_core.h"
+#include "support/try.h"
 
 namespace faultline {
 
 Result<std::unique_ptr<Runtime>> Runtime::create(Config config)
 {
-    auto core = RuntimeCore::try_create(std::move(config));
-    if (!core)
-        return std::unexpected(core.error());
-    return std::unique_ptr<Runtime>(new Runtime(std::move(*core)));
+    auto core = TRY(RuntimeCore::try_create(std::move(config)));
+    return std::unique_ptr<Runtime>(new Runtime(std::move(core)));
 }
 
 Runtime::Runtime(std::unique_ptr<RuntimeCore> core)

@@ -1,20 +1,42 @@
-#include "os/userfaultfd.h"
+#include "uffd/userfaultfd.h"
 
 #include "os/fault_injection.h"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <string>
+#include <algorithm>
+#include <cstdio>
 #include <unistd.h>
 
-namespace faultline::os {
+namespace faultline::uffd {
+
+using os::Feature;
+using os::FaultInjection;
+using os::InjectOp;
 
 namespace {
 
 // Features we ask for when the kernel offers them. Each is optional: the
 // runtime works without any of them (docs/kernels.md).
-constexpr uint64_t kWantedFeatures = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON;
+// PAGEFAULT_FLAG_WP lets anonymous ranges be registered for write-protect
+// faults; WP_HUGETLBFS_SHMEM and MINOR_SHMEM do the same for memfd ranges.
+// Asking for them changes nothing until a range is registered that way.
+constexpr uint64_t kWantedFeatures = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MINOR_SHMEM;
+
+struct Optional {
+    Feature feature;
+    uint64_t bits;
+};
+// The optional features negotiated through UFFDIO_API, and their bits.
+constexpr Optional kOptional[] = {
+    { Feature::ThreadId, UFFD_FEATURE_THREAD_ID },
+    { Feature::Poison, UFFD_FEATURE_POISON },
+    { Feature::WriteProtect, UFFD_FEATURE_PAGEFAULT_FLAG_WP },
+    { Feature::WpShmem, UFFD_FEATURE_WP_HUGETLBFS_SHMEM },
+    { Feature::Minor, UFFD_FEATURE_MINOR_SHMEM },
+};
 
 int open_syscall(bool user_mode_only)
 {
@@ -50,7 +72,7 @@ long handshake(int fd, uint64_t features, uint64_t* granted)
 
 } // namespace
 
-Result<Userfaultfd> Userfaultfd::open(Config::UffdMode mode, const FeatureSet& disabled)
+Result<Userfaultfd> Userfaultfd::open(UffdMode mode, const os::FeatureSet& disabled)
 {
     struct Route {
         const char* name;
@@ -63,10 +85,13 @@ Result<Userfaultfd> Userfaultfd::open(Config::UffdMode mode, const FeatureSet& d
     };
     // Full mode first: only it serves faults the kernel takes on our pages
     // (read(2) into a region). User-mode-only is the fallback.
-    bool try_full = mode != Config::UffdMode::UserModeOnly;
-    bool try_umo = mode != Config::UffdMode::Full;
+    bool try_full = mode != UffdMode::UserModeOnly;
+    bool try_umo = mode != UffdMode::Full;
 
-    std::string tried;
+    // What each route said, for the error message (no allocation: the
+    // preloaded malloc opens its runtime before malloc works).
+    char tried[512] = "";
+    size_t tried_len = 0;
     for (int pass = 0; pass < 2; ++pass) {
         bool umo = pass == 1;
         if ((umo && !try_umo) || (!umo && !try_full))
@@ -76,46 +101,47 @@ Result<Userfaultfd> Userfaultfd::open(Config::UffdMode mode, const FeatureSet& d
                 continue;
             int probe = route.open(umo);
             if (probe < 0) {
-                tried += std::string(tried.empty() ? "" : ", ") + route.name + (umo ? " (user-mode-only)" : "") + ": " + strerror(-probe);
+                int n = snprintf(tried + tried_len, sizeof tried - tried_len, "%s%s%s: %s", tried_len ? ", " : "", route.name,
+                    umo ? " (user-mode-only)" : "", strerror(-probe));
+                if (n > 0)
+                    tried_len = std::min(sizeof tried - 1, tried_len + size_t(n));
                 continue;
             }
             uint64_t offered = 0;
             long rc = handshake(probe, 0, &offered);
             ::close(probe);
             if (rc < 0)
-                return fail(int(-rc), std::string("UFFDIO_API failed: ") + strerror(int(-rc)));
+                return failf(int(-rc), "UFFDIO_API failed: %s", strerror(int(-rc)));
 
             uint64_t request = offered & kWantedFeatures;
-            if (disabled.has(Feature::ThreadId))
-                request &= ~uint64_t(UFFD_FEATURE_THREAD_ID);
-            if (disabled.has(Feature::Poison))
-                request &= ~uint64_t(UFFD_FEATURE_POISON);
+            for (const Optional& o : kOptional)
+                if (disabled.has(o.feature))
+                    request &= ~o.bits;
 
             Userfaultfd uffd;
             uffd.fd_ = route.open(umo);
             if (uffd.fd_ < 0)
-                return fail(-uffd.fd_, std::string("reopening userfaultfd failed: ") + strerror(-uffd.fd_));
+                return failf(-uffd.fd_, "reopening userfaultfd failed: %s", strerror(-uffd.fd_));
             uint64_t granted = 0;
             rc = handshake(uffd.fd_, request, &granted);
             if (rc < 0)
-                return fail(int(-rc), std::string("UFFDIO_API with features failed: ") + strerror(int(-rc)));
+                return failf(int(-rc), "UFFDIO_API with features failed: %s", strerror(int(-rc)));
             uffd.user_mode_only_ = umo;
             uffd.features_ = granted & request;
             uffd.disabled_ = disabled;
             uffd.route_ = route.name;
             uffd.in_use_.set(route.feature);
-            uffd.in_use_.set(Feature::ThreadId, uffd.features_ & UFFD_FEATURE_THREAD_ID);
-            uffd.in_use_.set(Feature::Poison, uffd.features_ & UFFD_FEATURE_POISON);
+            for (const Optional& o : kOptional)
+                uffd.in_use_.set(o.feature, (uffd.features_ & o.bits) == o.bits);
             return uffd;
         }
     }
-    if (tried.empty())
-        tried = "every route disabled by FAULTLINE_DISABLE";
-    return fail(EPERM,
-        "userfaultfd is not available to this process (" + tried + "). To fix, do one of: "
+    return failf(EPERM,
+        "userfaultfd is not available to this process (%s). To fix, do one of: "
         "allow unprivileged use with `sysctl vm.unprivileged_userfaultfd=1`; give this user read/write "
         "access to /dev/userfaultfd (Linux 6.1+, e.g. a group or ACL); run with CAP_SYS_PTRACE; or let the "
-        "runtime use user-mode-only mode (Config::UffdMode::Auto or UserModeOnly, Linux 5.11+).");
+        "runtime use user-mode-only mode (UffdMode::Auto or UserModeOnly, Linux 5.11+).",
+        tried_len ? tried : "every route disabled by FAULTLINE_DISABLE");
 }
 
 Userfaultfd::Userfaultfd(Userfaultfd&& other) noexcept { *this = std::move(other); }
@@ -142,15 +168,28 @@ Userfaultfd::~Userfaultfd()
         ::close(fd_);
 }
 
-Result<uint64_t> Userfaultfd::register_missing(void* start, size_t len)
+Result<uint64_t> Userfaultfd::register_range(uintptr_t start, size_t len, Mode modes)
 {
     uffdio_register reg {};
-    reg.range.start = uintptr_t(start);
+    reg.range.start = start;
     reg.range.len = len;
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (has(modes, Mode::Missing))
+        reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
+    if (has(modes, Mode::WriteProtect))
+        reg.mode |= UFFDIO_REGISTER_MODE_WP;
+    if (has(modes, Mode::Minor))
+        reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
     if (ioctl(fd_, UFFDIO_REGISTER, &reg) < 0)
-        return fail(errno, std::string("UFFDIO_REGISTER failed: ") + strerror(errno));
-    return reg.ioctls;
+        return failf(errno, "UFFDIO_REGISTER failed: %s", strerror(errno));
+    return uint64_t(reg.ioctls);
+}
+
+Result<void> Userfaultfd::unregister_range(uintptr_t start, size_t len)
+{
+    uffdio_range range { start, len };
+    if (ioctl(fd_, UFFDIO_UNREGISTER, &range) < 0)
+        return failf(errno, "UFFDIO_UNREGISTER failed: %s", strerror(errno));
+    return {};
 }
 
 void Userfaultfd::refine_features(uint64_t range_ioctls)
@@ -162,7 +201,7 @@ void Userfaultfd::refine_features(uint64_t range_ioctls)
         in_use_.set(Feature::Poison, false);
 }
 
-long Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake, size_t* done) noexcept
+long Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake, bool write_protect, size_t* done) noexcept
 {
     if (done)
         *done = 0;
@@ -172,7 +211,7 @@ long Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake, si
     c.dst = dst;
     c.src = uintptr_t(src);
     c.len = len;
-    c.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
+    c.mode = (wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE) | (write_protect ? UFFDIO_COPY_MODE_WP : 0);
     if (ioctl(fd_, UFFDIO_COPY, &c) == 0) {
         if (done)
             *done = len;
@@ -203,6 +242,40 @@ long Userfaultfd::zeropage(uintptr_t dst, size_t len, bool wake, size_t* done) n
     if (done && z.zeropage > 0)
         *done = size_t(z.zeropage);
     return err;
+}
+
+long Userfaultfd::continue_range(uintptr_t dst, size_t len, bool wake, bool write_protect, size_t* done) noexcept
+{
+    if (done)
+        *done = 0;
+    if (int injected = FaultInjection::take(InjectOp::Continue))
+        return -injected;
+    uffdio_continue c {};
+    c.range.start = dst;
+    c.range.len = len;
+    c.mode = (wake ? 0 : UFFDIO_CONTINUE_MODE_DONTWAKE) | (write_protect ? UFFDIO_CONTINUE_MODE_WP : 0);
+    if (ioctl(fd_, UFFDIO_CONTINUE, &c) == 0) {
+        if (done)
+            *done = len;
+        return 0;
+    }
+    long err = -errno;
+    if (done && c.mapped > 0)
+        *done = size_t(c.mapped);
+    return err;
+}
+
+long Userfaultfd::writeprotect(uintptr_t start, size_t len, bool protect, bool wake) noexcept
+{
+    if (int injected = FaultInjection::take(InjectOp::WriteProtect))
+        return -injected;
+    uffdio_writeprotect w {};
+    w.range.start = start;
+    w.range.len = len;
+    w.mode = (protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0) | (wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+    if (ioctl(fd_, UFFDIO_WRITEPROTECT, &w) == 0)
+        return 0;
+    return -errno;
 }
 
 long Userfaultfd::poison(uintptr_t dst, size_t len, bool wake) noexcept
@@ -236,4 +309,4 @@ long Userfaultfd::read_events(uffd_msg* out, size_t max) noexcept
     return long(size_t(n) / sizeof(uffd_msg));
 }
 
-} // namespace faultline::os
+} // namespace faultline::uffd

@@ -24,16 +24,17 @@ std::map<uint64_t, std::shared_ptr<Runtime>> g_runtimes;
 uint64_t g_next_handle = 1;
 thread_local char g_last_error[512];
 
-void remember(const Error& e)
+int remember(int code, const char* message)
 {
-    snprintf(g_last_error, sizeof g_last_error, "%s", e.message().c_str());
+    snprintf(g_last_error, sizeof g_last_error, "%s", message);
+    return -code;
 }
 
-int to_rc(const Error& e)
-{
-    remember(e);
-    return -e.code();
-}
+int to_rc(const Error& e) { return remember(e.code(), e.message()); }
+
+// Bits a C caller may pass that the C++ enums cannot hold: checked before
+// any conversion, so 0x101 is refused instead of truncated to 0x01.
+constexpr unsigned kAccessBits = FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE | FAULTLINE_ACCESS_EXEC;
 
 std::shared_ptr<Runtime> lookup(faultline_runtime_t handle)
 {
@@ -49,14 +50,12 @@ int with_runtime(faultline_runtime_t handle, Fn&& fn)
     // even if another thread destroys the handle meanwhile; destroy waits
     // for the last user (see faultline_destroy).
     auto rt = lookup(handle);
-    if (!rt) {
-        snprintf(g_last_error, sizeof g_last_error, "stale or unknown runtime handle");
-        return -EBADF;
-    }
+    if (!rt)
+        return remember(EBADF, "stale or unknown runtime handle");
     try {
         return fn(*rt);
     } catch (const std::bad_alloc&) {
-        return -ENOMEM;
+        return remember(ENOMEM, "out of memory");
     }
 }
 
@@ -67,7 +66,7 @@ extern "C" {
 int faultline_create(const faultline_config* config, faultline_runtime_t* out)
 {
     if (!out)
-        return -EINVAL;
+        return remember(EINVAL, "out is NULL");
     Config c;
     if (config) {
         if (config->arena_size)
@@ -77,6 +76,7 @@ int faultline_create(const faultline_config* config, faultline_runtime_t* out)
             c.handler_threads = config->handler_threads;
         if (config->fault_around_pages)
             c.fault_around_pages = config->fault_around_pages;
+        c.fault_around_max_pages = config->fault_around_max_pages;
         c.allow_write_execute = config->allow_write_execute != 0;
     }
     try {
@@ -89,7 +89,7 @@ int faultline_create(const faultline_config* config, faultline_runtime_t* out)
         *out = handle;
         return 0;
     } catch (const std::bad_alloc&) {
-        return -ENOMEM;
+        return remember(ENOMEM, "out of memory");
     }
 }
 
@@ -100,7 +100,7 @@ int faultline_destroy(faultline_runtime_t handle)
         std::unique_lock lock(g_lock);
         auto it = g_runtimes.find(handle);
         if (it == g_runtimes.end())
-            return -EBADF;
+            return remember(EBADF, "stale or unknown runtime handle");
         rt = std::move(it->second);
         g_runtimes.erase(it);
     }
@@ -113,7 +113,9 @@ int faultline_destroy(faultline_runtime_t handle)
 int faultline_map(faultline_runtime_t handle, void* address, size_t size, unsigned access, unsigned flags, const char* name, void** out)
 {
     if (!out)
-        return -EINVAL;
+        return remember(EINVAL, "out is NULL");
+    if (access & ~kAccessBits)
+        return remember(EINVAL, "unknown access bits");
     return with_runtime(handle, [&](Runtime& rt) {
         MapOptions o;
         o.size = size;
@@ -140,6 +142,8 @@ int faultline_unmap(faultline_runtime_t handle, void* address, size_t size)
 
 int faultline_protect(faultline_runtime_t handle, void* address, size_t size, unsigned access)
 {
+    if (access & ~kAccessBits)
+        return remember(EINVAL, "unknown access bits");
     return with_runtime(handle, [&](Runtime& rt) {
         auto r = rt.protect(address, size, Access(access));
         return r ? 0 : to_rc(r.error());
@@ -165,7 +169,7 @@ int faultline_make_immutable(faultline_runtime_t handle, void* address, size_t s
 int faultline_get_region_stats(faultline_runtime_t handle, const void* address, faultline_region_stats* out)
 {
     if (!out)
-        return -EINVAL;
+        return remember(EINVAL, "out is NULL");
     return with_runtime(handle, [&](Runtime& rt) {
         auto r = rt.region_stats(address);
         if (!r)
@@ -178,6 +182,7 @@ int faultline_get_region_stats(faultline_runtime_t handle, const void* address, 
         out->amount_dirty = r->amount_dirty;
         out->cow_pages = r->cow_pages;
         out->zero_faults = r->zero_faults;
+        out->write_protect_faults = r->write_protect_faults;
         out->pages_installed = r->pages_installed;
         return 0;
     });

@@ -1,0 +1,201 @@
+#include "fault/dispatcher.h"
+
+#include "support/log.h"
+
+#include <unistd.h>
+
+namespace faultline::fault {
+
+using memory::Outcome;
+using memory::PendingToken;
+using memory::Region;
+using memory::Resolution;
+
+namespace {
+
+uffd::FaultKind decode_kind(uint64_t flags) noexcept
+{
+    if (flags & UFFD_PAGEFAULT_FLAG_WP)
+        return uffd::FaultKind::WriteProtect;
+    if (flags & UFFD_PAGEFAULT_FLAG_MINOR)
+        return uffd::FaultKind::Minor;
+    return uffd::FaultKind::Missing;
+}
+
+} // namespace
+
+Dispatcher::Dispatcher(memory::RegionTree& tree, PendingFaultTable& pending, CompletionQueue& completions,
+    ServiceCounters& counters, ThreadFaultCounters& threads, const DispatchOptions& options) noexcept
+    : tree_(tree)
+    , pending_(pending)
+    , completions_(completions)
+    , counters_(counters)
+    , threads_(threads)
+    , options_(options)
+    , page_size_(size_t(sysconf(_SC_PAGESIZE)))
+{
+}
+
+memory::FaultContext Dispatcher::context_for(Region& region, uintptr_t page, uffd::FaultKind kind, bool write,
+    PendingToken token) const noexcept
+{
+    memory::FaultContext ctx = region.fault_context(page, kind, write, page_size_);
+    ctx.around = options_.around;
+    ctx.window_with_fault = !options_.wake_before_fault_around;
+    ctx.token = token;
+    ctx.completions = token.valid() ? &completions_ : nullptr;
+    return ctx;
+}
+
+void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) noexcept
+{
+    // Everything below lives on this thread's stack: nothing is allocated
+    // per fault.
+    WakeSet wakes(page_size_);
+    Served deferred[kBatch];
+    size_t deferred_count = 0;
+
+    for (size_t i = 0; i < count && i < kBatch; ++i) {
+        const uffd_msg& msg = messages[i];
+        if (msg.event != UFFD_EVENT_PAGEFAULT) {
+            // We enable no non-cooperative events; anything else is a kernel
+            // we do not understand. Ignoring it cannot leave a thread waiting.
+            log::debug("ignoring userfaultfd event {}", int(msg.event));
+            continue;
+        }
+        ServiceCounters::bump(counters_.fault_events);
+        const uintptr_t page = uintptr_t(msg.arg.pagefault.address) & ~uintptr_t(page_size_ - 1);
+        const uffd::FaultKind kind = decode_kind(msg.arg.pagefault.flags);
+        const bool write = msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE;
+        const int tid = options_.have_thread_id ? int(msg.arg.pagefault.feat.ptid) : 0;
+        threads_.record(tid);
+        if (kind == uffd::FaultKind::WriteProtect)
+            ServiceCounters::bump(counters_.write_protect_faults);
+        else if (kind == uffd::FaultKind::Minor)
+            ServiceCounters::bump(counters_.minor_faults);
+
+        PendingFaultTable::Claim claim = pending_.claim(page);
+        if (claim.status == PendingFaultTable::ClaimStatus::Duplicate) {
+            ServiceCounters::bump(counters_.deduplicated);
+            continue;
+        }
+        if (claim.status == PendingFaultTable::ClaimStatus::Full)
+            ServiceCounters::bump(counters_.table_full);
+
+        Region* region = tree_.acquire_for_fault(page);
+        if (!region) {
+            // The region was unmapped after the fault was queued. The wake
+            // makes the thread retry; the range is PROT_NONE by now (or
+            // belongs to a new region), so it gets SIGSEGV or a fresh fault.
+            // A write-protect fault there is answered by lifting the
+            // protection, so that a stray one can never repeat forever.
+            ServiceCounters::bump(counters_.stale);
+            log::debug("fault at {:#x}: no region (unmapped while in flight)", page);
+            if (kind == uffd::FaultKind::WriteProtect)
+                (void)port.write_protect(page, page_size_, false);
+            pending_.release(claim.token);
+            wakes.add(page, page_size_, port);
+            continue;
+        }
+        memory::FaultContext ctx = context_for(*region, page, kind, write, claim.token);
+        Outcome outcome = region->handle_fault(ctx, port);
+        log::trace("fault at {:#x} {} kind {} tid {} -> {}", page, write ? "write" : "read", int(kind), tid, int(outcome.resolution));
+        if (settle(outcome, *region, ctx, tid, claim.token, false, wakes, port))
+            if (outcome.resolution == Resolution::Installed)
+                deferred[deferred_count++] = { region, page, write };
+    }
+
+    ServiceCounters::bump(counters_.wakes, wakes.flush(port));
+
+    // Config::wake_before_fault_around: fault-around while the woken threads
+    // already run. Each window page a thread touches before it is installed
+    // costs it another fault (answered with EEXIST and a wake). Measured: a
+    // win for one thread touching memory with a CPU to spare, a loss when
+    // the touching threads keep every CPU busy (docs/performance.md).
+    for (size_t i = 0; i < deferred_count; ++i) {
+        Region& region = *deferred[i].region;
+        memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {});
+        region.fault_around(ctx, port);
+        tree_.release_after_fault(region);
+    }
+}
+
+bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::FaultContext& ctx, int tid,
+    PendingToken token, bool resumed, WakeSet& wakes, FaultPort& port) noexcept
+{
+    const uintptr_t page = ctx.page;
+    switch (outcome.resolution) {
+    case Resolution::Pending:
+        if (token.valid()) {
+            ServiceCounters::bump(counters_.pending);
+            if (resumed) {
+                pending_.repark(token);
+            } else {
+                pending_.park(token, { &region, page, ctx.kind, ctx.write, tid });
+            }
+            return true; // the region stays pinned until the completion
+        }
+        // An object must not answer Pending without a token; treat it as a
+        // transient failure so the thread faults again rather than waits
+        // for a completion that cannot find it.
+        log::error("fault at {:#x}: object answered pending without a token", page);
+        pending_.release(token);
+        wakes.add(page, page_size_, port);
+        break;
+    case Resolution::Installed: {
+        // Release before the wake: a duplicate read after this point is
+        // served on its own; one read before it is covered by the wake.
+        pending_.release(token);
+        uintptr_t lo = page, hi = page + page_size_;
+        if (outcome.present_hi > outcome.present_lo && outcome.present_lo <= page && page < outcome.present_hi) {
+            lo = outcome.present_lo;
+            hi = outcome.present_hi;
+        }
+        wakes.add(lo, hi - lo, port);
+        if (options_.wake_before_fault_around && !resumed && ctx.kind == uffd::FaultKind::Missing)
+            return true; // fault-around after the wake, then unpin
+        break;
+    }
+    case Resolution::Sigbus:
+        ServiceCounters::bump(counters_.sigbus);
+        log::debug("fault at {:#x} cannot be served: delivering SIGBUS", page);
+        region.note_sigbus();
+        (void)port.raise_sigbus(page, tid, region.access());
+        pending_.release(token);
+        wakes.add(page, page_size_, port);
+        break;
+    case Resolution::Retry:
+    case Resolution::RegionGone:
+    case Resolution::MmGone:
+        // Woken even when the process is said to be exiting: a wake costs
+        // nothing then, and a thread must never be left waiting on a
+        // misreported ESRCH.
+        pending_.release(token);
+        wakes.add(page, page_size_, port);
+        break;
+    }
+    tree_.release_after_fault(region);
+    return false;
+}
+
+void Dispatcher::resume(const CompletionQueue::Completion* completions, size_t count, FaultPort& port) noexcept
+{
+    WakeSet wakes(page_size_);
+    for (size_t i = 0; i < count; ++i) {
+        PendingFaultTable::Parked parked;
+        if (!pending_.take(completions[i].token, &parked)) {
+            // A completion for a slot that is no longer parked (posted
+            // twice, or after the fault ended): nothing waits on it.
+            ServiceCounters::bump(counters_.stale_completions);
+            continue;
+        }
+        ServiceCounters::bump(counters_.completions);
+        Region& region = *parked.region;
+        memory::FaultContext ctx = context_for(region, parked.page, parked.kind, parked.write, completions[i].token);
+        Outcome outcome = region.resume_fault(ctx, port, completions[i].result);
+        (void)settle(outcome, region, ctx, parked.tid, completions[i].token, true, wakes, port);
+    }
+    ServiceCounters::bump(counters_.wakes, wakes.flush(port));
+}
+
+} // namespace faultline::fault

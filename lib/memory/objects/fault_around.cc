@@ -1,0 +1,34 @@
+#include "memory/objects/fault_around.h"
+
+#include <algorithm>
+
+namespace faultline::memory {
+
+Window choose_fault_around_window(const PageStates& states, size_t page, size_t floor, size_t ceiling, FaultAround around) noexcept
+{
+    const size_t min = std::max<size_t>(1, around.min_pages);
+    const size_t max = std::max<size_t>(min, around.max_pages);
+    if (max > min) {
+        const size_t below = states.populated_run_below(page, floor, max);
+        if (below >= min) {
+            const size_t size = std::min(max, 2 * below);
+            return { page, std::min(size, ceiling - page) };
+        }
+        const size_t above = states.populated_run_above(page, ceiling, max);
+        if (above >= min) {
+            const size_t size = std::min(max, 2 * above);
+            const size_t first = page + 1 - std::min(size, page + 1 - floor);
+            return { first, page + 1 - first };
+        }
+    }
+    // The aligned block of `min` pages around the fault, held to the region
+    // (the block is aligned in object pages, which is what pieces of one
+    // object share).
+    size_t first = page - page % min;
+    size_t end = first + min;
+    first = std::max(first, floor);
+    end = std::min(end, ceiling);
+    return { first, end - first };
+}
+
+} // namespace faultline::memory

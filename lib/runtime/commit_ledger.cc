@@ -1,0 +1,32 @@
+#include "runtime/commit_ledger.h"
+
+#include <sys/sysinfo.h>
+
+namespace faultline {
+
+namespace {
+size_t default_limit() noexcept
+{
+    struct sysinfo info {};
+    if (sysinfo(&info) != 0)
+        return SIZE_MAX;
+    return (size_t(info.totalram) + size_t(info.totalswap)) * info.mem_unit;
+}
+}
+
+CommitLedger::CommitLedger(size_t limit) noexcept
+    : limit_(limit ? limit : default_limit())
+{
+}
+
+Result<void> CommitLedger::charge(size_t bytes) noexcept
+{
+    size_t now = committed_.load(std::memory_order_relaxed);
+    do {
+        if (bytes > limit_ || now > limit_ - bytes)
+            return failf(ENOMEM, "commit limit reached (%zu of %zu bytes committed, %zu more asked)", now, limit_, bytes);
+    } while (!committed_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
+    return {};
+}
+
+} // namespace faultline

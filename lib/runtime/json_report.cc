@@ -1,0 +1,109 @@
+#include "runtime/json_report.h"
+
+#include "support/json_writer.h"
+
+namespace faultline {
+
+namespace {
+
+std::string access_string(Access a)
+{
+    std::string s = "---";
+    if (has(a, Access::Read))
+        s[0] = 'r';
+    if (has(a, Access::Write))
+        s[1] = 'w';
+    if (has(a, Access::Execute))
+        s[2] = 'x';
+    return s;
+}
+
+void write_region(JsonWriter& w, const JsonReportInput::Region& region)
+{
+    const RegionStats& s = region.snapshot.stats;
+    w.begin_object();
+    w.key("address");
+    w.hex(s.base);
+    w.field("size", uint64_t(s.size));
+    w.field("name", s.name);
+    w.field("access", access_string(s.access));
+    w.field("max_access", access_string(s.max_access));
+    w.field("shared", has(s.flags, RegionFlags::Shared));
+    w.field("stack", has(s.flags, RegionFlags::Stack));
+    w.field("immutable", has(s.flags, RegionFlags::Immutable));
+    w.field("purgeable", has(s.flags, RegionFlags::Purgeable));
+    w.field("noreserve", has(s.flags, RegionFlags::NoReserve));
+    w.field("object", s.object_kind);
+    w.field("resident", uint64_t(s.amount_resident));
+    w.field("dirty", uint64_t(s.amount_dirty));
+    w.field("zero_mapped", uint64_t(s.amount_zero_mapped));
+    w.field("cow_pages", uint64_t(s.cow_pages));
+    w.field("zero_faults", s.zero_faults);
+    w.field("write_protect_faults", s.write_protect_faults);
+    w.field("pages_installed", s.pages_installed);
+    w.field("pages_per_char", uint64_t(region.pages_per_char));
+    w.field("page_map", region.page_map);
+    w.end_object();
+}
+
+} // namespace
+
+std::string json_report(const JsonReportInput& in)
+{
+    JsonWriter w;
+    w.begin_object();
+    w.key("arena");
+    w.begin_object();
+    w.key("base");
+    w.hex(in.arena_base);
+    w.field("size", uint64_t(in.arena_size));
+    w.field("page_size", uint64_t(in.page_size));
+    w.end_object();
+    w.key("features");
+    w.begin_array();
+    for (auto& n : in.features)
+        w.value(n);
+    w.end_array();
+    w.field("user_mode_only", in.user_mode_only);
+    w.key("regions");
+    w.begin_array();
+    for (const auto& region : in.regions)
+        write_region(w, region);
+    w.end_array();
+    const RuntimeStats& st = in.stats;
+    w.key("faults");
+    w.begin_object();
+    w.field("events", st.fault_events);
+    w.field("deduplicated", st.faults_deduplicated);
+    w.field("write_protect", st.write_protect_faults);
+    w.field("minor", st.minor_faults);
+    w.field("pending", st.faults_pending);
+    w.field("completions", st.completions);
+    w.field("pending_table_full", st.pending_table_full);
+    w.field("pages_installed", st.pages_installed);
+    w.field("batches", st.batches);
+    w.field("wakes", st.wakes);
+    w.field("eexist", st.eexist);
+    w.field("eagain_retries", st.eagain_retries);
+    w.field("stale", st.stale_faults);
+    w.field("sigbus", st.sigbus_delivered);
+    w.end_object();
+    w.key("commit");
+    w.begin_object();
+    w.field("committed", uint64_t(st.committed));
+    w.field("limit", uint64_t(st.commit_limit));
+    w.end_object();
+    w.key("threads");
+    w.begin_array();
+    for (auto& t : st.threads) {
+        w.begin_object();
+        w.field("tid", t.tid);
+        w.field("faults", t.faults);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    return w.str();
+}
+
+} // namespace faultline

@@ -1,0 +1,121 @@
+#include "runtime/region_statistics.h"
+
+#include "os/pagemap.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace faultline {
+
+using os::Pagemap;
+
+RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
+{
+    RegionSnapshot snap;
+    RegionStats& s = snap.stats;
+    s.base = r.base();
+    s.size = r.size();
+    s.name = r.name();
+    s.access = r.access();
+    s.max_access = r.max_access();
+    s.flags = r.flags();
+    s.object_kind = r.object().kind_name();
+    s.zero_faults = r.counters().faults(memory::FillKind::Zero);
+    s.write_protect_faults = r.counters().faults(memory::FillKind::WriteProtect);
+    s.pages_installed = r.counters().pages_installed();
+    s.has_been_writable = r.has_been_writable();
+    s.has_been_executable = r.has_been_executable();
+    snap.object = r.object_ptr();
+    snap.object_offset = r.object_offset();
+    return snap;
+}
+
+size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
+{
+    RegionStats& s = r.stats;
+    const size_t pages = s.size / page_;
+    const size_t per_char = pages <= kMapChars ? 1 : (pages + kMapChars - 1) / kMapChars;
+    if (page_map)
+        page_map->assign((pages + per_char - 1) / per_char, '.');
+    auto pagemap = Pagemap::open();
+    if (!pagemap)
+        return per_char;
+
+    auto rank = [](char c) { return c == 'D' ? 3 : c == 'c' ? 2 : c == 'z' ? 1 : 0; };
+    // The one loop every statistic goes through: one classified page.
+    auto count = [&](size_t index, Pagemap::Kind kind) {
+        switch (kind) {
+        case Pagemap::Kind::Private:
+            s.amount_resident += page_;
+            s.amount_dirty += page_;
+            break;
+        case Pagemap::Kind::Shared:
+            s.amount_resident += page_;
+            s.amount_dirty += page_;
+            ++s.cow_pages;
+            break;
+        case Pagemap::Kind::Zero:
+            s.amount_zero_mapped += page_;
+            break;
+        case Pagemap::Kind::None:
+            return;
+        }
+        if (page_map) {
+            char& c = (*page_map)[index / per_char];
+            if (rank(char(kind)) > rank(c))
+                c = char(kind);
+        }
+    };
+
+    const size_t first_object_page = r.object_offset / page_;
+    const memory::PageStates& states = r.object->states();
+    constexpr size_t kChunk = 4096;
+    std::vector<uint64_t> entries(kChunk);
+    // Reads and classifies pages [first, first+n) of the region.
+    auto read_span = [&](size_t first, size_t n, bool known_not_zero) {
+        for (size_t at = first; at < first + n; at += kChunk) {
+            const size_t len = std::min(kChunk, first + n - at);
+            if (!pagemap->read(s.base + at * page_, len, entries.data()))
+                return;
+            for (size_t i = 0; i < len; ++i) {
+                const bool hint = !known_not_zero && states.get(first_object_page + at + i) == memory::PageState::ZeroMapped;
+                count(at + i, pagemap->classify(entries[i], hint));
+            }
+        }
+    };
+
+    if (use_scan_) {
+        page_region runs[256];
+        uintptr_t at = s.base;
+        const uintptr_t end = s.base + s.size;
+        while (at < end) {
+            uintptr_t walk_end = end;
+            auto n = pagemap->scan(at, end, runs, 256, &walk_end);
+            if (!n)
+                break;
+            for (size_t i = 0; i < *n; ++i) {
+                const size_t first = (runs[i].start - s.base) / page_;
+                const size_t len = (runs[i].end - runs[i].start) / page_;
+                if (runs[i].categories & PAGE_IS_PFNZERO) {
+                    for (size_t p = first; p < first + len; ++p)
+                        count(p, Pagemap::Kind::Zero);
+                } else if (runs[i].categories & PAGE_IS_PRESENT) {
+                    // Present, not the zero page: private or shared with a
+                    // fork child, which only the entry's exclusive bit tells.
+                    read_span(first, len, true);
+                }
+            }
+            if (walk_end <= at)
+                break;
+            at = walk_end;
+        }
+        return per_char;
+    }
+    // Without PAGEMAP_SCAN: only the blocks the object ever populated.
+    states.for_each_marked_span(first_object_page, pages, [&](size_t object_page, size_t n) {
+        read_span(object_page - first_object_page, n, false);
+    });
+    return per_char;
+}
+
+} // namespace faultline

@@ -1,0 +1,313 @@
+#include "runtime/runtime_core.h"
+
+#include "memory/objects/anonymous_vm_object.h"
+#include "os/pagemap.h"
+#include "os/virtual_memory.h"
+#include "runtime/json_report.h"
+#include "support/log.h"
+#include "support/try.h"
+
+#include <cstring>
+#include <shared_mutex>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace faultline {
+
+using memory::Region;
+
+namespace {
+
+// Resolves Config's "0 = automatic" values and checks the rest.
+Result<Config> resolve(Config config)
+{
+    const size_t page = os::page_size();
+    if (config.arena_size == 0 || config.arena_size % page != 0)
+        return fail(EINVAL, "arena_size must be a non-zero multiple of the page size");
+    if (config.handler_threads > 64)
+        return fail(EINVAL, "handler_threads must be at most 64");
+    if (config.handler_threads == 0) {
+        // Two handlers only pay off when they can sit on different CPUs;
+        // on one CPU they add a context switch per fault.
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        config.handler_threads = cpus >= 2 ? 2 : 1;
+    }
+    if (config.fault_around_pages == 0 || config.fault_around_pages > 512)
+        return fail(EINVAL, "fault_around_pages must be between 1 and 512");
+    if (config.fault_around_max_pages == 0) {
+        // Automatic: adapt up to 512 pages, except that 1 keeps meaning
+        // "no fault-around at all".
+        config.fault_around_max_pages = config.fault_around_pages == 1 ? 1 : 512;
+    }
+    if (config.fault_around_max_pages < config.fault_around_pages || config.fault_around_max_pages > 512)
+        return fail(EINVAL, "fault_around_max_pages must be between fault_around_pages and 512");
+    if (config.handler_spin_us > 1000000)
+        return fail(EINVAL, "handler_spin_us must be at most 1000000");
+    return config;
+}
+
+} // namespace
+
+Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
+{
+    Config config = TRY(resolve(std::move(requested)));
+    std::vector<std::string> unknown;
+    os::FeatureSet disabled = os::disabled_features(config.disable, &unknown);
+    for (auto& name : unknown)
+        log::warn("FAULTLINE_DISABLE: unknown feature '{}' ignored", name);
+
+    auto uffd = TRY(uffd::Userfaultfd::open(config.uffd_mode, disabled));
+    // Align the arena to 2 MiB so that aligned regions can later be backed
+    // by huge pages without the arena's edges getting in the way.
+    auto arena = TRY(memory::Arena::try_create(uffd, config.arena_size, size_t(2) << 20));
+    uffd.refine_features(arena.range_ioctls());
+
+    os::FeatureSet features = uffd.features();
+    features.set(os::Feature::Mseal, !disabled.has(os::Feature::Mseal) && os::kernel_has_mseal());
+    features.set(os::Feature::AnonName, !disabled.has(os::Feature::AnonName) && os::kernel_has_anon_name());
+    features.set(os::Feature::PagemapScan, !disabled.has(os::Feature::PagemapScan) && os::Pagemap::scan_available());
+
+    std::unique_ptr<RuntimeCore> core(new RuntimeCore(std::move(config), std::move(uffd), std::move(arena), features));
+    const Config& c = core->config_;
+    fault::FaultHandlerOptions options;
+    options.threads = c.handler_threads;
+    options.dispatch.around = { c.fault_around_pages, c.fault_around_max_pages };
+    options.dispatch.wake_before_fault_around = c.wake_before_fault_around;
+    options.dispatch.have_thread_id = features.has(os::Feature::ThreadId);
+    options.spin_us = c.handler_spin_us;
+    options.use_zeropage = features.has(os::Feature::ZeroPage);
+    options.use_poison = features.has(os::Feature::Poison);
+    core->handler_ = TRY(fault::FaultHandler::try_create(core->uffd_, core->tree_, options));
+
+    std::string names;
+    for (auto& n : features.names())
+        names += n + " ";
+    log::info("runtime up: arena {:#x}+{:#x}, {} handler thread(s), fault-around {}..{}, route {}{}, features: {}",
+        core->arena_.base(), core->arena_.size(), options.threads, c.fault_around_pages, c.fault_around_max_pages,
+        core->uffd_.route(), core->uffd_.user_mode_only() ? " (user-mode-only)" : "", names);
+    return core;
+}
+
+RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena arena, os::FeatureSet features)
+    : config_(std::move(config))
+    , page_(os::page_size())
+    , uffd_(std::move(uffd))
+    , arena_(std::move(arena))
+    , features_(features)
+    , tree_(arena_.base(), arena_.size(), page_)
+    , ledger_(config_.commit_limit)
+    , ops_(tree_, arena_, page_)
+    , mapper_(uffd_, arena_, tree_, ops_, ledger_, features_, page_, config_.allow_write_execute)
+    , statistics_(page_, features_.has(os::Feature::PagemapScan))
+{
+}
+
+RuntimeCore::~RuntimeCore()
+{
+    if (!handler_)
+        return;
+    if (!fork_guard_.in_owner()) {
+        // A fork child's copy: the handler threads are the parent's, and
+        // the stop eventfd is shared with it. Touch nothing shared; the
+        // members below close this process's descriptors and unmap this
+        // process's copy of the arena, which the parent never sees.
+        handler_->abandon();
+        return;
+    }
+    // Faults parked pending a completion are finished first (their
+    // completions need the handler threads). Then stop serving: once the
+    // threads are gone nothing touches the tree.
+    handler_->drain();
+    handler_->stop();
+    // Unmap the arena now (except sealed ranges), then wake every thread
+    // still waiting on a fault: each retries, finds the memory gone and
+    // takes SIGSEGV, as after munmap(2). Closing the userfaultfd would wake
+    // them too, but not while a fork child holds a copy of the descriptor.
+    // Sealed ranges stay mapped: unregister them, so that they become the
+    // ordinary anonymous memory docs/api.md promises even while a fork
+    // child keeps the userfaultfd open.
+    arena_.release();
+    for (const memory::Range& sealed : arena_.sealed())
+        (void)uffd_.unregister_range(sealed.base, sealed.size);
+    (void)uffd_.wake(arena_.base(), arena_.size());
+}
+
+Result<void> RuntimeCore::check_owner() const noexcept
+{
+    if (!fork_guard_.in_owner())
+        return fail(ECHILD, "this runtime belongs to the parent process: a fork child's copy is inert (docs/api.md, fork)");
+    return {};
+}
+
+Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
+{
+    TRY(check_owner());
+    TRY(mapper_.validate(o));
+    const bool shared = has(o.flags, RegionFlags::Shared);
+    auto object = TRY(shared ? memory::AnonymousVMObject::try_create_shared_with_size(o.size, page_, o.name.c_str())
+                             : memory::AnonymousVMObject::try_create_with_size(o.size, page_));
+    const bool committed = !has(o.flags, RegionFlags::NoReserve);
+    if (committed)
+        TRY(ledger_.charge(o.size));
+    std::lock_guard api(api_lock_);
+    auto mapped = mapper_.map(o, std::move(object), committed);
+    if (!mapped && committed)
+        ledger_.uncharge(o.size);
+    return mapped;
+}
+
+Result<void*> RuntimeCore::map_object(const MapOptions& o, boost::intrusive_ptr<memory::VMObject> object)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    return mapper_.map(o, std::move(object), false);
+}
+
+Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    return mapper_.unmap(address, size);
+}
+
+Result<void> RuntimeCore::protect(uintptr_t address, size_t size, Access access)
+{
+    TRY(check_owner());
+    if (uint8_t(access) & ~uint8_t(Access::ReadWriteExecute))
+        return fail(EINVAL, "unknown access bits");
+    std::lock_guard api(api_lock_);
+    auto regions = TRY(ops_.prepare(address, size, {}, [&](Region& r) { return r.check_protect(access, config_.allow_write_execute); }));
+    if (int rc = os::protect(address, size, int(access)); rc < 0)
+        return failf(-rc, "mprotect failed: %s%s", strerror(-rc),
+            rc == -ENOMEM ? " (splitting the mapping would pass vm.max_map_count; see docs/api.md)" : "");
+    for (Region* r : regions)
+        r->set_access(access);
+    return {};
+}
+
+Result<void> RuntimeCore::set_name(uintptr_t address, size_t size, std::string_view name)
+{
+    TRY(check_owner());
+    TRY(Region::validate_name(name));
+    std::lock_guard api(api_lock_);
+    auto regions = TRY(ops_.prepare(address, size));
+    std::string copy(name);
+    if (features_.has(os::Feature::AnonName))
+        (void)os::set_anon_name(address, size, copy.empty() ? nullptr : copy.c_str());
+    for (Region* r : regions)
+        r->set_name(copy);
+    return {};
+}
+
+Result<void> RuntimeCore::make_immutable(uintptr_t address, size_t size)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    auto regions = TRY(ops_.prepare(address, size));
+    for (Region* r : regions) {
+        if (features_.has(os::Feature::Mseal)) {
+            // Seal the guard pages of whole stacks too, so the guard can
+            // never be made accessible.
+            memory::Range sealed = r->reserved_range();
+            if (int rc = os::seal(sealed.base, sealed.size); rc < 0)
+                return failf(-rc, "mseal failed: %s", strerror(-rc));
+            arena_.note_sealed(sealed);
+        }
+        r->set_immutable();
+    }
+    return {};
+}
+
+Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    TRY(ops_.validate_range(address, size));
+    for (Region* r : TRY(ops_.covering(address, size, {}))) {
+        const uintptr_t lo = std::max(address, r->base());
+        const uintptr_t hi = std::min(address + size, r->end());
+        const size_t first = (r->object_offset() + (lo - r->base())) / page_;
+        if (r->object().backing_fd() >= 0) {
+            // Dropping the mapping's pages is not enough for a memfd: the
+            // page cache would hand them back. Punching the hole frees them
+            // for every mapping (fork children included) and unmaps them.
+            r->object().release_pages(first, (hi - lo) / page_);
+            continue;
+        }
+        if (int rc = os::discard(lo, hi - lo); rc < 0)
+            return failf(-rc, "madvise failed: %s", strerror(-rc));
+        r->object().forget_pages(first, (hi - lo) / page_);
+    }
+    return {};
+}
+
+Result<RegionStats> RuntimeCore::region_stats(uintptr_t address) const
+{
+    TRY(check_owner());
+    RegionSnapshot snap;
+    {
+        std::lock_guard api(api_lock_);
+        Region* r = ops_.find(address);
+        if (!r)
+            return fail(ENOENT, "no region contains that address");
+        snap = RegionStatistics::snapshot(*r);
+    }
+    statistics_.measure(snap, nullptr);
+    return snap.stats;
+}
+
+std::vector<RegionSnapshot> RuntimeCore::snapshot_all() const
+{
+    std::vector<RegionSnapshot> all;
+    std::lock_guard api(api_lock_);
+    std::shared_lock tree(tree_.lock());
+    all.reserve(tree_.region_count());
+    tree_.for_each([&](Region& r) { all.push_back(RegionStatistics::snapshot(r)); });
+    return all;
+}
+
+std::vector<RegionStats> RuntimeCore::regions() const
+{
+    std::vector<RegionStats> out;
+    for (RegionSnapshot& snap : snapshot_all()) {
+        statistics_.measure(snap, nullptr);
+        out.push_back(std::move(snap.stats));
+    }
+    return out;
+}
+
+RuntimeStats RuntimeCore::stats() const
+{
+    RuntimeStats s;
+    handler_->fill_stats(s);
+    s.committed = ledger_.committed();
+    s.commit_limit = ledger_.limit();
+    {
+        std::shared_lock tree(tree_.lock());
+        s.region_count = tree_.region_count();
+    }
+    s.thread_ids_available = features_.has(os::Feature::ThreadId);
+    if (s.thread_ids_available)
+        s.threads = handler_->thread_counts();
+    return s;
+}
+
+std::string RuntimeCore::to_json() const
+{
+    JsonReportInput in;
+    in.arena_base = arena_.base();
+    in.arena_size = arena_.size();
+    in.page_size = page_;
+    in.features = features_.names();
+    in.user_mode_only = uffd_.user_mode_only();
+    for (RegionSnapshot& snap : snapshot_all()) {
+        JsonReportInput::Region region;
+        region.pages_per_char = statistics_.measure(snap, &region.page_map);
+        region.snapshot = std::move(snap);
+        in.regions.push_back(std::move(region));
+    }
+    in.stats = stats();
+    return json_report(in);
+}
+
+} // namespace faultline

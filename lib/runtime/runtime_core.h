@@ -1,0 +1,103 @@
+// runtime/runtime_core.h — what a Runtime is, and the order of its calls.
+//
+// RuntimeCore owns the userfaultfd, the arena, the region tree, the fault
+// handler and the commit ledger, and orchestrates: each API call takes the
+// API lock, checks that this is the process that created the runtime, and
+// hands the work to the room that does it — RegionOperations (the shared
+// validate/cover/check/isolate preamble), Mapper (map, unmap), CommitLedger,
+// RegionStatistics (the page tables) and the JSON report.
+//
+// Locks, in the order they are taken (docs/design.md):
+//   1. api_lock_   serialises structural changes and statistics snapshots
+//                  on API threads; may be held across system calls and
+//                  across the wait for a retired region's faults, never
+//                  across a page-table scan.
+//   2. the tree's shared_mutex: exclusive for each insert/remove/placement,
+//                  never across a system call; handler threads take it
+//                  shared for one lookup.
+//   (3. the pending-fault table's and the completion queue's mutexes: held
+//       for a few loads and stores by handler and worker threads.)
+// Handler threads take only (2) and (3). Nothing is held across I/O.
+#pragma once
+
+#include "fault/fault_handler.h"
+#include "memory/arena.h"
+#include "memory/region_tree.h"
+#include "memory/vm_object.h"
+#include "os/features.h"
+#include "runtime/commit_ledger.h"
+#include "runtime/fork_guard.h"
+#include "runtime/mapper.h"
+#include "runtime/region_operations.h"
+#include "runtime/region_statistics.h"
+#include "uffd/userfaultfd.h"
+
+#include <faultline/runtime.h>
+
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace faultline {
+
+class RuntimeCore {
+public:
+    static Result<std::unique_ptr<RuntimeCore>> try_create(Config config);
+    ~RuntimeCore();
+
+    Result<void*> map_anonymous(const MapOptions& options);
+    // Maps a region viewing `object` (any VMObject kind; the tests map their
+    // own). Nothing is charged to the commit limit.
+    Result<void*> map_object(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object);
+    Result<void> unmap(uintptr_t address, size_t size);
+    Result<void> protect(uintptr_t address, size_t size, Access access);
+    Result<void> set_name(uintptr_t address, size_t size, std::string_view name);
+    Result<void> make_immutable(uintptr_t address, size_t size);
+    Result<void> discard(uintptr_t address, size_t size);
+
+    Result<RegionStats> region_stats(uintptr_t address) const;
+    // These three have no error channel; in a fork child they describe the
+    // child's inert copy.
+    std::vector<RegionStats> regions() const;
+    RuntimeStats stats() const;
+    std::string to_json() const;
+
+    uintptr_t arena_base() const { return arena_.base(); }
+    size_t arena_size() const { return arena_.size(); }
+    const os::FeatureSet& features() const { return features_; }
+    bool user_mode_only() const { return uffd_.user_mode_only(); }
+    const Config& config() const { return config_; }
+    size_t page_size() const { return page_; }
+    // Where objects that answer Pending post their completions.
+    memory::CompletionPort& completions() { return handler_->completions(); }
+    uffd::Userfaultfd& userfaultfd() { return uffd_; }
+    // False in a fork child's copy of this runtime (runtime/fork_guard.h).
+    bool in_owner() const noexcept { return fork_guard_.in_owner(); }
+
+private:
+    RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena arena, os::FeatureSet features);
+    // ECHILD in a fork child: the copy is inert.
+    Result<void> check_owner() const noexcept;
+    // Snapshots every region (under the API lock), then measures them with
+    // no lock held.
+    std::vector<RegionSnapshot> snapshot_all() const;
+
+    Config config_;
+    ForkGuard fork_guard_;
+    size_t page_;
+    uffd::Userfaultfd uffd_;
+    memory::Arena arena_;
+    os::FeatureSet features_;
+    memory::RegionTree tree_;
+    CommitLedger ledger_;
+    RegionOperations ops_;
+    Mapper mapper_;
+    RegionStatistics statistics_;
+    std::unique_ptr<fault::FaultHandler> handler_;
+    mutable std::mutex api_lock_;
+};
+
+} // namespace faultline
