@@ -1,0 +1,239 @@
+// tools/stress/main.cc — faultline-stress, the fault-path stress test that
+// `./dev stress [SECONDS]` runs (docs/reliability.md, "Stress test").
+//
+//   faultline-stress [SECONDS] [--threads N] [--mutators N] [--slots N]
+//                    [--seed N] [--handler-threads N] [--phases N]
+//                    [--watchdog SECONDS] [--accessor-nice N]
+//
+// Accessor threads (32 by default) read and write pages of many anonymous
+// regions while mutator threads map, unmap, split, protect, discard, rename
+// and seal those regions. Every word an accessor reads is checked against a
+// model of what the page must hold; a watchdog fails the run when any access
+// or API call takes longer than a few seconds; and the run is split into
+// phases that each use a fresh Runtime with a different configuration
+// (handler threads, fault-around, hidden kernel features).
+//
+// Where things are:
+//   main.cc              phases, totals and the report
+//   options.{h,cc}       the command line
+//   model.{h,cc}         the model: the slot table and its sequence lock, the
+//                        values written, their verification, and the checks
+//                        between phases. Its header explains how the model
+//                        works and why observations can be trusted.
+//   signals.{h,cc}       accesses that survive SIGSEGV
+//   watchdog.{h,cc}      the hang detector
+//   accessor.{h,cc}      the accessor threads
+//   mutator.{h,cc}       the mutator loop, the table of operations, and the
+//                        pick / check / change / verify steps they share
+//   mutator/*.cc         one file per operation, each adding itself to the table
+//   util.{h,cc}          the clock, random numbers, failure reports, names
+//
+// The tool uses only the public API (<faultline/runtime.h>).
+#include "accessor.h"
+#include "model.h"
+#include "mutator.h"
+#include "options.h"
+#include "signals.h"
+#include "util.h"
+#include "watchdog.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace stress {
+
+namespace {
+
+struct PhaseConfig {
+    unsigned handler_threads;
+    unsigned fault_around_pages;
+    const char* disable;
+};
+
+// Each phase runs a fresh Runtime in a different configuration: the default
+// one; several handler threads with fault-around off, so that many threads
+// race to serve single pages; and a large fault-around window with the zero
+// page and mseal(2) hidden, so that read faults copy zeros and immutability
+// is enforced by the runtime alone.
+constexpr PhaseConfig kPhaseConfigs[] = {
+    { 1, 16, "" },
+    { 4, 1, "" },
+    { 2, 64, "zeropage,mseal" },
+};
+
+struct Totals {
+    double seconds = 0;
+    uint64_t ops = 0;
+    uint64_t faults = 0;
+    uint64_t pages_installed = 0;
+    uint64_t bytes = 0;
+    uint64_t visits = 0;
+    uint64_t stable_visits = 0;
+    uint64_t segv = 0;
+};
+
+void run_phase(const Options& opt, unsigned phase, unsigned phases, double seconds, Activity* activities, Totals& totals)
+{
+    const PhaseConfig& pc = kPhaseConfigs[phase % (sizeof kPhaseConfigs / sizeof kPhaseConfigs[0])];
+    Config config;
+    config.handler_threads = opt.handler_threads ? opt.handler_threads : pc.handler_threads;
+    config.fault_around_pages = pc.fault_around_pages;
+    config.disable = pc.disable;
+    auto created = Runtime::create(config);
+    if (!created) {
+        std::fprintf(stderr, "stress: FAIL: Runtime::create failed: %s: %s\n", errno_name(created.error().code()),
+            created.error().message());
+        std::exit(1);
+    }
+    std::unique_ptr<Runtime> rt = std::move(*created);
+    Activity& main_activity = activities[opt.threads + opt.mutators];
+
+    std::string features;
+    for (auto& f : rt->features())
+        features += (features.empty() ? "" : ",") + f;
+    std::printf("stress: phase %u/%u: %.0f s, %u handler thread(s), fault-around %u, hidden '%s', features %s%s\n", phase + 1, phases,
+        seconds, config.handler_threads, config.fault_around_pages, pc.disable, features.c_str(),
+        rt->user_mode_only() ? " (user-mode-only)" : "");
+    std::fflush(stdout);
+
+    {
+        World w(opt, *rt);
+        w.activities = activities;
+        set_guarded_arena(w.arena_lo, w.arena_hi);
+        const uint64_t failures_before = g_failures.load();
+
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < opt.threads; ++t)
+            threads.emplace_back([&w, t, seed = opt.seed ^ (uint64_t(phase) << 40) ^ (t * 0x1000193ull)] { run_accessor(w, t, seed); });
+        std::vector<std::unique_ptr<Mutator>> mutators;
+        for (unsigned m = 0; m < opt.mutators; ++m)
+            mutators.push_back(std::make_unique<Mutator>(w, m, opt.seed ^ (uint64_t(phase) << 40) ^ (0xabcdef12345ull + m),
+                activities[opt.threads + m]));
+        for (auto& m : mutators)
+            threads.emplace_back([m = m.get()] { m->run(); });
+
+        const int64_t start = now_ns();
+        const int64_t end = start + int64_t(seconds * 1e9);
+        int64_t next_report = start + int64_t(10e9);
+        for (int64_t now = start; now < end; now = now_ns()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, (end - now) / 1'000'000 + 1)));
+            if (seconds >= 30 && now_ns() >= next_report) {
+                next_report += int64_t(10e9);
+                uint64_t bytes = w.mutator_bytes_verified.load();
+                for (auto& a : w.accessors)
+                    bytes += a->bytes_verified.load();
+                std::printf("stress:   %3.0f s: %llu operations, %llu faults served, %llu bytes verified, %llu failures\n",
+                    double(now_ns() - start) / 1e9, (unsigned long long)w.ops.load(), (unsigned long long)rt->stats().fault_events,
+                    (unsigned long long)bytes, (unsigned long long)g_failures.load());
+                std::fflush(stdout);
+            }
+        }
+        w.stop.store(true);
+        main_activity.begin("joining threads", 0);
+        for (auto& t : threads)
+            t.join();
+        main_activity.end();
+        const double elapsed = double(now_ns() - start) / 1e9;
+
+        main_activity.begin("final sweep", 0);
+        uint64_t sweep_bytes = final_sweep(w);
+        main_activity.end();
+        main_activity.begin("checking tables", 0);
+        check_tables(w, "end of phase");
+        main_activity.end();
+
+        // Unmap everything that can be, and check the runtime is left with
+        // exactly the immutable pages (and their commit charge).
+        Mutator cleaner(w, opt.mutators, opt.seed, main_activity);
+        cleaner.unmap_everything();
+        main_activity.begin("checking tables", 0);
+        check_tables(w, "after unmapping everything");
+        main_activity.end();
+
+        const RuntimeStats st = rt->stats();
+        uint64_t bytes = w.mutator_bytes_verified.load() + sweep_bytes, visits = 0, stable = 0, segv = 0;
+        for (auto& a : w.accessors) {
+            bytes += a->bytes_verified.load();
+            visits += a->visits.load();
+            stable += a->stable_visits.load();
+            segv += a->segv_caught.load();
+        }
+        std::printf("stress: phase %u/%u: %.1f s, %llu operations, %llu faults served (%llu pages installed, %llu deduplicated, %llu stale, "
+                    "%llu eexist), %llu visits (%llu stable), %llu SIGSEGVs caught, %llu bytes verified, %u immutable slots, %llu failures\n",
+            phase + 1, phases, elapsed, (unsigned long long)w.ops.load(), (unsigned long long)st.fault_events,
+            (unsigned long long)st.pages_installed, (unsigned long long)st.faults_deduplicated, (unsigned long long)st.stale_faults,
+            (unsigned long long)st.eexist, (unsigned long long)visits, (unsigned long long)stable, (unsigned long long)segv,
+            (unsigned long long)bytes, w.pinned.load(), (unsigned long long)(g_failures.load() - failures_before));
+        std::fflush(stdout);
+        totals.seconds += elapsed;
+        totals.ops += w.ops.load();
+        totals.faults += st.fault_events;
+        totals.pages_installed += st.pages_installed;
+        totals.bytes += bytes;
+        totals.visits += visits;
+        totals.stable_visits += stable;
+        totals.segv += segv;
+    }
+
+    // Destroying the runtime unmaps what is left (the immutable regions stay,
+    // as the kernel keeps sealed memory). Watched too: it joins the handler
+    // threads.
+    main_activity.begin("destroying the runtime", 0);
+    rt.reset();
+    main_activity.end();
+    set_guarded_arena(0, 0);
+}
+
+} // namespace
+
+} // namespace stress
+
+int main(int argc, char** argv)
+{
+    using namespace stress;
+    const Options opt = parse_options(argc, argv);
+    unsigned phases = opt.phases;
+    if (!phases)
+        phases = opt.seconds >= 9 ? 3 : 1;
+
+    install_signal_handlers();
+    prepare_thread_for_faults(); // the main thread sweeps and unmaps between phases
+
+    // Activities are labelled once, before the watchdog starts reading them.
+    const unsigned activity_count = opt.threads + opt.mutators + 1;
+    std::unique_ptr<Activity[]> activities(new Activity[activity_count]);
+    for (unsigned i = 0; i < activity_count; ++i) {
+        if (i < opt.threads)
+            std::snprintf(activities[i].label, sizeof activities[i].label, "accessor %u", i);
+        else if (i < opt.threads + opt.mutators)
+            std::snprintf(activities[i].label, sizeof activities[i].label, "mutator %u", i - opt.threads);
+        else
+            std::snprintf(activities[i].label, sizeof activities[i].label, "main thread");
+    }
+    std::atomic<bool> finished { false };
+    std::thread watchdog(run_watchdog, activities.get(), activity_count, int64_t(opt.watchdog_seconds * 1e9), &finished);
+
+    std::printf("stress: %.0f s in %u phase(s), %u accessor threads, %u mutator threads, %u slots, watchdog %.1f s, seed %llu\n",
+        opt.seconds, phases, opt.threads, opt.mutators, opt.slots, opt.watchdog_seconds, (unsigned long long)opt.seed);
+    std::fflush(stdout);
+
+    Totals totals;
+    for (unsigned phase = 0; phase < phases; ++phase)
+        run_phase(opt, phase, phases, opt.seconds / phases, activities.get(), totals);
+
+    finished.store(true);
+    watchdog.join();
+
+    const uint64_t failures = g_failures.load();
+    std::printf("stress: %.0f s, %llu operations, %llu faults served, %llu bytes verified, %llu failures\n", totals.seconds,
+        (unsigned long long)totals.ops, (unsigned long long)totals.faults, (unsigned long long)totals.bytes,
+        (unsigned long long)failures);
+    return failures ? 1 : 0;
+}

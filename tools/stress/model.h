@@ -1,0 +1,266 @@
+// tools/stress/model.h — the model every observation is checked against.
+//
+// The model
+// ---------
+// Regions live in a fixed table of slots. A slot holds at most one mapping
+// at a time (pieces of which may since have been unmapped) and publishes its
+// state through a sequence lock: a mutator makes the sequence odd before it
+// changes anything and even again once the model describes the new state. An
+// accessor reads the sequence, then the model, then the memory, and then the
+// sequence again. Only when the sequence did not change is the observation
+// checked, because only then did the model and the memory describe the same
+// moment; otherwise it is dropped.
+//
+// Every 8-byte word of a page is either zero (never written since the page
+// was mapped or last discarded) or a value that encodes the slot, the
+// mapping's incarnation, the page index, the word index and the accessor that
+// owns the word: accessor t owns the words w with w % threads == t, so every
+// word has exactly one writer. Each accessor also remembers the last value it
+// wrote to each page and whether that write certainly landed after the page
+// was last zeroed; for such words it expects exactly that value. Together
+// this catches lost writes, pages that went back to zero or to an older
+// value, pages shown at the wrong offset or in the wrong region, and bytes
+// that survived from an earlier mapping of the same addresses.
+//
+// Address reuse: the runtime hands unmapped addresses to later maps (its
+// allocator is best-fit, so it does so often). An accessor whose view of a
+// slot went stale during an unmap could otherwise write into the region
+// placed there next, and the model would blame the runtime for that. So maps
+// and unmaps are serialised by one mutex, and an unmap keeps it until every
+// accessor that may have seen the old state has finished its visit (an
+// epoch-based grace period). The same mutex guards the tool's record of which
+// arena pages belong to which slot, which is also used to check that the
+// runtime never hands out a page twice.
+#pragma once
+
+#include "options.h"
+#include "signals.h"
+#include "util.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+namespace stress {
+
+struct Activity;
+
+constexpr unsigned kMaxPages = 64;       // pages in the largest region
+constexpr unsigned kHotSlots = 4;        // slots that a quarter of all visits go to...
+constexpr unsigned kHotPages = 2;        // ...touching only their first pages
+constexpr uint64_t kIdle = UINT64_MAX;   // an accessor's announcement between visits
+constexpr uint64_t kWordMask = 0x1ff;
+
+// ---------------------------------------------------------------------------
+// Page contents
+
+// bit 63: set (so a written word is never zero); 48-62: the writer's counter;
+// 33-47: incarnation; 23-32: slot; 15-22: owner (accessor); 9-14: page;
+// 0-8: word. Fields are kept modulo their width, which is enough: what the
+// check must tell apart is this page's writes from anybody else's.
+inline uint64_t value_base(unsigned slot, uint32_t incarnation, unsigned page, unsigned owner, uint32_t counter)
+{
+    return (uint64_t(1) << 63) | (uint64_t(counter & 0x7fff) << 48) | (uint64_t(incarnation & 0x7fff) << 33)
+        | (uint64_t(slot & 0x3ff) << 23) | (uint64_t(owner & 0xff) << 15) | (uint64_t(page & 0x3f) << 9);
+}
+
+inline bool plausible(uint64_t v, unsigned slot, uint32_t incarnation, unsigned page, size_t word, unsigned owner)
+{
+    const uint64_t without_counter = ~(uint64_t(0x7fff) << 48);
+    return (v & without_counter) == (value_base(slot, incarnation, page, owner, 0) | (word & kWordMask));
+}
+
+std::string describe_value(uint64_t v);
+
+// ---------------------------------------------------------------------------
+// The slot table
+
+// What the model says of one page of a slot, packed into one atomic word.
+// zero_id changes whenever the page is (re)zeroed, by a map or a discard; it
+// comes from a global counter, so it never repeats.
+struct PageView {
+    bool mapped = false;
+    Access access = Access::None;
+    bool immutable = false;
+    uint64_t zero_id = 0;
+};
+
+inline uint64_t pack(const PageView& v)
+{
+    return uint64_t(v.mapped) | uint64_t(uint8_t(v.access)) << 1 | uint64_t(v.immutable) << 4 | v.zero_id << 8;
+}
+
+inline PageView unpack(uint64_t w) { return { bool(w & 1), Access((w >> 1) & 7), bool((w >> 4) & 1), w >> 8 }; }
+
+struct Slot {
+    // Published to accessors under the sequence lock.
+    alignas(64) std::atomic<uint64_t> seq { 0 };
+    std::atomic<uintptr_t> base { 0 };
+    std::atomic<uint32_t> npages { 0 };
+    std::atomic<uint32_t> incarnation { 0 };
+    std::atomic<bool> live { false }; // some page is mapped
+    std::atomic<uint64_t> pages[kMaxPages] {};
+
+    // The rest belongs to the mutator holding `busy` (and to the main thread
+    // between phases, after it joined the mutators).
+    alignas(64) std::atomic<bool> busy { false };
+    bool pinned = false;    // holds immutable pages: can never be mapped afresh
+    bool committed = true;  // the mapping counts against the commit limit
+    bool guard = false;     // a stack guard page below `base` is still reserved
+    Access max_access = Access::None;
+    uintptr_t last_base = 0;
+    uint8_t been_writable[kMaxPages] = {};
+    uint8_t been_executable[kMaxPages] = {};
+    uint8_t name[kMaxPages] = {};
+};
+
+// The sequence lock, writer side: odd while the slot changes. (The reader
+// side is Accessor::visit.)
+inline void begin_change(Slot& s) { s.seq.fetch_add(1); }
+inline void end_change(Slot& s) { s.seq.fetch_add(1); }
+
+// What an accessor remembers of its last write to one page.
+struct Record {
+    uint64_t value_base = 0;
+    uint64_t zero_id = 0;
+    uint32_t counter = 0;
+    bool valid = false;
+    bool certain = false; // landed while the model was stable: the words hold exactly this
+};
+
+struct alignas(64) AccessorState {
+    // The epoch this accessor saw when its current visit began, kIdle between
+    // visits. A grace period waits until every accessor is idle or has
+    // announced a newer epoch.
+    std::atomic<uint64_t> announce { kIdle };
+    std::atomic<uint64_t> visits { 0 };
+    std::atomic<uint64_t> stable_visits { 0 };
+    std::atomic<uint64_t> bytes_verified { 0 };
+    std::atomic<uint64_t> segv_caught { 0 };
+    std::vector<Record> records; // [slot * kMaxPages + page], this thread's only
+};
+
+struct Owner {
+    unsigned slot;
+    bool guard;
+};
+
+// Everything one phase's threads share.
+struct World {
+    const Options& opt;
+    Runtime& rt;
+    size_t page;
+    size_t words;
+    uintptr_t arena_lo;
+    uintptr_t arena_hi;
+    std::unique_ptr<Slot[]> slots;
+    std::vector<std::unique_ptr<AccessorState>> accessors;
+    Activity* activities; // accessors, then mutators, then the main thread
+
+    // Serialises maps and unmaps (see the top of the file) and guards `owners`.
+    std::mutex reuse_lock;
+    std::unordered_map<uintptr_t, Owner> owners; // arena page -> slot (guard pages too)
+
+    std::atomic<uint64_t> epoch { 1 };
+    std::atomic<uint64_t> next_zero_id { 1 };
+    std::atomic<unsigned> pinned { 0 };
+    unsigned pinned_cap = 0;
+    std::atomic<bool> stop { false };
+    std::atomic<uint64_t> ops { 0 };
+    std::atomic<uint64_t> mutator_bytes_verified { 0 };
+
+    World(const Options& o, Runtime& r)
+        : opt(o)
+        , rt(r)
+        , page(size_t(sysconf(_SC_PAGESIZE)))
+        , words(page / sizeof(uint64_t))
+        , arena_lo(uintptr_t(r.arena_base()))
+        , arena_hi(uintptr_t(r.arena_base()) + r.arena_size())
+        , slots(new Slot[o.slots])
+        , activities(nullptr)
+    {
+        for (unsigned t = 0; t < o.threads; ++t) {
+            accessors.push_back(std::make_unique<AccessorState>());
+            accessors.back()->records.resize(size_t(o.slots) * kMaxPages);
+        }
+        pinned_cap = std::max(2u, o.slots / 32);
+    }
+
+    uint64_t new_zero_id() { return next_zero_id.fetch_add(1); }
+};
+
+// Waits until no accessor can still be acting on a view older than now;
+// `activity` is the waiting thread's, for the watchdog.
+void grace_period(World& w, Activity& activity);
+
+// ---------------------------------------------------------------------------
+// Verification
+
+// Checks one page's words. `exact(owner, &base)` says whether the owner's
+// words must hold exactly base | word (else zero or any value that owner may
+// have written to this page). Returns the number of bad words; reports the
+// first.
+template <typename Exact>
+unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, unsigned nspans, unsigned slot,
+    uint32_t incarnation, unsigned page, uintptr_t address, const PageView& view, Exact&& exact, const char* who)
+{
+    unsigned bad = 0;
+    size_t first = 0;
+    uint64_t first_value = 0, first_expected = 0;
+    bool first_exact = false;
+    for (unsigned k = 0; k < nspans; ++k) {
+        for (size_t i = spans[k].lo; i < spans[k].hi; i += spans[k].stride) {
+            const unsigned owner = unsigned(i % w.opt.threads);
+            const uint64_t v = data[i];
+            uint64_t expected = 0;
+            const bool is_exact = exact(owner, &expected);
+            // An exact expectation of base 0 means "must be zero"; any value the
+            // tool writes has bit 63 set, so 0 is never a real base.
+            const uint64_t want = expected ? (expected | (i & kWordMask)) : 0;
+            const bool ok = is_exact ? v == want : (v == 0 || plausible(v, slot, incarnation, page, i, owner));
+            if (!ok && bad++ == 0) {
+                first = i;
+                first_value = v;
+                first_expected = want;
+                first_exact = is_exact;
+            }
+        }
+    }
+    if (bad) {
+        std::string expected = first_exact ? (first_expected ? "exactly " + describe_value(first_expected) : std::string("0"))
+                                           : std::string("0 or a value written by owner ") + std::to_string(first % w.opt.threads);
+        failure("%s: wrong data at %#lx (slot %u incarnation %u page %u %s zero_id %llu), word %zu: read %s, expected %s; %u bad word(s) read",
+            who, (unsigned long)address, slot, incarnation, page, access_name(view.access), (unsigned long long)view.zero_id, first,
+            describe_value(first_value).c_str(), expected.c_str(), bad);
+    }
+    return bad;
+}
+
+template <typename Exact>
+unsigned verify_page(const World& w, const uint64_t* data, unsigned slot, uint32_t incarnation, unsigned page,
+    uintptr_t address, const PageView& view, Exact&& exact, const char* who)
+{
+    const Span all { 0, w.words, 1 };
+    return verify_words(w, data, &all, 1, slot, incarnation, page, address, view, std::forward<Exact>(exact), who);
+}
+
+// Checks between phases (every other thread has been joined).
+
+// Reads every accessible page and checks it exactly where an accessor's last
+// write is known to have landed. Returns the bytes verified.
+uint64_t final_sweep(World& w);
+
+// The runtime's region table, region count and commit charge must agree with
+// the model.
+void check_tables(World& w, const char* when);
+
+} // namespace stress

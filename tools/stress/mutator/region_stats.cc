@@ -1,0 +1,49 @@
+// tools/stress/mutator/region_stats.cc — region_stats must describe a region
+// that lies inside the slot and agrees with the model page by page.
+//
+// A read-only call: it picks a page like the changes do, but its check is
+// the comparison with the model, so it runs outside the sequence lock.
+#include "mutator.h"
+
+namespace stress {
+
+namespace {
+
+void check_region_stats(Mutator& m, unsigned si, Slot& s)
+{
+    World& w = m.world();
+    PageRange r;
+    if (!m.pick_any(s, 1, &r))
+        return;
+    const uintptr_t a = m.address(s, r.a) + 8 * m.rng().below(unsigned(w.words));
+    auto res = m.call("region_stats", a, [&] { return w.rt.region_stats(reinterpret_cast<void*>(a)); });
+    if (!m.expect(res, 0, "region_stats", si, a, w.page))
+        return;
+    const RegionStats& st = *res;
+    const uintptr_t lo = m.address(s, 0), hi = m.address(s, m.npages(s));
+    if (st.base > a || a - st.base >= st.size || st.base % w.page || st.size % w.page || st.base < lo || st.base + st.size > hi) {
+        failure("%s: region_stats(%#lx) on slot %u gave region %#lx+%zu pages, not within the slot's %#lx+%u pages", m.who(),
+            (unsigned long)a, si, (unsigned long)st.base, st.size / w.page, (unsigned long)lo, m.npages(s));
+        return;
+    }
+    for (uintptr_t q = st.base; q < st.base + st.size; q += w.page) {
+        const unsigned p = unsigned((q - lo) / w.page);
+        const PageView v = m.view(s, p);
+        if (!v.mapped || v.access != st.access || v.immutable != has(st.flags, RegionFlags::Immutable)
+            || st.name != kNames[s.name[p]] || st.max_access != s.max_access
+            || has(st.flags, RegionFlags::NoReserve) == s.committed) {
+            failure("%s: region_stats(%#lx) on slot %u: region %#lx+%zu pages (%s, max %s, %s, name '%s') disagrees with the model at page %u (%s%s, max %s, %s, name '%s')",
+                m.who(), (unsigned long)a, si, (unsigned long)st.base, st.size / w.page, access_name(st.access),
+                access_name(st.max_access), has(st.flags, RegionFlags::Immutable) ? "immutable" : "mutable", st.name.c_str(), p,
+                v.mapped ? "" : "unmapped ", access_name(v.access), access_name(s.max_access),
+                v.immutable ? "immutable" : "mutable", kNames[s.name[p]]);
+            return;
+        }
+    }
+}
+
+const RegisterOperation registered { { "region_stats", { .cold = 5 }, check_region_stats } };
+
+} // namespace
+
+} // namespace stress
