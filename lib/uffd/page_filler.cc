@@ -115,6 +115,14 @@ FillResult PageFiller::fill(Verb verb, uintptr_t start, const void* src, size_t 
                 break;
             continue;
         }
+        if ((rc == -ENOENT || rc == -EFAULT) && n > page_size_) {
+            // The kernel fills within one VMA per call; a region can span
+            // several (VMAs that could not merge after earlier changes). Go
+            // on page by page: only a single page the kernel cannot find
+            // means the mapping is really gone.
+            chunk = page_size_;
+            continue;
+        }
         counters_.pages_installed.fetch_add(result.pages, std::memory_order_relaxed);
         return from_errno(rc, result.pages);
     }

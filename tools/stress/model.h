@@ -116,6 +116,7 @@ struct Slot {
     bool pinned = false;    // holds immutable pages: can never be mapped afresh
     bool committed = true;  // the mapping counts against the commit limit
     bool guard = false;     // a stack guard page below `base` is still reserved
+    bool stack = false;     // the mapping is a stack (pieces keep a guard page below them)
     Access max_access = Access::None;
     uintptr_t last_base = 0;
     uint8_t been_writable[kMaxPages] = {};

@@ -163,6 +163,7 @@ void map(Mutator& m, unsigned si, Slot& s)
     s.pinned = immutable;
     s.committed = !noreserve;
     s.guard = stack;
+    s.stack = stack;
     s.max_access = max_access == Access::None ? access : max_access;
     s.last_base = a;
     s.live.store(true, std::memory_order_relaxed);

@@ -41,6 +41,17 @@ void unmap_slot(Mutator& m, unsigned si, Slot& s, bool full)
                 // The guard page goes with the bottom piece of a stack.
                 w.owners.erase(m.address(s, 0) - w.page);
                 s.guard = false;
+            } else if (r.a > 0) {
+                // So does a guard an earlier unmap left below this piece.
+                auto below = w.owners.find(m.address(s, r.a - 1));
+                if (below != w.owners.end() && below->second.slot == si && below->second.guard)
+                    w.owners.erase(below);
+            }
+            if (s.stack && r.b < m.npages(s) && m.view(s, r.b).mapped) {
+                // The stack piece above lost what was below it: the range's
+                // top page stays reserved as its new guard (docs/api.md).
+                w.owners[m.address(s, r.b - 1)] = Owner { si, true };
+                m.probe("new stack guard page", si, m.address(s, r.b - 1), m.rng().percent(50), true);
             }
             bool live = false;
             for (unsigned p = 0; p < m.npages(s) && !live; ++p)
