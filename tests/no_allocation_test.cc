@@ -142,7 +142,10 @@ TEST(NoAllocation, FaultPathAllocatesNothing)
     struct sigaction sa {}, old {};
     sa.sa_handler = on_signal;
     sigaction(SIGBUS, &sa, &old);
-    os::FaultInjection::arm(os::InjectOp::Copy, ENOMEM, 1);
+    // Aimed at the victim: a handler may still be finishing a duplicate
+    // message for a page of the other region (its thread already woken by
+    // the batch that installed the page's window).
+    os::FaultInjection::arm(os::InjectOp::Copy, ENOMEM, 1, uintptr_t(*victim), uintptr_t(*victim) + 256 * kPage);
     sigjmp_buf jump;
     t_jump = &jump;
     bool got_sigbus = false;

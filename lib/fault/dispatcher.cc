@@ -51,7 +51,7 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
 {
     // Everything below lives on this thread's stack: nothing is allocated
     // per fault.
-    WakeSet wakes(page_size_);
+    BatchEnd end(page_size_);
     Served deferred[kBatch];
     size_t deferred_count = 0;
 
@@ -93,19 +93,19 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
             log::debug("fault at {:#x}: no region (unmapped while in flight)", page);
             if (kind == uffd::FaultKind::WriteProtect)
                 (void)port.write_protect(page, page_size_, false);
-            pending_.release(claim.token);
-            wakes.add(page, page_size_, port);
+            end.release_later(claim.token);
+            end.wakes.add(page, page_size_, port);
             continue;
         }
         memory::FaultContext ctx = context_for(*region, page, kind, write, claim.token);
         Outcome outcome = region->handle_fault(ctx, port);
         log::trace("fault at {:#x} {} kind {} tid {} -> {}", page, write ? "write" : "read", int(kind), tid, int(outcome.resolution));
-        if (settle(outcome, *region, ctx, tid, claim.token, false, wakes, port))
+        if (settle(outcome, *region, ctx, tid, claim.token, false, end, port))
             if (outcome.resolution == Resolution::Installed)
                 deferred[deferred_count++] = { region, page, write };
     }
 
-    ServiceCounters::bump(counters_.wakes, wakes.flush(port));
+    finish(end, port);
 
     // Config::wake_before_fault_around: fault-around while the woken threads
     // already run. Each window page a thread touches before it is installed
@@ -120,9 +120,18 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
     }
 }
 
-bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::FaultContext& ctx, int tid,
-    PendingToken token, bool resumed, WakeSet& wakes, FaultPort& port) noexcept
+void Dispatcher::finish(BatchEnd& end, FaultPort& port) noexcept
 {
+    for (size_t i = 0; i < end.release_count; ++i)
+        pending_.release(end.releases[i]);
+    end.release_count = 0;
+    ServiceCounters::bump(counters_.wakes, end.wakes.flush(port));
+}
+
+bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::FaultContext& ctx, int tid,
+    PendingToken token, bool resumed, BatchEnd& end, FaultPort& port) noexcept
+{
+    WakeSet& wakes = end.wakes;
     const uintptr_t page = ctx.page;
     switch (outcome.resolution) {
     case Resolution::Pending:
@@ -139,13 +148,14 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         // transient failure so the thread faults again rather than waits
         // for a completion that cannot find it.
         log::error("fault at {:#x}: object answered pending without a token", page);
-        pending_.release(token);
+        end.release_later(token);
         wakes.add(page, page_size_, port);
         break;
     case Resolution::Installed: {
-        // Release before the wake: a duplicate read after this point is
-        // served on its own; one read before it is covered by the wake.
-        pending_.release(token);
+        // Released before the wake (finish()): a duplicate read after the
+        // release is served on its own; one read before it is covered by
+        // the wake.
+        end.release_later(token);
         uintptr_t lo = page, hi = page + page_size_;
         if (outcome.present_hi > outcome.present_lo && outcome.present_lo <= page && page < outcome.present_hi) {
             lo = outcome.present_lo;
@@ -161,7 +171,7 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         log::debug("fault at {:#x} cannot be served: delivering SIGBUS", page);
         region.note_sigbus();
         (void)port.raise_sigbus(page, tid, region.access());
-        pending_.release(token);
+        end.release_later(token);
         wakes.add(page, page_size_, port);
         break;
     case Resolution::Retry:
@@ -170,7 +180,7 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         // Woken even when the process is said to be exiting: a wake costs
         // nothing then, and a thread must never be left waiting on a
         // misreported ESRCH.
-        pending_.release(token);
+        end.release_later(token);
         wakes.add(page, page_size_, port);
         break;
     }
@@ -180,7 +190,7 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
 
 void Dispatcher::resume(const CompletionQueue::Completion* completions, size_t count, FaultPort& port) noexcept
 {
-    WakeSet wakes(page_size_);
+    BatchEnd end(page_size_);
     for (size_t i = 0; i < count; ++i) {
         PendingFaultTable::Parked parked;
         if (!pending_.take(completions[i].token, &parked)) {
@@ -193,9 +203,9 @@ void Dispatcher::resume(const CompletionQueue::Completion* completions, size_t c
         Region& region = *parked.region;
         memory::FaultContext ctx = context_for(region, parked.page, parked.kind, parked.write, completions[i].token);
         Outcome outcome = region.resume_fault(ctx, port, completions[i].result);
-        (void)settle(outcome, region, ctx, parked.tid, completions[i].token, true, wakes, port);
+        (void)settle(outcome, region, ctx, parked.tid, completions[i].token, true, end, port);
     }
-    ServiceCounters::bump(counters_.wakes, wakes.flush(port));
+    finish(end, port);
 }
 
 } // namespace faultline::fault

@@ -60,12 +60,31 @@ private:
         uintptr_t page;
         bool write;
     };
+    // What one batch releases and wakes at its end. Claims are held until
+    // then, so that further messages for a page served earlier in the same
+    // batch are dropped as duplicates; they are released before the wake,
+    // which is what makes dropping them safe (fault/pending_faults.h).
+    struct BatchEnd {
+        explicit BatchEnd(size_t page_size) noexcept : wakes(page_size) {}
+        WakeSet wakes;
+        memory::PendingToken releases[kBatch];
+        size_t release_count = 0;
+        void release_later(memory::PendingToken token) noexcept
+        {
+            if (token.valid())
+                releases[release_count++] = token;
+        }
+    };
+    static_assert(WakeSet::kCapacity >= kBatch, "one batch never fills the wake set, so no wake precedes a release");
+
     // Acts on an object's answer for a fault that holds `token` (possibly
     // invalid: the table was full) and a pin on `region`. Returns true when
     // the caller must keep the region pinned (parked, or deferred
     // fault-around); false when the pin was dropped here.
     bool settle(const memory::Outcome& outcome, memory::Region& region, const memory::FaultContext& ctx, int tid,
-        memory::PendingToken token, bool resumed, WakeSet& wakes, FaultPort& port) noexcept;
+        memory::PendingToken token, bool resumed, BatchEnd& end, FaultPort& port) noexcept;
+    // Releases the batch's claims, then wakes its runs.
+    void finish(BatchEnd& end, FaultPort& port) noexcept;
     memory::FaultContext context_for(memory::Region& region, uintptr_t page, uffd::FaultKind kind, bool write,
         memory::PendingToken token) const noexcept;
 

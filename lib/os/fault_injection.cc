@@ -4,9 +4,11 @@ namespace faultline::os {
 
 FaultInjection::Slot FaultInjection::slots_[unsigned(InjectOp::Count)];
 
-void FaultInjection::arm(InjectOp op, int error, int count) noexcept
+void FaultInjection::arm(InjectOp op, int error, int count, uintptr_t lo, uintptr_t hi) noexcept
 {
     auto& slot = slots_[unsigned(op)];
+    slot.lo.store(lo);
+    slot.hi.store(hi);
     slot.error.store(error);
     slot.taken.store(0);
     slot.remaining.store(count);
@@ -17,12 +19,16 @@ void FaultInjection::disarm_all() noexcept
     for (auto& slot : slots_) {
         slot.remaining.store(0);
         slot.taken.store(0);
+        slot.lo.store(0);
+        slot.hi.store(UINTPTR_MAX);
     }
 }
 
-int FaultInjection::take_slow(InjectOp op) noexcept
+int FaultInjection::take_slow(InjectOp op, uintptr_t address) noexcept
 {
     auto& slot = slots_[unsigned(op)];
+    if (address < slot.lo.load() || address >= slot.hi.load())
+        return 0;
     int left = slot.remaining.load();
     // Several handler threads may race for the last injection; exactly
     // `count` calls fail.

@@ -205,7 +205,7 @@ long Userfaultfd::copy(uintptr_t dst, const void* src, size_t len, bool wake, bo
 {
     if (done)
         *done = 0;
-    if (int injected = FaultInjection::take(InjectOp::Copy))
+    if (int injected = FaultInjection::take(InjectOp::Copy, dst))
         return -injected;
     uffdio_copy c {};
     c.dst = dst;
@@ -227,7 +227,7 @@ long Userfaultfd::zeropage(uintptr_t dst, size_t len, bool wake, size_t* done) n
 {
     if (done)
         *done = 0;
-    if (int injected = FaultInjection::take(InjectOp::ZeroPage))
+    if (int injected = FaultInjection::take(InjectOp::ZeroPage, dst))
         return -injected;
     uffdio_zeropage z {};
     z.range.start = dst;
@@ -248,7 +248,7 @@ long Userfaultfd::continue_range(uintptr_t dst, size_t len, bool wake, bool writ
 {
     if (done)
         *done = 0;
-    if (int injected = FaultInjection::take(InjectOp::Continue))
+    if (int injected = FaultInjection::take(InjectOp::Continue, dst))
         return -injected;
     uffdio_continue c {};
     c.range.start = dst;
@@ -267,12 +267,15 @@ long Userfaultfd::continue_range(uintptr_t dst, size_t len, bool wake, bool writ
 
 long Userfaultfd::writeprotect(uintptr_t start, size_t len, bool protect, bool wake) noexcept
 {
-    if (int injected = FaultInjection::take(InjectOp::WriteProtect))
+    if (int injected = FaultInjection::take(InjectOp::WriteProtect, start))
         return -injected;
     uffdio_writeprotect w {};
     w.range.start = start;
     w.range.len = len;
-    w.mode = (protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0) | (wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+    // The kernel refuses DONTWAKE together with WP (EINVAL): protecting
+    // wakes nobody anyway; only lifting a protection may leave the wake to
+    // the caller.
+    w.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : (wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
     if (ioctl(fd_, UFFDIO_WRITEPROTECT, &w) == 0)
         return 0;
     return -errno;
@@ -280,7 +283,7 @@ long Userfaultfd::writeprotect(uintptr_t start, size_t len, bool protect, bool w
 
 long Userfaultfd::poison(uintptr_t dst, size_t len, bool wake) noexcept
 {
-    if (int injected = FaultInjection::take(InjectOp::Poison))
+    if (int injected = FaultInjection::take(InjectOp::Poison, dst))
         return -injected;
     uffdio_poison p {};
     p.range.start = dst;
@@ -293,7 +296,7 @@ long Userfaultfd::poison(uintptr_t dst, size_t len, bool wake) noexcept
 
 long Userfaultfd::wake(uintptr_t start, size_t len) noexcept
 {
-    if (int injected = FaultInjection::take(InjectOp::Wake))
+    if (int injected = FaultInjection::take(InjectOp::Wake, start))
         return -injected;
     uffdio_range r { start, len };
     if (ioctl(fd_, UFFDIO_WAKE, &r) == 0)

@@ -61,6 +61,7 @@ public:
     long continue_range(uintptr_t dst, size_t len, bool wake, bool write_protect, size_t* done) noexcept;
     long poison(uintptr_t dst, size_t len, bool wake) noexcept;
     // UFFDIO_WRITEPROTECT: sets (`protect`) or clears the write protection.
+    // `wake` only matters when clearing (setting it wakes no one).
     long writeprotect(uintptr_t start, size_t len, bool protect, bool wake) noexcept;
     long wake(uintptr_t start, size_t len) noexcept;
     // Reads up to `max` messages (non-blocking). Returns the count, 0 when

@@ -1,0 +1,168 @@
+// AnonymousVMObject's answers to faults, against a fake sink: which pages it
+// fills, how (zero page or private), which window, and what it reports.
+#include "memory/objects/anonymous_vm_object.h"
+#include "support/fake_fault_port.h"
+
+#include <gtest/gtest.h>
+
+namespace faultline::testing {
+namespace {
+
+using memory::AnonymousVMObject;
+using memory::FaultContext;
+using memory::PageState;
+using memory::Resolution;
+
+constexpr size_t kPage = 4096;
+constexpr uintptr_t kBase = uintptr_t(1) << 40;
+
+class AnonymousObjectTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        auto o = AnonymousVMObject::try_create_with_size(kPages * kPage, kPage);
+        ASSERT_TRUE(o);
+        object_ = *o;
+    }
+    FaultContext context(size_t page, bool write, unsigned min = 4, unsigned max = 4) const
+    {
+        FaultContext ctx;
+        ctx.kind = uffd::FaultKind::Missing;
+        ctx.write = write;
+        ctx.page = kBase + page * kPage;
+        ctx.region_base = kBase;
+        ctx.region_end = kBase + kPages * kPage;
+        ctx.page_size = kPage;
+        ctx.around = { min, max };
+        return ctx;
+    }
+    static constexpr size_t kPages = 4096;
+    boost::intrusive_ptr<AnonymousVMObject> object_;
+    FakeFaultPort sink_ { kPage };
+};
+
+TEST_F(AnonymousObjectTest, ReadFaultMapsTheZeroPageOverItsWindow)
+{
+    auto out = object_->handle_fault(context(6, false), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    EXPECT_EQ(out.kind, memory::FillKind::Zero);
+    EXPECT_EQ(out.pages, 4u);
+    ASSERT_EQ(sink_.calls.size(), 1u);
+    EXPECT_EQ(sink_.calls[0].start, kBase + 4 * kPage);
+    EXPECT_EQ(sink_.calls[0].len, 4 * kPage);
+    EXPECT_EQ(sink_.calls[0].detail, int(uffd::ZeroFill::SharedZeroPage));
+    EXPECT_EQ(out.present_lo, kBase + 4 * kPage);
+    EXPECT_EQ(out.present_hi, kBase + 8 * kPage);
+    for (size_t i = 4; i < 8; ++i)
+        EXPECT_EQ(object_->page_state(i), PageState::ZeroMapped);
+    EXPECT_EQ(object_->page_state(3), PageState::Unpopulated);
+}
+
+TEST_F(AnonymousObjectTest, WriteFaultInstallsPrivatePages)
+{
+    auto out = object_->handle_fault(context(0, true), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    EXPECT_EQ(sink_.calls[0].detail, int(uffd::ZeroFill::Private));
+    EXPECT_EQ(object_->page_state(0), PageState::Present);
+}
+
+TEST_F(AnonymousObjectTest, PopulatedPagesSplitTheWindowIntoRuns)
+{
+    (void)object_->handle_fault(context(5, true, 1, 1), sink_); // page 5 only
+    sink_.calls.clear();
+    auto out = object_->handle_fault(context(6, false), sink_);   // window 4..8 around a populated 5
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    ASSERT_EQ(sink_.calls.size(), 2u);
+    EXPECT_EQ(sink_.calls[0].start, kBase + 4 * kPage);
+    EXPECT_EQ(sink_.calls[0].len, kPage);
+    EXPECT_EQ(sink_.calls[1].start, kBase + 6 * kPage);
+    EXPECT_EQ(sink_.calls[1].len, 2 * kPage);
+    EXPECT_EQ(object_->page_state(5), PageState::Present) << "a populated page keeps its state";
+}
+
+TEST_F(AnonymousObjectTest, TheFaultingPageIsFilledWhateverItsStateSays)
+{
+    (void)object_->handle_fault(context(2, true, 1, 1), sink_);
+    sink_.calls.clear();
+    sink_.installed.clear(); // the kernel dropped it behind the object's back
+    auto out = object_->handle_fault(context(2, true, 1, 1), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    ASSERT_EQ(sink_.calls.size(), 1u);
+    EXPECT_EQ(sink_.calls[0].start, kBase + 2 * kPage);
+}
+
+TEST_F(AnonymousObjectTest, FailureOnTheFaultingPageDecides)
+{
+    sink_.fail_zero = { ENOMEM, uffd::FillStatus::Failed, kBase + 6 * kPage };
+    auto out = object_->handle_fault(context(6, true), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Sigbus);
+    EXPECT_EQ(object_->page_state(6), PageState::Unpopulated);
+    sink_.fail_zero = { ENOENT, uffd::FillStatus::RegionGone, kBase + 7 * kPage };
+    EXPECT_EQ(object_->handle_fault(context(7, true), sink_).resolution, Resolution::RegionGone);
+    sink_.fail_zero = { EAGAIN, uffd::FillStatus::Retry, kBase + 8 * kPage };
+    EXPECT_EQ(object_->handle_fault(context(8, true), sink_).resolution, Resolution::Retry);
+}
+
+TEST_F(AnonymousObjectTest, FailureElsewhereInTheWindowIsNobodysConcern)
+{
+    // Page 5 populated splits the window into runs [4] and [6, 8); the fill
+    // of [4] fails, the faulting page 6 is in the other run.
+    (void)object_->handle_fault(context(5, true, 1, 1), sink_);
+    sink_.fail_zero = { ENOMEM, uffd::FillStatus::Failed, kBase + 4 * kPage };
+    auto out = object_->handle_fault(context(6, true), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    EXPECT_EQ(object_->page_state(4), PageState::Unpopulated);
+    EXPECT_EQ(object_->page_state(6), PageState::Present);
+    // Only the pages known present are reported for the wake.
+    EXPECT_EQ(out.present_lo, 0u);
+    EXPECT_EQ(out.present_hi, 0u);
+}
+
+TEST_F(AnonymousObjectTest, SequentialFaultsGrowTheWindow)
+{
+    // min 32, max 512: a toucher going up faults at the end of each window.
+    size_t page = 0;
+    std::vector<size_t> sizes;
+    for (int i = 0; i < 6; ++i) {
+        sink_.calls.clear();
+        auto out = object_->handle_fault(context(page, true, 32, 512), sink_);
+        ASSERT_EQ(out.resolution, Resolution::Installed);
+        sizes.push_back(out.pages);
+        page += out.pages;
+    }
+    EXPECT_EQ(sizes, (std::vector<size_t> { 32, 64, 192, 512, 512, 512 }));
+}
+
+TEST_F(AnonymousObjectTest, IsolatedFaultsKeepTheSmallWindow)
+{
+    for (size_t page = 0; page < kPages; page += 256) {
+        auto out = object_->handle_fault(context(page + 100, false, 32, 512), sink_);
+        EXPECT_EQ(out.pages, 32u) << "at page " << page + 100;
+    }
+}
+
+TEST_F(AnonymousObjectTest, WakeFirstModeFillsOnlyTheFaultingPageThenTheRest)
+{
+    FaultContext ctx = context(6, false);
+    ctx.window_with_fault = false;
+    auto out = object_->handle_fault(ctx, sink_);
+    EXPECT_EQ(out.pages, 1u);
+    ASSERT_EQ(sink_.calls.size(), 1u);
+    EXPECT_EQ(sink_.calls[0].len, kPage);
+    size_t more = object_->fault_around(ctx, sink_);
+    EXPECT_EQ(more, 3u);
+    for (size_t i = 4; i < 8; ++i)
+        EXPECT_TRUE(sink_.is_installed(kBase + i * kPage));
+}
+
+TEST_F(AnonymousObjectTest, ReleaseForgetsPages)
+{
+    (void)object_->handle_fault(context(0, true), sink_);
+    object_->release_pages(0, 2);
+    EXPECT_EQ(object_->page_state(0), PageState::Unpopulated);
+    EXPECT_EQ(object_->page_state(1), PageState::Unpopulated);
+    EXPECT_EQ(object_->page_state(2), PageState::Present);
+}
+
+} // namespace
+} // namespace faultline::testing
