@@ -81,10 +81,12 @@ struct Result {
     double baseline_cpu = 0;
     // Configuration of the faultline runtime the case ran against.
     unsigned fault_around_pages = 0;
+    unsigned fault_around_max_pages = 0; // 0 = automatic
     unsigned handler_threads = 0;
     unsigned handler_spin_us = 0;
     // For sweep rows: the grid the row belongs to, "fault_around_pages x
-    // handler_threads" or "handler_spin_us". Empty for cases.
+    // handler_threads", "handler_spin_us" or "fault_around_max_pages".
+    // Empty for cases.
     std::string sweep_grid;
     // Where the threads ran: "scheduler", "handler-on-other-cpu" or
     // "same-cpu" (see main.cc).

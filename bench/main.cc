@@ -1,7 +1,8 @@
 // bench/main.cc — faultline-bench: faultline against its baselines.
 //
 //   faultline-bench [--quick] [--json FILE] [--plot] [--sweep] [--runs N] [--only SUBSTRING]
-//                   [--fault-around-pages N] [--handler-threads N] [--handler-spin-us N]
+//                   [--fault-around-pages N] [--fault-around-max-pages N] [--handler-threads N]
+//                   [--handler-spin-us N]
 //
 // Prints a table of cases (docs/performance.md explains each); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
@@ -43,16 +44,21 @@ struct Options {
     // Overrides of the library's defaults, so that a proposed default can
     // be measured before the library adopts it.
     std::optional<unsigned> fault_around_pages;
+    std::optional<unsigned> fault_around_max_pages;
     std::optional<unsigned> handler_threads;
     std::optional<unsigned> handler_spin_us;
     std::optional<bool> wake_before_fault_around;
 
-    bool overridden() const { return fault_around_pages || handler_threads || handler_spin_us || wake_before_fault_around; }
+    bool overridden() const
+    {
+        return fault_around_pages || fault_around_max_pages || handler_threads || handler_spin_us || wake_before_fault_around;
+    }
     // The library's defaults with the overrides applied.
     faultline::Config config() const
     {
         faultline::Config c;
         c.fault_around_pages = fault_around_pages.value_or(c.fault_around_pages);
+        c.fault_around_max_pages = fault_around_max_pages.value_or(c.fault_around_max_pages);
         c.handler_threads = handler_threads.value_or(c.handler_threads);
         c.handler_spin_us = handler_spin_us.value_or(c.handler_spin_us);
         c.wake_before_fault_around = wake_before_fault_around.value_or(c.wake_before_fault_around);
@@ -81,16 +87,17 @@ void usage(FILE* out)
 {
     fprintf(out,
         "usage: faultline-bench [--quick] [--json FILE] [--plot] [--plot-dir DIR] [--sweep] [--runs N] [--only SUBSTRING]\n"
-        "                       [--fault-around-pages N] [--handler-threads N]\n"
+        "                       [--fault-around-pages N] [--fault-around-max-pages N] [--handler-threads N]\n"
         "  --quick        reduced sizes (under 45 s on a 2-core machine, even a busy one)\n"
         "  --json FILE    also write the results as JSON\n"
         "  --plot         render charts into --plot-dir (default docs/img) with gnuplot\n"
         "  --sweep        instead of the cases, measure first-touch cost for fault_around_pages\n"
         "                 in {1,4,8,16,32,64} x handler_threads in {1,2}, then for\n"
-        "                 handler_spin_us in {0,10,25,50,100}\n"
+        "                 handler_spin_us in {0,10,25,50,100}, then for fault_around_max_pages\n"
+        "                 in {32,64,128,256,512} (adaptive fault-around's ceiling)\n"
         "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
         "  --only S       run only the cases whose name contains S\n"
-        "  --fault-around-pages N, --handler-threads N, --handler-spin-us N,\n"
+        "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
         "  --wake-before-fault-around 0|1\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
         "                 fixed settings)\n");
@@ -123,6 +130,8 @@ Options parse(int argc, char** argv)
             o.only = value();
         else if (a == "--fault-around-pages")
             o.fault_around_pages = unsigned(atoi(value().c_str()));
+        else if (a == "--fault-around-max-pages")
+            o.fault_around_max_pages = unsigned(atoi(value().c_str()));
         else if (a == "--handler-threads")
             o.handler_threads = unsigned(atoi(value().c_str()));
         else if (a == "--handler-spin-us")
@@ -173,7 +182,16 @@ const char* placement_name(Placement p)
     return "?";
 }
 
-enum class Baseline { Native, MinimalUffd };
+// What a case compares faultline with. FixedWindow is faultline itself with
+// the fault-around window held at fault_around_pages (no adaptation): the
+// configuration before adaptive fault-around, measured in the same run.
+enum class Baseline { Native, MinimalUffd, FixedWindow };
+
+faultline::Config fixed_window(faultline::Config c)
+{
+    c.fault_around_max_pages = c.fault_around_pages;
+    return c;
+}
 
 // Runs one workload: faultline with `config` against `baseline`, under
 // `placement`. Never throws; failures are returned in Result::error.
@@ -189,10 +207,14 @@ Result measure(const Workload& w, const faultline::Config& config, Baseline base
         std::unique_ptr<faultline::Runtime> runtime;
         std::unique_ptr<FaultlineMapper> faultline;
         std::unique_ptr<MinimalUffdMapper> minimal;
+        std::unique_ptr<faultline::Runtime> fixed_runtime;
+        std::unique_ptr<FaultlineMapper> fixed;
         if (placement == Placement::Scheduler) {
             faultline = std::make_unique<FaultlineMapper>(config);
             if (baseline == Baseline::MinimalUffd)
                 minimal = std::make_unique<MinimalUffdMapper>();
+            if (baseline == Baseline::FixedWindow)
+                fixed = std::make_unique<FaultlineMapper>(fixed_window(config));
         } else {
             const int handler_cpu = placement == Placement::OtherCpu ? cpus.at(1) : cpus[0];
             {
@@ -202,13 +224,19 @@ Result measure(const Workload& w, const faultline::Config& config, Baseline base
                 runtime = make_runtime(config);
                 if (baseline == Baseline::MinimalUffd)
                     minimal = std::make_unique<MinimalUffdMapper>();
+                if (baseline == Baseline::FixedWindow)
+                    fixed_runtime = make_runtime(fixed_window(config));
             }
             faultline = std::make_unique<FaultlineMapper>(*runtime);
+            if (fixed_runtime)
+                fixed = std::make_unique<FaultlineMapper>(*fixed_runtime);
         }
         std::optional<PinnedTo> touching_cpu;
         if (placement != Placement::Scheduler)
             touching_cpu.emplace(cpus[0]);
-        Mapper& base = baseline == Baseline::Native ? static_cast<Mapper&>(native) : *minimal;
+        Mapper& base = baseline == Baseline::Native ? static_cast<Mapper&>(native)
+            : baseline == Baseline::MinimalUffd     ? static_cast<Mapper&>(*minimal)
+                                                    : static_cast<Mapper&>(*fixed);
         r = compare(w, *faultline, base, co);
     } catch (const Failure& e) {
         r.name = w.name;
@@ -216,6 +244,7 @@ Result measure(const Workload& w, const faultline::Config& config, Baseline base
         r.error = e.what();
     }
     r.fault_around_pages = config.fault_around_pages;
+    r.fault_around_max_pages = config.fault_around_max_pages;
     r.handler_threads = config.handler_threads;
     r.handler_spin_us = config.handler_spin_us;
     r.placement = placement_name(placement);
@@ -255,8 +284,9 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
             run(make(name + "/same_cpu"), config, baseline, Placement::SameCpu);
     };
 
-    printf("faultline config: fault_around_pages=%u handler_threads=%u handler_spin_us=%u wake_before_fault_around=%d (%s)\n\n",
-        defaults.fault_around_pages, defaults.handler_threads, defaults.handler_spin_us, int(defaults.wake_before_fault_around),
+    printf("faultline config: fault_around_pages=%u fault_around_max_pages=%u (0 = automatic) handler_threads=%u "
+           "handler_spin_us=%u wake_before_fault_around=%d (%s)\n\n",
+        defaults.fault_around_pages, defaults.fault_around_max_pages, defaults.handler_threads, defaults.handler_spin_us, int(defaults.wake_before_fault_around),
         o.overridden() ? "overridden on the command line" : "the library's defaults");
     print_table_header();
     both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch", defaults,
@@ -273,6 +303,14 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
         run(mt_first_touch("anon_mt_first_touch/" + std::to_string(threads), s.touch_bytes, threads), defaults,
             Baseline::Native, Placement::Scheduler);
     both([&](std::string n) { return read_zero(n, s.touch_bytes); }, "anon_read_zero", defaults, Baseline::Native);
+    // Adaptive fault-around's price where it cannot help: isolated touches,
+    // against the same runtime with the window fixed at fault_around_pages
+    // (the configuration before adaptation).
+    both([&](std::string n) { return sparse_touch(n, s.single_faults, kSparseStridePages); }, "anon_sparse_touch",
+        defaults, Baseline::FixedWindow);
+    // And its gain where it can: a dense first touch against the fixed window.
+    both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch/vs_fixed", defaults,
+        Baseline::FixedWindow);
     return results;
 }
 
@@ -332,6 +370,16 @@ std::vector<Result> run_sweep(const Options& o, const Sizes& s)
         config.handler_spin_us = spin;
         run_row(config, "handler_spin_us");
     }
+    // Then the ceiling of adaptive fault-around (fault_around_max_pages,
+    // the first row being a fixed window) at the defaults otherwise.
+    printf("\n");
+    print_sweep_header(names);
+    for (unsigned max : { 32u, 64u, 128u, 256u, 512u }) {
+        faultline::Config config = base;
+        config.fault_around_pages = 32;
+        config.fault_around_max_pages = max;
+        run_row(config, "fault_around_max_pages");
+    }
     return results;
 }
 
@@ -386,7 +434,7 @@ int main(int argc, char** argv)
             std::string suffix;
             if (o.overridden()) {
                 faultline::Config c = o.config();
-                suffix = "-fa" + std::to_string(c.fault_around_pages) + "-ht" + std::to_string(c.handler_threads) +
+                suffix = "-fa" + std::to_string(c.fault_around_pages) + "-max" + std::to_string(c.fault_around_max_pages) + "-ht" + std::to_string(c.handler_threads) +
                          "-spin" + std::to_string(c.handler_spin_us);
             }
             plot(o.plot_dir, machine, cases, sweep, suffix);

@@ -216,6 +216,7 @@ void result_json(Json& j, const Result& r)
     j.key("config");
     j.open('{');
     j.field_int("fault_around_pages", r.fault_around_pages);
+    j.field_int("fault_around_max_pages", r.fault_around_max_pages);
     j.field_int("handler_threads", r.handler_threads);
     j.field_int("handler_spin_us", r.handler_spin_us);
     j.close('}');
@@ -488,7 +489,8 @@ void print_sweep_row(const std::vector<Result>& row)
 {
     if (row.empty())
         return;
-    printf("%-12u %-8u %-7u", row[0].fault_around_pages, row[0].handler_threads, row[0].handler_spin_us);
+    printf("%-5u..%-5u %-8u %-7u", row[0].fault_around_pages, row[0].fault_around_max_pages, row[0].handler_threads,
+        row[0].handler_spin_us);
     for (const Result& r : row) {
         if (r.error)
             printf(" | %-33s", "FAILED");

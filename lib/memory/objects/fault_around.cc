@@ -20,6 +20,18 @@ Window choose_fault_around_window(const PageStates& states, size_t page, size_t 
             const size_t first = page + 1 - std::min(size, page + 1 - floor);
             return { first, page + 1 - first };
         }
+        // No stream, but a dense neighbourhood: when half of the aligned
+        // block of `max` pages around the fault is populated already (a
+        // random toucher filling a region), the rest of the block is
+        // likely to be wanted too. A sparse toucher whose windows cover
+        // half its stride never gets there before its last touch.
+        size_t block = std::max(page - page % max, floor);
+        size_t block_end = std::min(page - page % max + max, ceiling);
+        size_t populated = 0;
+        for (size_t i = block; i < block_end; ++i)
+            populated += states.populated(i);
+        if (2 * populated >= block_end - block)
+            return { block, block_end - block };
     }
     // The aligned block of `min` pages around the fault, held to the region
     // (the block is aligned in object pages, which is what pieces of one

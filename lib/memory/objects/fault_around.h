@@ -12,6 +12,9 @@
 //     32 -> 64 -> 192 -> 512 and stay there.
 //   - A run directly above means a stream going down (a stack): the window
 //     ends at the fault, mirrored.
+//   - No stream, but half of the aligned block of `max` pages around the
+//     fault already populated (a random toucher filling the region): the
+//     whole block.
 //   - Neither: an isolated fault gets the aligned block of `min` pages
 //     around it (concurrent faults in one block then agree on the window),
 //     which is exactly the fixed window of a non-adaptive configuration.
