@@ -44,7 +44,8 @@ TEST_P(Fallback, RuntimeWorksWithFeatureHidden)
 }
 
 INSTANTIATE_TEST_SUITE_P(EachFeature, Fallback,
-    ::testing::Values("syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "all"),
+    ::testing::Values("syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem",
+        "minor", "pagemap_scan", "all"),
     [](const auto& info) { return std::string(info.param); });
 
 TEST(FallbackDetails, DevNodeRouteWhenSyscallHidden)
@@ -100,4 +101,40 @@ TEST(FallbackDetails, UnknownNamesAreIgnored)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = "no_such_feature" });
     exercise(*rt);
+}
+
+TEST(FallbackDetails, StatisticsAgreeWithAndWithoutPagemapScan)
+{
+    // The two ways statistics read the page tables (PAGEMAP_SCAN, or the
+    // object's populated blocks read from /proc/self/pagemap) must give the
+    // same figures.
+    RegionStats seen[2];
+    std::string maps[2];
+    size_t resident = 0;
+    for (int hidden = 0; hidden < 2; ++hidden) {
+        FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 1, .disable = hidden ? "pagemap_scan" : "" });
+        EXPECT_EQ(rt->has_feature("pagemap_scan"), hidden == 0 && rt->has_feature("pagemap_scan"));
+        auto r = rt->map_anonymous({ .size = 9000 * kPage, .flags = RegionFlags::NoReserve });
+        ASSERT_TRUE(r);
+        auto* p = static_cast<volatile char*>(*r);
+        for (size_t i : { 0, 1, 4095, 4096, 8999 })
+            p[i * kPage] = 1;
+        for (size_t i : { 7, 5000 })
+            (void)p[i * kPage];
+        auto st = rt->region_stats(const_cast<char*>(p));
+        ASSERT_TRUE(st);
+        seen[hidden] = *st;
+        // Without UFFDIO_ZEROPAGE the two reads cost private pages too.
+        resident = rt->has_feature("zeropage") ? 5 * kPage : 7 * kPage;
+        std::string json = rt->to_json();
+        auto at = json.find("\"page_map\":\"");
+        ASSERT_NE(at, std::string::npos);
+        maps[hidden] = json.substr(at, json.find('"', at + 12) - at);
+    }
+    EXPECT_EQ(seen[0].amount_resident, resident);
+    EXPECT_EQ(seen[1].amount_resident, resident);
+    EXPECT_EQ(seen[0].amount_zero_mapped, seen[1].amount_zero_mapped);
+    EXPECT_EQ(seen[0].cow_pages, 0u);
+    EXPECT_EQ(seen[1].cow_pages, 0u);
+    EXPECT_EQ(maps[0], maps[1]);
 }
