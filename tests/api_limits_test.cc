@@ -355,3 +355,85 @@ TEST(MapCountLimit, RefusedUnmapIsEnomemAndChangesNothing)
     EXPECT_EQ(region[failed + 1][0], pattern(failed + 1, 0));
 }
 
+// mprotect(2) changes one mapping after the other and stops at the first it
+// cannot split. A call over two mappings whose second needs a split when
+// the process is at vm.max_map_count changes the first and fails: the
+// runtime must put it back, or a refused call leaves memory it still calls
+// read-write inaccessible (unmap) or read-only (protect).
+TEST(MapCountLimit, RefusedCallAcrossTwoMappingsChangesNothing)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "lowering vm.max_map_count needs root";
+    MaxMapCount limit;
+    if (!limit.readable())
+        GTEST_SKIP() << "cannot read " << MaxMapCount::kPath;
+    SegvCatcher segv;
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 1 });
+    // shared | private | shared, side by side: three mappings (a memfd
+    // mapping never merges with anonymous memory), so a range from the
+    // start of the private one into the second shared one covers the whole
+    // first mapping (no split) and needs a split in the second.
+    constexpr size_t kFiller = 1000;
+    auto block = rt->map_anonymous({ .size = (12 + kFiller) * kPage });
+    ASSERT_TRUE(block) << block.error().message();
+    auto* base = static_cast<char*>(*block);
+    ASSERT_TRUE(rt->unmap(base, (12 + kFiller) * kPage));
+    ASSERT_TRUE(rt->map_anonymous({ .size = 4 * kPage, .address = base, .flags = RegionFlags::Shared }));
+    ASSERT_TRUE(rt->map_anonymous({ .size = 4 * kPage, .address = base + 4 * kPage }));
+    ASSERT_TRUE(rt->map_anonymous({ .size = 4 * kPage, .address = base + 8 * kPage, .flags = RegionFlags::Shared }));
+    for (size_t i = 0; i < 12; ++i)
+        base[i * kPage] = pattern(i, 0);
+    char* priv = base + 4 * kPage;
+    // One-page regions that merge into one mapping: unmapping every other
+    // one brings the process to the limit.
+    char* filler = base + 12 * kPage;
+    for (size_t i = 0; i < kFiller; ++i) {
+        ASSERT_TRUE(rt->map_anonymous({ .size = kPage, .address = filler + i * kPage }));
+        filler[i * kPage] = 1;
+    }
+
+    prepare_guarded_access();
+    if (int rc = limit.set(long(mappings_now()) + 300); rc != 0)
+        GTEST_SKIP() << "cannot write " << MaxMapCount::kPath << ": " << strerror(rc);
+    // Each unmap in the middle needs two splits; the first refused one
+    // leaves the process exactly at the limit.
+    bool at_limit = false;
+    for (size_t i = 1; i < kFiller && !at_limit; i += 2)
+        at_limit = !rt->unmap(filler + i * kPage, kPage);
+
+    auto unmapped = rt->unmap(priv, 5 * kPage);
+    int unmap_error = unmapped ? 0 : unmapped.error().code();
+    size_t unreadable = 0, wrong = 0;
+    char c = 0;
+    for (size_t i = 4; i < 9; ++i) {
+        if (!try_read(base + i * kPage, &c))
+            ++unreadable;
+        else if (c != pattern(i, 0))
+            ++wrong;
+    }
+    auto protected_ = rt->protect(priv, 5 * kPage, Access::Read);
+    int protect_error = protected_ ? 0 : protected_.error().code();
+    size_t unwritable = 0;
+    for (size_t i = 4; i < 9; ++i)
+        if (!try_write(base + i * kPage + 1, 'w'))
+            ++unwritable;
+    limit.restore();
+
+    ASSERT_TRUE(at_limit) << "no unmap was refused: the lowered limit had no effect";
+    EXPECT_EQ(unmap_error, ENOMEM);
+    EXPECT_EQ(unreadable, 0u) << "a refused unmap left pages inaccessible";
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_EQ(protect_error, ENOMEM);
+    EXPECT_EQ(unwritable, 0u) << "a refused protect left pages read-only";
+    for (char* p : { priv, base + 8 * kPage }) {
+        auto st = rt->region_stats(p);
+        ASSERT_TRUE(st);
+        EXPECT_EQ(st->access, Access::ReadWrite);
+    }
+    // With the limit back, both calls go through.
+    ASSERT_TRUE(rt->protect(priv, 5 * kPage, Access::Read));
+    EXPECT_FALSE(try_write(priv, 'x'));
+    ASSERT_TRUE(rt->unmap(priv, 5 * kPage));
+    EXPECT_FALSE(try_read(priv, &c));
+    EXPECT_EQ(base[9 * kPage], pattern(9, 0));
+}
