@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <random>
+#include <chrono>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -220,7 +221,15 @@ TEST(FaultService, WakeBeforeFaultAround)
         ASSERT_EQ(p[i * kPage + 1], char(i)) << i;
         ASSERT_EQ(p[i * kPage], 0) << i;
     }
+    // The windows are filled after the wake, so a handler may still be
+    // finishing the last one (its pages are there already: installed by the
+    // handler that took their own faults, or about to be counted): wait for
+    // the count to settle rather than read it mid-window.
     auto st = rt->region_stats(p);
+    for (int i = 0; i < 500 && st->pages_installed != pages; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        st = rt->region_stats(p);
+    }
     EXPECT_EQ(st->pages_installed, pages);
     EXPECT_EQ(st->amount_resident, pages * kPage);
 }

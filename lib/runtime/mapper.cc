@@ -168,9 +168,12 @@ Result<void> Mapper::unmap(uintptr_t address, size_t size)
         keep = { end - page_, page_ };
 
     // New accesses fault with SIGSEGV from here on, as after munmap(2).
-    if (int rc = os::protect(address, size, PROT_NONE); rc < 0)
+    if (int rc = os::protect(address, size, PROT_NONE); rc < 0) {
+        // The mappings before the one refused are PROT_NONE already.
+        ops_.restore_access(isolated, address, size);
         return failf(-rc, "mprotect failed: %s%s", strerror(-rc),
             rc == -ENOMEM ? " (splitting the mapping would pass vm.max_map_count; see docs/api.md)" : "");
+    }
 
     std::vector<std::unique_ptr<Region>> retired;
     {

@@ -1,5 +1,10 @@
 #include "runtime/region_operations.h"
 
+#include "os/virtual_memory.h"
+#include "support/log.h"
+
+#include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <shared_mutex>
 
@@ -57,6 +62,22 @@ void RegionOperations::replace(Region& old, std::vector<std::unique_ptr<Region>>
     // object, so nothing changes for the page being installed.
     tree_.wait_for_faults_to_end(*retired);
     Region::share_counters(*retired, views.data(), views.size());
+}
+
+void RegionOperations::restore_access(const std::vector<Region*>& regions, uintptr_t address, size_t size) const noexcept
+{
+    const uintptr_t end = address + size;
+    for (size_t i = 0; i < regions.size();) {
+        const Access access = regions[i]->access();
+        const uintptr_t lo = std::max(address, regions[i]->base());
+        uintptr_t hi = std::min(end, regions[i]->end());
+        size_t next = i + 1;
+        for (; next < regions.size() && regions[next]->base() == hi && regions[next]->access() == access; ++next)
+            hi = std::min(end, regions[next]->end());
+        if (int rc = os::protect(lo, hi - lo, int(access)); rc < 0)
+            log::error("cannot restore the access of {:#x}+{:#x} after a refused change: {}", lo, hi - lo, strerror(-rc));
+        i = next;
+    }
 }
 
 Result<std::vector<Region*>> RegionOperations::isolate(uintptr_t address, size_t size)

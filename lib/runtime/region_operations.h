@@ -66,6 +66,15 @@ public:
 
     memory::Region* find(uintptr_t address) const;
 
+    // mprotect(2) changes the mappings of a range one after the other and
+    // stops at the first it cannot change (ENOMEM: splitting it would pass
+    // vm.max_map_count), leaving the mappings before it changed. After such
+    // a failure this puts the regions' own access back over the range, so
+    // that a refused unmap or protect changes nothing. Adjacent regions with
+    // the same access are restored in one call: the failed call may have
+    // merged their mappings, and restoring piece by piece would need splits.
+    void restore_access(const std::vector<memory::Region*>& regions, uintptr_t address, size_t size) const noexcept;
+
 private:
     memory::RegionTree& tree_;
     const memory::Arena& arena_;

@@ -177,9 +177,12 @@ Result<void> RuntimeCore::protect(uintptr_t address, size_t size, Access access)
         return fail(EINVAL, "unknown access bits");
     std::lock_guard api(api_lock_);
     auto regions = TRY(ops_.prepare(address, size, {}, [&](Region& r) { return r.check_protect(access, config_.allow_write_execute); }));
-    if (int rc = os::protect(address, size, int(access)); rc < 0)
+    if (int rc = os::protect(address, size, int(access)); rc < 0) {
+        // The mappings before the one refused have the new access already.
+        ops_.restore_access(regions, address, size);
         return failf(-rc, "mprotect failed: %s%s", strerror(-rc),
             rc == -ENOMEM ? " (splitting the mapping would pass vm.max_map_count; see docs/api.md)" : "");
+    }
     for (Region* r : regions)
         r->set_access(access);
     return {};
