@@ -47,11 +47,11 @@ struct Options {
     std::optional<unsigned> fault_around_max_pages;
     std::optional<unsigned> handler_threads;
     std::optional<unsigned> handler_spin_us;
-    std::optional<bool> wake_before_fault_around;
+    std::optional<faultline::WakeOrder> wake_order;
 
     bool overridden() const
     {
-        return fault_around_pages || fault_around_max_pages || handler_threads || handler_spin_us || wake_before_fault_around;
+        return fault_around_pages || fault_around_max_pages || handler_threads || handler_spin_us || wake_order;
     }
     // The library's defaults with the overrides applied.
     faultline::Config config() const
@@ -61,7 +61,7 @@ struct Options {
         c.fault_around_max_pages = fault_around_max_pages.value_or(c.fault_around_max_pages);
         c.handler_threads = handler_threads.value_or(c.handler_threads);
         c.handler_spin_us = handler_spin_us.value_or(c.handler_spin_us);
-        c.wake_before_fault_around = wake_before_fault_around.value_or(c.wake_before_fault_around);
+        c.wake_order = wake_order.value_or(c.wake_order);
         return c;
     }
 };
@@ -98,7 +98,7 @@ void usage(FILE* out)
         "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
         "  --only S       run only the cases whose name contains S\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
-        "  --wake-before-fault-around 0|1\n"
+        "  --wake-order adaptive|after|before\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
         "                 fixed settings)\n");
 }
@@ -136,8 +136,19 @@ Options parse(int argc, char** argv)
             o.handler_threads = unsigned(atoi(value().c_str()));
         else if (a == "--handler-spin-us")
             o.handler_spin_us = unsigned(atoi(value().c_str()));
-        else if (a == "--wake-before-fault-around")
-            o.wake_before_fault_around = atoi(value().c_str()) != 0;
+        else if (a == "--wake-order") {
+            std::string v = value();
+            if (v == "adaptive")
+                o.wake_order = faultline::WakeOrder::Adaptive;
+            else if (v == "after")
+                o.wake_order = faultline::WakeOrder::AfterWindow;
+            else if (v == "before")
+                o.wake_order = faultline::WakeOrder::BeforeWindow;
+            else {
+                fprintf(stderr, "faultline-bench: --wake-order is adaptive, after or before\n");
+                exit(2);
+            }
+        }
         else if (a == "--runs") {
             o.runs = unsigned(atoi(value().c_str()));
             if (o.runs == 0) {
@@ -183,13 +194,15 @@ const char* placement_name(Placement p)
 }
 
 // What a case compares faultline with. FixedWindow is faultline itself with
-// the fault-around window held at fault_around_pages (no adaptation): the
-// configuration before adaptive fault-around, measured in the same run.
+// the fault-around window held at fault_around_pages and every thread
+// waiting for its window (no adaptation): the configuration before adaptive
+// fault-around, measured in the same run.
 enum class Baseline { Native, MinimalUffd, FixedWindow };
 
 faultline::Config fixed_window(faultline::Config c)
 {
     c.fault_around_max_pages = c.fault_around_pages;
+    c.wake_order = faultline::WakeOrder::AfterWindow;
     return c;
 }
 
@@ -285,8 +298,9 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     };
 
     printf("faultline config: fault_around_pages=%u fault_around_max_pages=%u (0 = automatic) handler_threads=%u "
-           "handler_spin_us=%u wake_before_fault_around=%d (%s)\n\n",
-        defaults.fault_around_pages, defaults.fault_around_max_pages, defaults.handler_threads, defaults.handler_spin_us, int(defaults.wake_before_fault_around),
+           "handler_spin_us=%u wake_order=%s (%s)\n\n",
+        defaults.fault_around_pages, defaults.fault_around_max_pages, defaults.handler_threads, defaults.handler_spin_us,
+        defaults.wake_order == faultline::WakeOrder::Adaptive ? "adaptive" : defaults.wake_order == faultline::WakeOrder::AfterWindow ? "after" : "before",
         o.overridden() ? "overridden on the command line" : "the library's defaults");
     print_table_header();
     both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch", defaults,

@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <sys/mman.h>
+#include <thread>
 
 namespace faultline::testing {
 namespace {
@@ -23,8 +25,9 @@ TEST(FaultAround, SequentialTouchGrowsTheWindow)
     auto st = rt->region_stats(const_cast<char*>(p));
     ASSERT_TRUE(st);
     // 32 + 64 + 192 + 512 * 7 + the rest: a dozen faults, where a fixed
-    // window of 32 takes 128.
-    EXPECT_LE(st->zero_faults, 16u);
+    // window of 32 takes 128 (the first, isolated fault is woken before its
+    // window is in, so the toucher may take a fault or two inside it).
+    EXPECT_LE(st->zero_faults, 20u);
     EXPECT_EQ(st->pages_installed, pages);
     for (size_t i = 0; i < pages; ++i)
         ASSERT_EQ(p[i * kPage], char(i | 1));
@@ -41,7 +44,7 @@ TEST(FaultAround, DescendingTouchGrowsTheWindowDownwards)
         p[i * kPage] = 1;
     auto st = rt->region_stats(const_cast<char*>(p));
     ASSERT_TRUE(st);
-    EXPECT_LE(st->zero_faults, 16u);
+    EXPECT_LE(st->zero_faults, 20u);
 }
 
 TEST(FaultAround, SparseTouchKeepsTheSmallWindow)
@@ -53,7 +56,13 @@ TEST(FaultAround, SparseTouchKeepsTheSmallWindow)
     auto* p = static_cast<volatile char*>(*r);
     for (size_t i = 0; i < pages; i += 64)
         p[i * kPage] = 1;
+    // An isolated fault's window is filled after its thread is woken: let
+    // the last one finish before counting.
     auto st = rt->region_stats(const_cast<char*>(p));
+    for (int i = 0; i < 500 && st && st->pages_installed < pages / 64 * 32; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        st = rt->region_stats(const_cast<char*>(p));
+    }
     ASSERT_TRUE(st);
     EXPECT_EQ(st->zero_faults, pages / 64);
     EXPECT_EQ(st->pages_installed, pages / 64 * 32) << "an isolated fault installs fault_around_pages, no more";
@@ -61,7 +70,7 @@ TEST(FaultAround, SparseTouchKeepsTheSmallWindow)
 
 TEST(FaultAround, FixedWindowWhenMaxEqualsMin)
 {
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 16, .fault_around_max_pages = 16 });
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 16, .fault_around_max_pages = 16, .wake_order = WakeOrder::AfterWindow });
     auto r = rt->map_anonymous({ .size = 1024 * kPage });
     ASSERT_TRUE(r);
     memset(*r, 1, 1024 * kPage);
@@ -92,6 +101,31 @@ TEST(FaultAround, BadLimitsAreRefused)
     }
 }
 
+TEST(FaultAround, AdaptiveWakeOrderFillsIsolatedWindowsAfterTheWakeAndStreamsBefore)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 32, .fault_around_max_pages = 512 });
+    auto r = rt->map_anonymous({ .size = 4096 * kPage });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<volatile char*>(*r);
+    // An isolated fault: its window arrives, after the wake.
+    p[100 * kPage] = 1;
+    auto st = rt->region_stats(const_cast<char*>(p));
+    for (int i = 0; i < 500 && st->pages_installed < 32; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        st = rt->region_stats(const_cast<char*>(p));
+    }
+    EXPECT_EQ(st->pages_installed, 32u);
+    for (size_t i = 96; i < 128; ++i)
+        EXPECT_EQ(p[i * kPage + 5], 0);
+    EXPECT_EQ(rt->region_stats(const_cast<char*>(p))->zero_faults, 1u) << "reading the window took no fault";
+    // A fault right above it is a stream: its 64-page window is in when the
+    // touch returns.
+    p[128 * kPage] = 1;
+    st = rt->region_stats(const_cast<char*>(p));
+    EXPECT_EQ(st->pages_installed, 32u + 64u);
+    EXPECT_EQ(st->zero_faults, 2u);
+}
+
 TEST(FaultAround, WindowsCrossingVmaBoundariesInsideARegionAreServed)
 {
     // A region is usually one VMA, but need not be (VMAs that could not
@@ -117,7 +151,7 @@ TEST(FaultCounters, StayWithTheirPagesAcrossASplit)
     // README's example: touch a region, make its first part read-only (the
     // region splits), and ask for the counters of the rest. They must not
     // have stayed with the other piece.
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 8, .fault_around_max_pages = 8 });
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 8, .fault_around_max_pages = 8, .wake_order = WakeOrder::AfterWindow });
     auto r = rt->map_anonymous({ .size = 256 * kPage });
     ASSERT_TRUE(r);
     auto* p = static_cast<char*>(*r);

@@ -86,7 +86,9 @@ TEST(FaultService, SixteenThreadsRandomPagesBytesCorrect)
 
 TEST(FaultService, FaultAroundInstallsWindow)
 {
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 16 });
+    // The window is filled before the thread is woken (AfterWindow), so it
+    // can be counted as soon as the touch returns.
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 16, .wake_order = WakeOrder::AfterWindow });
     auto r = rt->map_anonymous({ .size = 64 * kPage });
     ASSERT_TRUE(r);
     auto* p = static_cast<char*>(*r);
@@ -122,7 +124,7 @@ TEST(FaultService, FaultAroundOff)
 
 TEST(FaultService, ReadFaultMapsZeroPage)
 {
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 4 });
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 4, .wake_order = WakeOrder::AfterWindow });
     if (!rt->has_feature("zeropage"))
         GTEST_SKIP() << "UFFDIO_ZEROPAGE not available here";
     auto r = rt->map_anonymous({ .size = 8 * kPage });
@@ -204,7 +206,7 @@ TEST(FaultService, WakeBeforeFaultAround)
 {
     // Threads run on while their windows are filled: touching a window page
     // before it is installed must still end in the right bytes.
-    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 64, .wake_before_fault_around = true });
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 64, .wake_order = WakeOrder::BeforeWindow });
     const size_t pages = 4096;
     auto r = rt->map_anonymous({ .size = pages * kPage });
     ASSERT_TRUE(r);

@@ -47,11 +47,12 @@ struct Config {
     // saves the wake-up of a sleeping handler on the next fault, at the cost
     // of a busy CPU while faults keep coming. Chosen from bench/.
     unsigned handler_spin_us = 0;
-    // Wake the faulting threads as soon as their own pages are in, and
-    // install the fault-around windows afterwards. Shortens the wait of a
-    // lone thread when a CPU is idle; costs extra faults when the touching
-    // threads keep every CPU busy. Measured in docs/performance.md.
-    bool wake_before_fault_around = false;
+    // When a faulting thread is woken relative to its fault-around window.
+    // Adaptive: a thread streaming through memory waits for its window (it
+    // touches it next); one with an isolated fault is woken as soon as its
+    // page is in, and the window is filled while it runs on. Measured in
+    // docs/performance.md.
+    WakeOrder wake_order = WakeOrder::Adaptive;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
     using UffdMode = faultline::UffdMode;

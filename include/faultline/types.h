@@ -19,6 +19,20 @@ enum class UffdMode : uint8_t {
     UserModeOnly,
 };
 
+// When a faulting thread is woken relative to its fault-around window
+// (Config::wake_order; docs/performance.md has the measurements).
+enum class WakeOrder : uint8_t {
+    // A stream (sequential faults) waits for its window, which it is about
+    // to touch; an isolated fault is woken as soon as its own page is in and
+    // the window is filled while it runs on.
+    Adaptive,
+    // Every thread waits for its whole window (the behaviour before
+    // adaptive fault-around).
+    AfterWindow,
+    // Every thread is woken as soon as its own page is in.
+    BeforeWindow,
+};
+
 // Access rights of a region, a subset of R|W|X. The numeric values match
 // PROT_READ, PROT_WRITE and PROT_EXEC so they pass straight to mprotect(2).
 enum class Access : uint8_t {

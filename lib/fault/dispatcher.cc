@@ -41,7 +41,7 @@ memory::FaultContext Dispatcher::context_for(Region& region, uintptr_t page, uff
 {
     memory::FaultContext ctx = region.fault_context(page, kind, write, page_size_);
     ctx.around = options_.around;
-    ctx.window_with_fault = !options_.wake_before_fault_around;
+    ctx.wake_order = options_.wake_order;
     ctx.token = token;
     ctx.completions = token.valid() ? &completions_ : nullptr;
     return ctx;
@@ -107,11 +107,10 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
 
     finish(end, port);
 
-    // Config::wake_before_fault_around: fault-around while the woken threads
-    // already run. Each window page a thread touches before it is installed
-    // costs it another fault (answered with EEXIST and a wake). Measured: a
-    // win for one thread touching memory with a CPU to spare, a loss when
-    // the touching threads keep every CPU busy (docs/performance.md).
+    // Windows the objects left for after the wake (WakeOrder): filled while
+    // the woken threads already run. A window page a thread touches before
+    // it is installed costs it another fault (answered with EEXIST and a
+    // wake), which is why streams wait for theirs (docs/performance.md).
     for (size_t i = 0; i < deferred_count; ++i) {
         Region& region = *deferred[i].region;
         memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {});
@@ -162,7 +161,7 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
             hi = outcome.present_hi;
         }
         wakes.add(lo, hi - lo, port);
-        if (options_.wake_before_fault_around && !resumed && ctx.kind == uffd::FaultKind::Missing)
+        if (outcome.around_later && !resumed)
             return true; // fault-around after the wake, then unpin
         break;
     }

@@ -36,7 +36,7 @@ namespace faultline::fault {
 
 struct DispatchOptions {
     memory::FaultAround around { 32, 512 };
-    bool wake_before_fault_around = false;
+    WakeOrder wake_order = WakeOrder::Adaptive;
     bool have_thread_id = true;
 };
 

@@ -9,6 +9,8 @@
 #include "uffd/fill_result.h"
 #include "uffd/modes.h"
 
+#include <faultline/types.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -56,10 +58,10 @@ struct FaultContext {
     size_t object_offset = 0;    // byte offset in the object that region_base maps
     size_t page_size = 4096;
     FaultAround around;
-    // Install the fault-around window together with the faulting page (the
-    // default), or leave it to a later fault_around() call, made after the
-    // faulting thread was woken (Config::wake_before_fault_around).
-    bool window_with_fault = true;
+    // Whether the fault-around window is filled before the faulting thread
+    // is woken, or after (the object then answers with around_later and the
+    // fault service calls fault_around() once the thread is woken).
+    WakeOrder wake_order = WakeOrder::Adaptive;
     // Valid when the object may answer Pending; then it keeps the token and
     // posts it to `completions` once the page can be installed.
     PendingToken token;
@@ -94,13 +96,16 @@ struct Outcome {
     // in it. Empty means the faulting page alone.
     uintptr_t present_lo = 0;
     uintptr_t present_hi = 0;
+    // The object installed the faulting page only: after the wake, call
+    // its fault_around() for the rest of the window.
+    bool around_later = false;
 
     static Outcome installed(FillKind kind, size_t pages, uintptr_t lo = 0, uintptr_t hi = 0) noexcept
     {
-        return { Resolution::Installed, kind, uint32_t(pages), lo, hi };
+        return { Resolution::Installed, kind, uint32_t(pages), lo, hi, false };
     }
-    static Outcome pending() noexcept { return { Resolution::Pending, FillKind::Zero, 0, 0, 0 }; }
-    static Outcome sigbus() noexcept { return { Resolution::Sigbus, FillKind::Zero, 0, 0, 0 }; }
+    static Outcome pending() noexcept { return { Resolution::Pending, FillKind::Zero, 0, 0, 0, false }; }
+    static Outcome sigbus() noexcept { return { Resolution::Sigbus, FillKind::Zero, 0, 0, 0, false }; }
     // The outcome of a fill that did not succeed.
     static Outcome from_failure(const uffd::FillResult& r) noexcept
     {
@@ -122,7 +127,7 @@ struct Outcome {
             res = Resolution::Sigbus;
             break;
         }
-        return { res, FillKind::Zero, uint32_t(r.pages), 0, 0 };
+        return { res, FillKind::Zero, uint32_t(r.pages), 0, 0, false };
     }
 };
 

@@ -53,9 +53,9 @@ public:
     // Finishes a fault this object answered Pending, once its completion
     // was posted with `result`. The default has nothing to finish: SIGBUS.
     virtual Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept;
-    // Installs neighbours of a page handle_fault() resolved, when the fault
-    // service woke the thread before the window (Config::
-    // wake_before_fault_around). Returns the pages installed.
+    // Installs neighbours of a page handle_fault() resolved and answered
+    // with around_later, once the fault service woke the thread (WakeOrder).
+    // Returns the pages installed.
     virtual size_t fault_around(const FaultContext&, PageSink&) noexcept { return 0; }
 
     const PageStates& states() const noexcept { return states_; }

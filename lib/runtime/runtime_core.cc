@@ -41,6 +41,9 @@ Result<Config> resolve(Config config)
     }
     if (config.fault_around_max_pages < config.fault_around_pages || config.fault_around_max_pages > 512)
         return fail(EINVAL, "fault_around_max_pages must be between fault_around_pages and 512");
+    if (config.wake_order != WakeOrder::Adaptive && config.wake_order != WakeOrder::AfterWindow
+        && config.wake_order != WakeOrder::BeforeWindow)
+        return fail(EINVAL, "unknown wake_order");
     if (config.handler_spin_us > 1000000)
         return fail(EINVAL, "handler_spin_us must be at most 1000000");
     return config;
@@ -72,7 +75,7 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     fault::FaultHandlerOptions options;
     options.threads = c.handler_threads;
     options.dispatch.around = { c.fault_around_pages, c.fault_around_max_pages };
-    options.dispatch.wake_before_fault_around = c.wake_before_fault_around;
+    options.dispatch.wake_order = c.wake_order;
     options.dispatch.have_thread_id = features.has(os::Feature::ThreadId);
     options.spin_us = c.handler_spin_us;
     options.use_zeropage = features.has(os::Feature::ZeroPage);

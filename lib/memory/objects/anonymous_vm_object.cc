@@ -63,10 +63,17 @@ Outcome AnonymousVMObject::handle_fault(const FaultContext& ctx, PageSink& sink)
     if (ctx.kind != uffd::FaultKind::Missing)
         return VMObject::handle_fault(ctx, sink);
     const size_t page = ctx.object_page();
-    Window window { page, 1 };
-    if (ctx.window_with_fault)
-        window = choose_fault_around_window(states_, page, ctx.first_object_page(), ctx.end_object_page(), ctx.around);
-    return fill_window(ctx, sink, window, false);
+    const Window window = choose_fault_around_window(states_, page, ctx.first_object_page(), ctx.end_object_page(), ctx.around);
+    // A stream touches its window next: it waits for it. An isolated
+    // fault's thread goes elsewhere: it is woken once its page is in, and
+    // the window is filled while it runs (docs/performance.md measured
+    // both ways; WakeOrder forces one).
+    const bool later = ctx.wake_order == WakeOrder::BeforeWindow || (ctx.wake_order == WakeOrder::Adaptive && !window.stream);
+    if (!later || window.count == 1)
+        return fill_window(ctx, sink, window, false);
+    Outcome outcome = fill_window(ctx, sink, Window { page, 1 }, false);
+    outcome.around_later = outcome.resolution == Resolution::Installed;
+    return outcome;
 }
 
 size_t AnonymousVMObject::fault_around(const FaultContext& ctx, PageSink& sink) noexcept

@@ -12,13 +12,13 @@ Window choose_fault_around_window(const PageStates& states, size_t page, size_t 
         const size_t below = states.populated_run_below(page, floor, max);
         if (below >= min) {
             const size_t size = std::min(max, 2 * below);
-            return { page, std::min(size, ceiling - page) };
+            return { page, std::min(size, ceiling - page), true };
         }
         const size_t above = states.populated_run_above(page, ceiling, max);
         if (above >= min) {
             const size_t size = std::min(max, 2 * above);
             const size_t first = page + 1 - std::min(size, page + 1 - floor);
-            return { first, page + 1 - first };
+            return { first, page + 1 - first, true };
         }
         // No stream, but a dense neighbourhood: when half of the aligned
         // block of `max` pages around the fault is populated already (a
@@ -31,7 +31,7 @@ Window choose_fault_around_window(const PageStates& states, size_t page, size_t 
         for (size_t i = block; i < block_end; ++i)
             populated += states.populated(i);
         if (2 * populated >= block_end - block)
-            return { block, block_end - block };
+            return { block, block_end - block, false };
     }
     // The aligned block of `min` pages around the fault, held to the region
     // (the block is aligned in object pages, which is what pieces of one
@@ -40,7 +40,7 @@ Window choose_fault_around_window(const PageStates& states, size_t page, size_t 
     size_t end = first + min;
     first = std::max(first, floor);
     end = std::min(end, ceiling);
-    return { first, end - first };
+    return { first, end - first, false };
 }
 
 } // namespace faultline::memory

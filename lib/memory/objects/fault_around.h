@@ -32,6 +32,9 @@ namespace faultline::memory {
 struct Window {
     size_t first = 0; // object page
     size_t count = 0;
+    // A stream (a run of populated pages next to the fault): the toucher is
+    // about to touch the window, so it should wait for it.
+    bool stream = false;
     size_t end() const noexcept { return first + count; }
 };
 

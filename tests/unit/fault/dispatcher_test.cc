@@ -80,6 +80,9 @@ protected:
         , completions_(capacity)
     {
         options_.around = { 4, 4 };
+        // Windows filled before the wake unless a test says otherwise, so
+        // each serve() shows its whole window.
+        options_.wake_order = WakeOrder::AfterWindow;
     }
     void SetUp() override { ASSERT_TRUE(completions_.ready()); }
 
@@ -327,7 +330,7 @@ TEST_F(SmallTableDispatcherTest, FullTableServesWithoutATokenAndNeverWaitsOnNone
 
 TEST_F(DispatcherTest, WakeBeforeFaultAroundInstallsTheWindowAfterTheWake)
 {
-    options_.wake_before_fault_around = true;
+    options_.wake_order = WakeOrder::BeforeWindow;
     Region& r = add_region(kArena, 16);
     serve({ fault_at(kArena + 5 * kPage) });
     ASSERT_GE(port_.calls.size(), 3u);
@@ -340,6 +343,30 @@ TEST_F(DispatcherTest, WakeBeforeFaultAroundInstallsTheWindowAfterTheWake)
     for (uintptr_t p = kArena + 4 * kPage; p < kArena + 8 * kPage; p += kPage)
         EXPECT_TRUE(port_.is_installed(p));
     EXPECT_EQ(r.faults_in_flight(), 0u);
+}
+
+TEST_F(DispatcherTest, AdaptiveOrderWakesIsolatedFaultsBeforeTheirWindow)
+{
+    options_.wake_order = WakeOrder::Adaptive;
+    options_.around = { 4, 64 };
+    Region& r = add_region(kArena, 64);
+    serve({ fault_at(kArena + 5 * kPage) });
+    ASSERT_GE(port_.calls.size(), 3u);
+    EXPECT_EQ(port_.calls[0].verb, "zero");
+    EXPECT_EQ(port_.calls[0].len, kPage);
+    EXPECT_EQ(port_.calls[1].verb, "wake");
+    EXPECT_EQ(port_.calls[1].start, kArena + 5 * kPage);
+    for (uintptr_t p = kArena + 4 * kPage; p < kArena + 8 * kPage; p += kPage)
+        EXPECT_TRUE(port_.is_installed(p));
+    EXPECT_EQ(r.faults_in_flight(), 0u);
+    // A stream above the window: filled before its wake, which covers it.
+    port_.calls.clear();
+    serve({ fault_at(kArena + 8 * kPage) });
+    ASSERT_EQ(port_.calls.size(), 2u);
+    EXPECT_EQ(port_.calls[0].verb, "zero");
+    EXPECT_EQ(port_.calls[0].len, 8 * kPage) << "twice the run of 4 below it";
+    EXPECT_EQ(port_.calls[1].verb, "wake");
+    EXPECT_EQ(port_.calls[1].len, 8 * kPage);
 }
 
 TEST_F(DispatcherTest, NonFaultEventsAreIgnored)

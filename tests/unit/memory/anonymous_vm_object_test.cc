@@ -24,9 +24,11 @@ protected:
         ASSERT_TRUE(o);
         object_ = *o;
     }
+    // AfterWindow: the window is filled with the fault, so one call shows it.
     FaultContext context(size_t page, bool write, unsigned min = 4, unsigned max = 4) const
     {
         FaultContext ctx;
+        ctx.wake_order = WakeOrder::AfterWindow;
         ctx.kind = uffd::FaultKind::Missing;
         ctx.write = write;
         ctx.page = kBase + page * kPage;
@@ -144,15 +146,40 @@ TEST_F(AnonymousObjectTest, IsolatedFaultsKeepTheSmallWindow)
 TEST_F(AnonymousObjectTest, WakeFirstModeFillsOnlyTheFaultingPageThenTheRest)
 {
     FaultContext ctx = context(6, false);
-    ctx.window_with_fault = false;
+    ctx.wake_order = WakeOrder::BeforeWindow;
     auto out = object_->handle_fault(ctx, sink_);
     EXPECT_EQ(out.pages, 1u);
+    EXPECT_TRUE(out.around_later);
     ASSERT_EQ(sink_.calls.size(), 1u);
     EXPECT_EQ(sink_.calls[0].len, kPage);
     size_t more = object_->fault_around(ctx, sink_);
     EXPECT_EQ(more, 3u);
     for (size_t i = 4; i < 8; ++i)
         EXPECT_TRUE(sink_.is_installed(kBase + i * kPage));
+}
+
+TEST_F(AnonymousObjectTest, AdaptiveOrderLeavesIsolatedWindowsForAfterTheWake)
+{
+    FaultContext ctx = context(100, true, 32, 512);
+    ctx.wake_order = WakeOrder::Adaptive;
+    auto out = object_->handle_fault(ctx, sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    EXPECT_EQ(out.pages, 1u) << "an isolated fault: only the page the thread waits for";
+    EXPECT_TRUE(out.around_later);
+    EXPECT_EQ(object_->fault_around(ctx, sink_), 31u);
+    // The next fault above the window is a stream: filled with the fault.
+    FaultContext next = context(128, true, 32, 512);
+    next.wake_order = WakeOrder::Adaptive;
+    out = object_->handle_fault(next, sink_);
+    EXPECT_EQ(out.pages, 64u);
+    EXPECT_FALSE(out.around_later);
+}
+
+TEST_F(AnonymousObjectTest, AfterWindowNeverDefers)
+{
+    auto out = object_->handle_fault(context(100, true, 32, 512), sink_);
+    EXPECT_EQ(out.pages, 32u);
+    EXPECT_FALSE(out.around_later);
 }
 
 TEST_F(AnonymousObjectTest, ReleaseForgetsPages)
