@@ -111,10 +111,23 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
     // the woken threads already run. A window page a thread touches before
     // it is installed costs it another fault (answered with EEXIST and a
     // wake), which is why streams wait for theirs (docs/performance.md).
+    // The pages they claimed are woken once settled: a fault that found one
+    // of them Filling meanwhile was left to this wake.
+    if (deferred_count == 0)
+        return;
     for (size_t i = 0; i < deferred_count; ++i) {
         Region& region = *deferred[i].region;
         memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {});
-        region.fault_around(ctx, port);
+        // A stream is read ahead kReadaheadDepth windows: the toucher
+        // catches up with one while the next is being filled.
+        for (unsigned depth = 0; depth < kReadaheadDepth; ++depth) {
+            Outcome around = region.fault_around(ctx, port);
+            if (around.wake_hi <= around.wake_lo)
+                break;
+            WakeSet around_wakes(page_size_);
+            around_wakes.add(around.wake_lo, around.wake_hi - around.wake_lo, port);
+            ServiceCounters::bump(counters_.wakes, around_wakes.flush(port));
+        }
         tree_.release_after_fault(region);
     }
 }
@@ -132,7 +145,17 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
 {
     WakeSet& wakes = end.wakes;
     const uintptr_t page = ctx.page;
+    // Waiters on the range the object claimed are woken whatever the answer
+    // (a fault on a claimed page was left to this wake).
+    if (outcome.wake_hi > outcome.wake_lo)
+        wakes.add(outcome.wake_lo, outcome.wake_hi - outcome.wake_lo, port);
     switch (outcome.resolution) {
+    case Resolution::InFlight:
+        // Another handler's claim covers the page: its wake releases this
+        // thread (it settles the page first, then wakes).
+        ServiceCounters::bump(counters_.deduplicated);
+        end.release_later(token);
+        break;
     case Resolution::Pending:
         if (token.valid()) {
             ServiceCounters::bump(counters_.pending);
@@ -155,12 +178,7 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         // release is served on its own; one read before it is covered by
         // the wake.
         end.release_later(token);
-        uintptr_t lo = page, hi = page + page_size_;
-        if (outcome.present_hi > outcome.present_lo && outcome.present_lo <= page && page < outcome.present_hi) {
-            lo = outcome.present_lo;
-            hi = outcome.present_hi;
-        }
-        wakes.add(lo, hi - lo, port);
+        wakes.add(page, page_size_, port);
         if (outcome.around_later && !resumed)
             return true; // fault-around after the wake, then unpin
         break;

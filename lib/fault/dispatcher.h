@@ -43,6 +43,10 @@ struct DispatchOptions {
 class Dispatcher {
 public:
     static constexpr size_t kBatch = 64;
+    // Windows a stream is filled ahead after its thread is woken. Two were
+    // measured no faster than one (the handler CPU's fill rate is the limit,
+    // docs/performance.md) and risk twice the unused memory.
+    static constexpr unsigned kReadaheadDepth = 1;
 
     Dispatcher(memory::RegionTree& tree, PendingFaultTable& pending, CompletionQueue& completions, ServiceCounters& counters,
         ThreadFaultCounters& threads, const DispatchOptions& options) noexcept;

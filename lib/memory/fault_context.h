@@ -85,17 +85,22 @@ enum class Resolution : uint8_t {
     RegionGone, // the mapping disappeared under us; wake, the thread will see it
     MmGone,     // the process is exiting
     Sigbus,     // the page cannot be provided: SIGBUS to the faulting thread
+    // Another handler thread has claimed the page (PageState::Filling) and
+    // wakes its waiters once it settles it: nothing to do, no wake.
+    InFlight,
 };
 
 struct Outcome {
     Resolution resolution = Resolution::Sigbus;
     FillKind kind = FillKind::Zero;
     uint32_t pages = 0;          // pages installed by this answer (window included)
-    // Where every page is now present (installed or found there), around
-    // the faulting page: the fault service wakes threads waiting anywhere
-    // in it. Empty means the faulting page alone.
-    uintptr_t present_lo = 0;
-    uintptr_t present_hi = 0;
+    // The range whose waiters the fault service wakes besides the faulting
+    // page: the window the object claimed and settled. Every page in it is
+    // present, or its threads simply fault again; and a thread whose fault
+    // was answered InFlight because of this claim must be in it. Empty
+    // means the faulting page alone.
+    uintptr_t wake_lo = 0;
+    uintptr_t wake_hi = 0;
     // The object installed the faulting page only: after the wake, call
     // its fault_around() for the rest of the window.
     bool around_later = false;
@@ -106,6 +111,7 @@ struct Outcome {
     }
     static Outcome pending() noexcept { return { Resolution::Pending, FillKind::Zero, 0, 0, 0, false }; }
     static Outcome sigbus() noexcept { return { Resolution::Sigbus, FillKind::Zero, 0, 0, 0, false }; }
+    static Outcome in_flight() noexcept { return { Resolution::InFlight, FillKind::Zero, 0, 0, 0, false }; }
     // The outcome of a fill that did not succeed.
     static Outcome from_failure(const uffd::FillResult& r) noexcept
     {

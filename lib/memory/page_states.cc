@@ -90,6 +90,27 @@ void PageStates::set(size_t first, size_t count, PageState to) noexcept
         states_[i].store(uint8_t(to), std::memory_order_relaxed);
 }
 
+bool PageStates::claim(size_t page) noexcept
+{
+    if (page >= pages_)
+        return false;
+    mark_blocks(page, 1);
+    uint8_t expected = uint8_t(PageState::Unpopulated);
+    return states_[page].compare_exchange_strong(expected, uint8_t(PageState::Filling), std::memory_order_acq_rel);
+}
+
+void PageStates::settle(size_t first, size_t count, PageState to) noexcept
+{
+    if (first >= pages_ || count == 0)
+        return;
+    if (count > pages_ - first)
+        count = pages_ - first;
+    if (to != PageState::Unpopulated)
+        mark_blocks(first, count);
+    for (size_t i = first; i < first + count; ++i)
+        states_[i].store(uint8_t(to), std::memory_order_release);
+}
+
 void PageStates::forget(size_t first, size_t count) noexcept
 {
     if (first >= pages_ || count == 0)

@@ -28,6 +28,9 @@ enum class PageState : uint8_t {
     Unpopulated = 0, // never installed, or dropped since
     ZeroMapped = 1,  // mapped to the shared zero page by a read fault
     Present = 2,     // a private page (or a page of the object's memfd) was installed
+    // A handler thread has claimed the page and is filling it; it settles
+    // the state and wakes the page's waiters when done (claim() / settle()).
+    Filling = 3,
 };
 
 class PageStates {
@@ -53,6 +56,17 @@ public:
     void populate(size_t first, size_t count, PageState to) noexcept;
     // Sets pages to `to` whatever they were. Fault path.
     void set(size_t first, size_t count, PageState to) noexcept;
+    // Unpopulated -> Filling for one page; false if it was not Unpopulated.
+    // The claimer must settle() the page and then wake its waiters: a
+    // fault on a Filling page is left to the claimer (release/acquire
+    // order the state against those waits). Fault path.
+    bool claim(size_t page) noexcept;
+    // Ends a claim (or overrides any state) with `to`. Fault path.
+    void settle(size_t first, size_t count, PageState to) noexcept;
+    bool filling(size_t page) const noexcept
+    {
+        return PageState(states_[page].load(std::memory_order_acquire)) == PageState::Filling;
+    }
     // Marks pages Unpopulated. Whole blocks give their state memory back.
     void forget(size_t first, size_t count) noexcept;
 

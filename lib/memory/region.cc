@@ -130,9 +130,11 @@ Outcome Region::resume_fault(const FaultContext& ctx, PageSink& sink, int64_t re
     return outcome;
 }
 
-void Region::fault_around(const FaultContext& ctx, PageSink& sink) noexcept
+Outcome Region::fault_around(const FaultContext& ctx, PageSink& sink) noexcept
 {
-    counters_.add_pages(object_->fault_around(ctx, sink));
+    Outcome outcome = object_->fault_around(ctx, sink);
+    counters_.add_pages(outcome.pages);
+    return outcome;
 }
 
 void Region::end_fault() noexcept

@@ -92,7 +92,7 @@ public:
     Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept;
     // Fault path, after the faulting thread was woken: the object's
     // fault-around window.
-    void fault_around(const FaultContext&, PageSink&) noexcept;
+    Outcome fault_around(const FaultContext&, PageSink&) noexcept;
 
     // In-flight faults. begin and end are called under the tree lock
     // (shared) by the handler, so a region removed from the tree gets no new

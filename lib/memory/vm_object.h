@@ -53,10 +53,12 @@ public:
     // Finishes a fault this object answered Pending, once its completion
     // was posted with `result`. The default has nothing to finish: SIGBUS.
     virtual Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept;
-    // Installs neighbours of a page handle_fault() resolved and answered
-    // with around_later, once the fault service woke the thread (WakeOrder).
-    // Returns the pages installed.
-    virtual size_t fault_around(const FaultContext&, PageSink&) noexcept { return 0; }
+    // Runs after the fault service woke the thread of a fault handle_fault()
+    // answered with around_later: installs the rest of its window (an
+    // isolated fault, WakeOrder), or the window a stream will want next.
+    // The Outcome's pages and wake range are used (the claimed window is
+    // woken once it is settled).
+    virtual Outcome fault_around(const FaultContext&, PageSink&) noexcept { return Outcome::installed(FillKind::Zero, 0); }
 
     const PageStates& states() const noexcept { return states_; }
     PageState page_state(size_t index) const noexcept { return states_.get(index); }

@@ -63,24 +63,63 @@ Outcome AnonymousVMObject::handle_fault(const FaultContext& ctx, PageSink& sink)
     if (ctx.kind != uffd::FaultKind::Missing)
         return VMObject::handle_fault(ctx, sink);
     const size_t page = ctx.object_page();
+    // Another handler thread is filling this page as part of its window: it
+    // wakes the window's waiters once the page is in (PageStates::claim).
+    if (states_.filling(page))
+        return Outcome::in_flight();
     const Window window = choose_fault_around_window(states_, page, ctx.first_object_page(), ctx.end_object_page(), ctx.around);
-    // A stream touches its window next: it waits for it. An isolated
+    // A stream touches its window next: it waits for it, and the window
+    // after it is filled ahead once the thread is woken. An isolated
     // fault's thread goes elsewhere: it is woken once its page is in, and
-    // the window is filled while it runs (docs/performance.md measured
-    // both ways; WakeOrder forces one).
+    // its window is filled while it runs (docs/performance.md measured each
+    // way; WakeOrder forces one).
     const bool later = ctx.wake_order == WakeOrder::BeforeWindow || (ctx.wake_order == WakeOrder::Adaptive && !window.stream);
-    if (!later || window.count == 1)
-        return fill_window(ctx, sink, window, false);
+    if (!later || window.count == 1) {
+        Outcome outcome = fill_window(ctx, sink, window, false);
+        outcome.around_later = outcome.resolution == Resolution::Installed && window.stream && ctx.wake_order == WakeOrder::Adaptive;
+        return outcome;
+    }
     Outcome outcome = fill_window(ctx, sink, Window { page, 1 }, false);
     outcome.around_later = outcome.resolution == Resolution::Installed;
     return outcome;
 }
 
-size_t AnonymousVMObject::fault_around(const FaultContext& ctx, PageSink& sink) noexcept
+Outcome AnonymousVMObject::fault_around(const FaultContext& ctx, PageSink& sink) noexcept
 {
     const size_t page = ctx.object_page();
-    Window window = choose_fault_around_window(states_, page, ctx.first_object_page(), ctx.end_object_page(), ctx.around);
-    return fill_window(ctx, sink, window, true).pages;
+    const size_t floor = ctx.first_object_page(), ceiling = ctx.end_object_page();
+    const Window window = choose_fault_around_window(states_, page, floor, ceiling, ctx.around);
+    bool complete = true;
+    for (size_t i = window.first; i < window.end() && complete; ++i)
+        complete = states_.populated(i);
+    if (!complete)
+        return fill_window(ctx, sink, window, true); // the window an isolated fault left for now
+    if (!window.stream)
+        return Outcome::installed(FillKind::Zero, 0);
+    // Readahead for a stream whose window is in: the window it will fault
+    // into next — at the first unpopulated page past this one, within one
+    // window's reach — chosen as if it had faulted there, and filled while
+    // it works through what is in. Called again, it reaches one window
+    // further.
+    const bool up = window.first == page;
+    const size_t reach = ctx.around.max_pages;
+    size_t next = up ? window.end() : window.first;
+    for (size_t step = 0; step < reach; ++step) {
+        if (up ? next >= ceiling : next <= floor)
+            return Outcome::installed(FillKind::Zero, 0);
+        if (!up)
+            --next;
+        if (!states_.populated(next))
+            break;
+        if (up)
+            ++next;
+    }
+    if ((up && next >= ceiling) || states_.populated(next))
+        return Outcome::installed(FillKind::Zero, 0);
+    const Window ahead = choose_fault_around_window(states_, next, floor, ceiling, ctx.around);
+    if (!ahead.stream)
+        return Outcome::installed(FillKind::Zero, 0);
+    return fill_window(ctx, sink, ahead, true);
 }
 
 Outcome AnonymousVMObject::fill_window(const FaultContext& ctx, PageSink& sink, Window window, bool skip_fault_page) noexcept
@@ -91,40 +130,47 @@ Outcome AnonymousVMObject::fill_window(const FaultContext& ctx, PageSink& sink, 
     const uffd::ZeroFill how = ctx.write ? uffd::ZeroFill::Private : uffd::ZeroFill::SharedZeroPage;
     const PageState installed_as = ctx.write ? PageState::Present : PageState::ZeroMapped;
     const size_t page = ctx.object_page();
-    // The faulting page is installed whatever its state says: the state is
-    // a hint, and the kernel has just said the page is missing.
-    auto wanted = [&](size_t i) { return i == page ? !skip_fault_page : !states_.populated(i); };
+    // Pages are claimed run by run (Unpopulated -> Filling), so that two
+    // handler threads never fill the same page and a fault on a claimed page
+    // is left to its claimer. The faulting page is filled whatever its state
+    // says: the state is a hint, and the kernel has just said it is missing.
+    auto take = [&](size_t i) {
+        if (i == page && !skip_fault_page) {
+            (void)states_.claim(i);
+            return true;
+        }
+        return i != page && states_.claim(i);
+    };
 
     Outcome outcome = Outcome::installed(FillKind::Zero, 0);
-    bool every_run_done = true;
+    // Every claimed page is settled before this returns, and the whole
+    // window is woken by the caller: a thread whose fault found one of them
+    // Filling is among those woken, whatever became of the fill.
+    outcome.wake_lo = ctx.address_of(window.first);
+    outcome.wake_hi = ctx.address_of(window.end());
     for (size_t at = window.first; at < window.end();) {
-        if (!wanted(at)) {
+        if (!take(at)) {
             ++at;
             continue;
         }
         size_t run_end = at + 1;
-        while (run_end < window.end() && wanted(run_end))
+        while (run_end < window.end() && take(run_end))
             ++run_end;
         uffd::FillResult r = sink.zero(ctx.address_of(at), (run_end - at) * ctx.page_size, how);
         outcome.pages += uint32_t(r.pages);
-        const bool has_fault_page = at <= page && page < run_end;
-        if (r.ok()) {
-            states_.populate(at, run_end - at, installed_as);
-        } else if (has_fault_page) {
+        const bool has_fault_page = !skip_fault_page && at <= page && page < run_end;
+        states_.settle(at, run_end - at, r.ok() ? installed_as : PageState::Unpopulated);
+        if (!r.ok() && has_fault_page) {
             // The page a thread waits for could not be placed: that decides
             // the answer. Failures elsewhere in the window are nobody's
             // concern: those pages fault on their own later.
             Outcome failed = Outcome::from_failure(r);
             failed.pages = outcome.pages;
+            failed.wake_lo = outcome.wake_lo;
+            failed.wake_hi = ctx.address_of(run_end);
             return failed;
-        } else {
-            every_run_done = false;
         }
         at = run_end;
-    }
-    if (every_run_done && !skip_fault_page) {
-        outcome.present_lo = ctx.address_of(window.first);
-        outcome.present_hi = ctx.address_of(window.end());
     }
     return outcome;
 }

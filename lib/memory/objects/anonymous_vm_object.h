@@ -31,7 +31,7 @@ public:
 
     const char* kind_name() const noexcept override { return is_shared() ? "shared-anonymous" : "anonymous"; }
     Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
-    size_t fault_around(const FaultContext&, PageSink&) noexcept override;
+    Outcome fault_around(const FaultContext&, PageSink&) noexcept override;
 
     bool is_shared() const noexcept { return memfd_ >= 0; }
     // The memfd behind a shared object (-1 for a private one).
@@ -47,8 +47,9 @@ private:
         , memfd_(memfd)
     {
     }
-    // Installs the unpopulated pages of `window` (the faulting page always,
-    // whatever its state says, unless `skip_fault_page`), one fill per run.
+    // Claims and installs the unpopulated pages of `window` (the faulting
+    // page always, whatever its state says, unless `skip_fault_page`), one
+    // fill per run; the Outcome's wake range is the window.
     Outcome fill_window(const FaultContext&, PageSink&, Window window, bool skip_fault_page) noexcept;
 
     int memfd_ = -1;

@@ -359,14 +359,37 @@ TEST_F(DispatcherTest, AdaptiveOrderWakesIsolatedFaultsBeforeTheirWindow)
     for (uintptr_t p = kArena + 4 * kPage; p < kArena + 8 * kPage; p += kPage)
         EXPECT_TRUE(port_.is_installed(p));
     EXPECT_EQ(r.faults_in_flight(), 0u);
-    // A stream above the window: filled before its wake, which covers it.
+    // A stream above the window: filled before its wake, which covers it;
+    // then the window after it is read ahead and woken in turn.
     port_.calls.clear();
     serve({ fault_at(kArena + 8 * kPage) });
-    ASSERT_EQ(port_.calls.size(), 2u);
+    ASSERT_EQ(port_.calls.size(), 4u);
     EXPECT_EQ(port_.calls[0].verb, "zero");
+    EXPECT_EQ(port_.calls[0].start, kArena + 8 * kPage);
     EXPECT_EQ(port_.calls[0].len, 8 * kPage) << "twice the run of 4 below it";
     EXPECT_EQ(port_.calls[1].verb, "wake");
+    EXPECT_EQ(port_.calls[1].start, kArena + 8 * kPage);
     EXPECT_EQ(port_.calls[1].len, 8 * kPage);
+    EXPECT_EQ(port_.calls[2].verb, "zero");
+    EXPECT_EQ(port_.calls[2].start, kArena + 16 * kPage);
+    EXPECT_EQ(port_.calls[2].len, 24 * kPage) << "twice the run of 12 below page 16";
+    EXPECT_EQ(port_.calls[3].verb, "wake");
+    EXPECT_EQ(port_.calls[3].start, kArena + 16 * kPage);
+    EXPECT_EQ(port_.calls[3].len, 24 * kPage);
+    EXPECT_EQ(r.faults_in_flight(), 0u);
+}
+
+TEST_F(DispatcherTest, FaultOnAPageAnotherHandlerIsFillingIsLeftToItsWake)
+{
+    options_.wake_order = WakeOrder::Adaptive;
+    options_.around = { 4, 64 };
+    Region& r = add_region(kArena, 64);
+    ASSERT_TRUE(const_cast<memory::PageStates&>(r.object().states()).claim(20));
+    serve({ fault_at(kArena + 20 * kPage) });
+    EXPECT_TRUE(port_.calls.empty()) << "no fill, no wake: the claimer settles the page and wakes it";
+    EXPECT_EQ(counters_.deduplicated.load(), 1u);
+    EXPECT_EQ(pending_.in_use(), 0u);
+    EXPECT_EQ(r.faults_in_flight(), 0u);
 }
 
 TEST_F(DispatcherTest, NonFaultEventsAreIgnored)

@@ -53,8 +53,8 @@ TEST_F(AnonymousObjectTest, ReadFaultMapsTheZeroPageOverItsWindow)
     EXPECT_EQ(sink_.calls[0].start, kBase + 4 * kPage);
     EXPECT_EQ(sink_.calls[0].len, 4 * kPage);
     EXPECT_EQ(sink_.calls[0].detail, int(uffd::ZeroFill::SharedZeroPage));
-    EXPECT_EQ(out.present_lo, kBase + 4 * kPage);
-    EXPECT_EQ(out.present_hi, kBase + 8 * kPage);
+    EXPECT_EQ(out.wake_lo, kBase + 4 * kPage);
+    EXPECT_EQ(out.wake_hi, kBase + 8 * kPage);
     for (size_t i = 4; i < 8; ++i)
         EXPECT_EQ(object_->page_state(i), PageState::ZeroMapped);
     EXPECT_EQ(object_->page_state(3), PageState::Unpopulated);
@@ -115,9 +115,10 @@ TEST_F(AnonymousObjectTest, FailureElsewhereInTheWindowIsNobodysConcern)
     EXPECT_EQ(out.resolution, Resolution::Installed);
     EXPECT_EQ(object_->page_state(4), PageState::Unpopulated);
     EXPECT_EQ(object_->page_state(6), PageState::Present);
-    // Only the pages known present are reported for the wake.
-    EXPECT_EQ(out.present_lo, 0u);
-    EXPECT_EQ(out.present_hi, 0u);
+    // The whole claimed window is woken: its threads fault again if their
+    // page did not make it.
+    EXPECT_EQ(out.wake_lo, kBase + 4 * kPage);
+    EXPECT_EQ(out.wake_hi, kBase + 8 * kPage);
 }
 
 TEST_F(AnonymousObjectTest, SequentialFaultsGrowTheWindow)
@@ -152,8 +153,10 @@ TEST_F(AnonymousObjectTest, WakeFirstModeFillsOnlyTheFaultingPageThenTheRest)
     EXPECT_TRUE(out.around_later);
     ASSERT_EQ(sink_.calls.size(), 1u);
     EXPECT_EQ(sink_.calls[0].len, kPage);
-    size_t more = object_->fault_around(ctx, sink_);
-    EXPECT_EQ(more, 3u);
+    auto more = object_->fault_around(ctx, sink_);
+    EXPECT_EQ(more.pages, 3u);
+    EXPECT_EQ(more.wake_lo, kBase + 4 * kPage);
+    EXPECT_EQ(more.wake_hi, kBase + 8 * kPage);
     for (size_t i = 4; i < 8; ++i)
         EXPECT_TRUE(sink_.is_installed(kBase + i * kPage));
 }
@@ -166,13 +169,40 @@ TEST_F(AnonymousObjectTest, AdaptiveOrderLeavesIsolatedWindowsForAfterTheWake)
     EXPECT_EQ(out.resolution, Resolution::Installed);
     EXPECT_EQ(out.pages, 1u) << "an isolated fault: only the page the thread waits for";
     EXPECT_TRUE(out.around_later);
-    EXPECT_EQ(object_->fault_around(ctx, sink_), 31u);
-    // The next fault above the window is a stream: filled with the fault.
+    EXPECT_EQ(object_->fault_around(ctx, sink_).pages, 31u);
+    // The next fault above the window is a stream: filled with the fault,
+    // and the window after it is read ahead once the thread is woken.
     FaultContext next = context(128, true, 32, 512);
     next.wake_order = WakeOrder::Adaptive;
     out = object_->handle_fault(next, sink_);
     EXPECT_EQ(out.pages, 64u);
-    EXPECT_FALSE(out.around_later);
+    EXPECT_TRUE(out.around_later);
+    auto ahead = object_->fault_around(next, sink_);
+    EXPECT_EQ(ahead.pages, 192u) << "the window a fault at 192 would get: twice the 96 pages below it";
+    EXPECT_EQ(ahead.wake_lo, kBase + 192 * kPage);
+    EXPECT_EQ(ahead.wake_hi, kBase + 384 * kPage);
+    // Faulting at 384 now continues the stream from there.
+    FaultContext after = context(384, true, 32, 512);
+    after.wake_order = WakeOrder::Adaptive;
+    EXPECT_EQ(object_->handle_fault(after, sink_).pages, 512u);
+}
+
+TEST_F(AnonymousObjectTest, AFaultOnAClaimedPageIsLeftToItsClaimer)
+{
+    // Another handler is filling page 10 (claimed, not yet settled).
+    ASSERT_TRUE(const_cast<memory::PageStates&>(object_->states()).claim(10));
+    auto out = object_->handle_fault(context(10, true), sink_);
+    EXPECT_EQ(out.resolution, Resolution::InFlight);
+    EXPECT_TRUE(sink_.calls.empty()) << "nothing is filled twice";
+    // A window around another page skips the claimed one.
+    out = object_->handle_fault(context(9, true), sink_);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    ASSERT_EQ(sink_.calls.size(), 2u);
+    EXPECT_EQ(sink_.calls[0].start, kBase + 8 * kPage);
+    EXPECT_EQ(sink_.calls[0].len, 2 * kPage);
+    EXPECT_EQ(sink_.calls[1].start, kBase + 11 * kPage);
+    EXPECT_EQ(sink_.calls[1].len, kPage);
+    EXPECT_EQ(object_->page_state(10), PageState::Filling) << "still the claimer's to settle";
 }
 
 TEST_F(AnonymousObjectTest, AfterWindowNeverDefers)
