@@ -34,7 +34,9 @@ public:
         : code_(code)
     {
         size_t n = message.size() < kMessageCapacity - 1 ? message.size() : kMessageCapacity - 1;
-        std::memcpy(message_, message.data(), n);
+        // An empty string_view may have a null data(): memcpy must not see it.
+        if (n)
+            std::memcpy(message_, message.data(), n);
         message_[n] = '\0';
     }
     Error(int code, const char* message) noexcept
