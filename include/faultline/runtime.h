@@ -75,6 +75,16 @@ public:
 
     // Maps an anonymous region whose pages are zero-filled on first touch.
     Result<void*> map_anonymous(const MapOptions& options);
+    // Maps `options.length` bytes of the file `fd` refers to, from
+    // `options.offset`, as mmap(2) would (docs/api.md, "map_file"). The
+    // runtime keeps its own descriptor; the caller may close `fd` at once.
+    Result<void*> map_file(int fd, const FileMapOptions& options);
+    // The same, opening `path` (read-only, or read-write for a writable
+    // shared mapping).
+    Result<void*> map_file(const char* path, const FileMapOptions& options);
+    // Writes the dirty pages of the shared file regions over the range back
+    // to their files, as msync(2) (docs/api.md, "sync").
+    Result<void> sync(void* address, size_t size, SyncFlags flags = SyncFlags::Sync);
     // Unmaps [address, address+size); splits regions it cuts. The whole range
     // must be mapped (ENOENT otherwise: nothing is changed). docs/api.md lists
     // every call's errno values.

@@ -84,6 +84,44 @@ struct MapOptions {
     std::string name;                   // shown in /proc/self/maps as [anon:NAME]; <= 80 bytes
 };
 
+// How a file region relates to the file (mmap(2)'s MAP_SHARED / MAP_PRIVATE).
+enum class Sharing : uint8_t {
+    // Writes go to the file (on sync, unmap and destruction), and every
+    // shared region of the file, at any offset, sees every other's at once.
+    Shared,
+    // A private copy: written pages never reach the file; clean pages are
+    // the file's and may be dropped and read again.
+    Private,
+};
+
+// How a file region is mapped (Runtime::map_file).
+struct FileMapOptions {
+    size_t length = 0;                  // bytes from `offset`, > 0; rounded up to whole pages; may reach past EOF
+    int64_t offset = 0;                 // file offset, a multiple of the page size, >= 0
+    void* address = nullptr;            // non-null: place exactly here (must lie in the arena)
+    Access access = Access::Read;       // rights now; at most what the descriptor allows
+    Sharing sharing = Sharing::Shared;
+    std::string name;                   // as MapOptions::name
+    // Readahead in pages: an isolated fault reads `readahead_min_pages`
+    // (aligned), a sequential stream grows its reads up to
+    // `readahead_max_pages`. 0 = defaults (1 and 256).
+    unsigned readahead_min_pages = 0;
+    unsigned readahead_max_pages = 0;
+    // Read with O_DIRECT (the runtime's own cache is then the only one;
+    // the file system must support it: EINVAL otherwise).
+    bool direct_io = false;
+};
+
+// sync(): msync(2)'s flags.
+enum class SyncFlags : uint32_t {
+    None = 0,
+    Sync = 1,       // write the dirty pages and wait until they are on stable storage (fdatasync)
+    Async = 2,      // write them (the kernel flushes its own cache later)
+    Invalidate = 4, // then drop the clean cached pages: the next touch reads the file again
+};
+constexpr SyncFlags operator|(SyncFlags a, SyncFlags b) { return SyncFlags(uint32_t(a) | uint32_t(b)); }
+constexpr bool has(SyncFlags set, SyncFlags bit) { return (uint32_t(set) & uint32_t(bit)) != 0; }
+
 // Counters kept per region. Resident/dirty/cow figures are read from the
 // kernel's page tables when asked (never tracked on the fault path). Each
 // fault counter is incremented by a code path that exists today; the region
@@ -103,7 +141,15 @@ struct RegionStats {
     size_t cow_pages = 0;        // pages shared copy-on-write with another mm (fork child)
     uint64_t zero_faults = 0;    // faults resolved by zero-fill (read or write)
     uint64_t write_protect_faults = 0; // write-protect faults resolved (dirty tracking)
+    uint64_t inode_faults = 0;   // faults resolved from a file (file regions)
     uint64_t pages_installed = 0; // pages installed by fault service, fault-around included
+    // File regions: the file's cache, shared by every region of the file.
+    uint64_t file_bytes_read = 0;
+    uint64_t file_bytes_written = 0;
+    uint64_t file_read_errors = 0;
+    uint64_t readahead_pages = 0; // pages read beyond the faulting page
+    uint64_t readahead_used = 0;  // of those, pages a region mapped since (the rest: wasted or not yet used)
+    size_t dirty_pages = 0;       // pages of this region written and not yet synced
     bool has_been_writable = false;
     bool has_been_executable = false;
 };

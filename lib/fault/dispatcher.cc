@@ -37,10 +37,12 @@ Dispatcher::Dispatcher(memory::RegionTree& tree, PendingFaultTable& pending, Com
 }
 
 memory::FaultContext Dispatcher::context_for(Region& region, uintptr_t page, uffd::FaultKind kind, bool write,
-    PendingToken token) const noexcept
+    PendingToken token, FaultPort& port) const noexcept
 {
     memory::FaultContext ctx = region.fault_context(page, kind, write, page_size_);
-    ctx.around = options_.around;
+    // File regions read ahead within their own limits.
+    ctx.around = region.readahead().max_pages ? region.readahead() : options_.around;
+    ctx.io = port.io();
     ctx.wake_order = options_.wake_order;
     ctx.token = token;
     ctx.completions = token.valid() ? &completions_ : nullptr;
@@ -97,7 +99,7 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
             end.wakes.add(page, page_size_, port);
             continue;
         }
-        memory::FaultContext ctx = context_for(*region, page, kind, write, claim.token);
+        memory::FaultContext ctx = context_for(*region, page, kind, write, claim.token, port);
         Outcome outcome = region->handle_fault(ctx, port);
         log::trace("fault at {:#x} {} kind {} tid {} -> {}", page, write ? "write" : "read", int(kind), tid, int(outcome.resolution));
         if (settle(outcome, *region, ctx, tid, claim.token, false, end, port))
@@ -117,7 +119,7 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
         return;
     for (size_t i = 0; i < deferred_count; ++i) {
         Region& region = *deferred[i].region;
-        memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {});
+        memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {}, port);
         // A stream is read ahead kReadaheadDepth windows: the toucher
         // catches up with one while the next is being filled.
         for (unsigned depth = 0; depth < kReadaheadDepth; ++depth) {
@@ -134,6 +136,8 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
 
 void Dispatcher::finish(BatchEnd& end, FaultPort& port) noexcept
 {
+    // The batch's reads go to the kernel in one submission.
+    port.submit_io();
     for (size_t i = 0; i < end.release_count; ++i)
         pending_.release(end.releases[i]);
     end.release_count = 0;
@@ -159,12 +163,13 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
     case Resolution::Pending:
         if (token.valid()) {
             ServiceCounters::bump(counters_.pending);
-            if (resumed) {
-                pending_.repark(token);
-            } else {
-                pending_.park(token, { &region, page, ctx.kind, ctx.write, tid });
-            }
-            return true; // the region stays pinned until the completion
+            auto early = resumed ? pending_.repark(token) : pending_.park(token, { &region, page, ctx.kind, ctx.write, tid });
+            if (!early)
+                return true; // the region stays pinned until the completion
+            // The completion overtook the answer: resume now.
+            ServiceCounters::bump(counters_.completions);
+            memory::Outcome next = region.resume_fault(ctx, port, *early);
+            return settle(next, region, ctx, tid, token, true, end, port);
         }
         // An object must not answer Pending without a token; treat it as a
         // transient failure so the thread faults again rather than waits
@@ -210,7 +215,7 @@ void Dispatcher::resume(const CompletionQueue::Completion* completions, size_t c
     BatchEnd end(page_size_);
     for (size_t i = 0; i < count; ++i) {
         PendingFaultTable::Parked parked;
-        if (!pending_.take(completions[i].token, &parked)) {
+        if (!pending_.take(completions[i].token, &parked, completions[i].result)) {
             // A completion for a slot that is no longer parked (posted
             // twice, or after the fault ended): nothing waits on it.
             ServiceCounters::bump(counters_.stale_completions);
@@ -218,7 +223,7 @@ void Dispatcher::resume(const CompletionQueue::Completion* completions, size_t c
         }
         ServiceCounters::bump(counters_.completions);
         Region& region = *parked.region;
-        memory::FaultContext ctx = context_for(region, parked.page, parked.kind, parked.write, completions[i].token);
+        memory::FaultContext ctx = context_for(region, parked.page, parked.kind, parked.write, completions[i].token, port);
         Outcome outcome = region.resume_fault(ctx, port, completions[i].result);
         (void)settle(outcome, region, ctx, parked.tid, completions[i].token, true, end, port);
     }

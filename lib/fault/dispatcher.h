@@ -90,7 +90,7 @@ private:
     // Releases the batch's claims, then wakes its runs.
     void finish(BatchEnd& end, FaultPort& port) noexcept;
     memory::FaultContext context_for(memory::Region& region, uintptr_t page, uffd::FaultKind kind, bool write,
-        memory::PendingToken token) const noexcept;
+        memory::PendingToken token, FaultPort& port) const noexcept;
 
     memory::RegionTree& tree_;
     PendingFaultTable& pending_;

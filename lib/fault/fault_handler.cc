@@ -1,8 +1,10 @@
 #include "fault/fault_handler.h"
 
 #include "fault/uffd_fault_port.h"
+#include "io/ring.h"
 #include "os/virtual_memory.h"
 #include "support/log.h"
+#include "support/try.h"
 #include "uffd/page_filler.h"
 
 #include <cerrno>
@@ -59,6 +61,8 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::try_create(uffd::Userfaultfd
     handler->empty_memfd_ = os::create_empty_memfd();
     if (handler->empty_memfd_ < 0)
         return fail(-handler->empty_memfd_, "memfd_create failed (needed for the SIGBUS fallback)");
+    if (!options.use_io_uring)
+        handler->io_worker_ = TRY(io::IoWorker::create(options.pending_capacity));
     // Handler threads must never run the application's signal handlers: a
     // handler that touched a region would deadlock its own fault service.
     sigset_t all, old;
@@ -125,16 +129,36 @@ void FaultHandler::run() noexcept
         failed_threads_.fetch_add(1);
         return;
     }
-    UffdFaultPort port(filler, options_.use_poison, empty_memfd_);
+    // The thread's own io_uring: objects queue reads on it while this thread
+    // serves a batch, and it reaps their completions. Created here, once;
+    // the ring drains what is still in flight when the thread ends.
+    std::unique_ptr<io::Ring> ring;
+    if (options_.use_io_uring) {
+        auto created = io::Ring::create(options_.ring_entries);
+        if (!created) {
+            log::error("handler thread: {}", created.error().message());
+            failed_threads_.fetch_add(1);
+            return;
+        }
+        ring = std::move(*created);
+    }
+    UffdFaultPort port(filler, options_.use_poison, empty_memfd_, ring.get(), io_worker_.get());
     ready_threads_.fetch_add(1);
 
     uffd_msg msgs[Dispatcher::kBatch];
     CompletionQueue::Completion done[Dispatcher::kBatch];
-    pollfd fds[3] = { { uffd_.fd(), POLLIN, 0 }, { completions_.event_fd(), POLLIN, 0 }, { stop_fd_, POLLIN, 0 } };
+    pollfd fds[4] = { { uffd_.fd(), POLLIN, 0 }, { completions_.event_fd(), POLLIN, 0 }, { stop_fd_, POLLIN, 0 },
+        { ring ? ring->event_fd() : -1, POLLIN, 0 } };
     const auto spin = std::chrono::microseconds(options_.spin_us);
     auto last_event = std::chrono::steady_clock::now();
     for (;;) {
-        // Completions first: their threads have waited longest.
+        // Finished reads first: they post their faults' completions.
+        if (ring && (fds[3].revents & POLLIN)) {
+            fds[3].revents = 0;
+            ring->reap();
+            fds[1].revents = POLLIN;
+        }
+        // Completions next: their threads have waited longest.
         if (fds[1].revents & POLLIN) {
             fds[1].revents = 0;
             size_t n;
@@ -149,7 +173,9 @@ void FaultHandler::run() noexcept
             dispatcher_.serve(msgs, size_t(n), port);
             if (spin.count())
                 last_event = std::chrono::steady_clock::now();
-            fds[1].revents = POLLIN; // look at completions between batches too
+            // Look at reads and completions between batches too.
+            fds[1].revents = POLLIN;
+            fds[3].revents = POLLIN;
             continue;
         }
         if (n < 0 && n != -EINTR) {
@@ -163,9 +189,10 @@ void FaultHandler::run() noexcept
                 return;
             cpu_relax();
             fds[1].revents = POLLIN;
+            fds[3].revents = POLLIN;
             continue;
         }
-        if (poll(fds, 3, -1) < 0 && errno != EINTR) {
+        if (poll(fds, ring ? 4 : 3, -1) < 0 && errno != EINTR) {
             log::error("poll on userfaultfd failed: {}; handler thread stops", strerror(errno));
             return;
         }

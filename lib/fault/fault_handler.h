@@ -16,6 +16,7 @@
 #include "fault/pending_faults.h"
 #include "fault/service_counters.h"
 #include "fault/thread_fault_counters.h"
+#include "io/io_worker.h"
 #include "memory/region_tree.h"
 #include "uffd/userfaultfd.h"
 
@@ -35,6 +36,10 @@ struct FaultHandlerOptions {
     unsigned spin_us = 0;
     bool use_zeropage = true;
     bool use_poison = true;
+    // I/O for file objects: an io_uring per handler thread, or (false) one
+    // worker thread doing pread(2) where io_uring is unavailable.
+    bool use_io_uring = true;
+    unsigned ring_entries = 256;
     size_t pending_capacity = 4096;
 };
 
@@ -76,6 +81,7 @@ private:
     Dispatcher dispatcher_;
     int stop_fd_ = -1;       // eventfd that wakes poll() for shutdown
     int empty_memfd_ = -1;   // for the SIGBUS fallback without UFFDIO_POISON
+    std::unique_ptr<io::IoWorker> io_worker_; // without io_uring
     std::vector<std::thread> threads_;
     std::atomic<bool> stopped_ { false };
     std::atomic<unsigned> ready_threads_ { 0 };

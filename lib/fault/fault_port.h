@@ -7,6 +7,7 @@
 #pragma once
 
 #include "fault/wake_set.h"
+#include "memory/io_port.h"
 #include "memory/page_sink.h"
 
 #include <faultline/types.h>
@@ -22,6 +23,10 @@ public:
     // when it retries the access. Returns false if no way worked (the thread
     // will simply fault again).
     virtual bool raise_sigbus(uintptr_t page, int tid, Access access) noexcept = 0;
+    // Where objects queue the I/O their faults need (nullptr: none), and the
+    // submission of what was queued, once per batch.
+    virtual memory::IoPort* io() noexcept { return nullptr; }
+    virtual void submit_io() noexcept {}
 
 protected:
     ~FaultPort() = default;

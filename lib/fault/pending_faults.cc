@@ -69,6 +69,7 @@ PendingFaultTable::Claim PendingFaultTable::claim(uintptr_t page) noexcept
     Slot& slot = slots_[n];
     slot.page = page;
     slot.state = State::Claimed;
+    slot.early = false;
     ++slot.generation;
     index_[pos] = n;
     return { ClaimStatus::Claimed, { n, slot.generation } };
@@ -100,36 +101,58 @@ void PendingFaultTable::release(memory::PendingToken token) noexcept
     free_list_[free_count_++] = token.slot;
 }
 
-void PendingFaultTable::park(memory::PendingToken token, const Parked& parked) noexcept
+std::optional<int64_t> PendingFaultTable::park(memory::PendingToken token, const Parked& parked) noexcept
 {
     std::lock_guard guard(lock_);
-    if (Slot* slot = slot_for(token, State::Claimed)) {
-        slot->state = State::Parked;
-        slot->parked = parked;
-        parked_.fetch_add(1, std::memory_order_acq_rel);
-    }
-}
-
-bool PendingFaultTable::take(memory::PendingToken token, Parked* out) noexcept
-{
-    std::lock_guard guard(lock_);
-    Slot* slot = slot_for(token, State::Parked);
+    Slot* slot = slot_for(token, State::Claimed);
     if (!slot)
-        return false;
-    slot->state = State::Resuming;
-    *out = slot->parked;
-    if (parked_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-        parked_.notify_all();
-    return true;
+        return std::nullopt;
+    slot->parked = parked;
+    if (slot->early) {
+        slot->early = false;
+        slot->state = State::Resuming;
+        return slot->early_result;
+    }
+    slot->state = State::Parked;
+    parked_.fetch_add(1, std::memory_order_acq_rel);
+    return std::nullopt;
 }
 
-void PendingFaultTable::repark(memory::PendingToken token) noexcept
+bool PendingFaultTable::take(memory::PendingToken token, Parked* out, int64_t result) noexcept
 {
     std::lock_guard guard(lock_);
-    if (Slot* slot = slot_for(token, State::Resuming)) {
-        slot->state = State::Parked;
-        parked_.fetch_add(1, std::memory_order_acq_rel);
+    if (Slot* slot = slot_for(token, State::Parked)) {
+        slot->state = State::Resuming;
+        *out = slot->parked;
+        if (parked_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            parked_.notify_all();
+        return true;
     }
+    // Not parked yet, or being resumed: the completion overtook the answer
+    // that will park it. Keep it for that moment.
+    Slot* slot = slot_for(token, State::Claimed);
+    if (!slot)
+        slot = slot_for(token, State::Resuming);
+    if (slot) {
+        slot->early = true;
+        slot->early_result = result;
+    }
+    return false;
+}
+
+std::optional<int64_t> PendingFaultTable::repark(memory::PendingToken token) noexcept
+{
+    std::lock_guard guard(lock_);
+    Slot* slot = slot_for(token, State::Resuming);
+    if (!slot)
+        return std::nullopt;
+    if (slot->early) {
+        slot->early = false;
+        return slot->early_result;
+    }
+    slot->state = State::Parked;
+    parked_.fetch_add(1, std::memory_order_acq_rel);
+    return std::nullopt;
 }
 
 size_t PendingFaultTable::in_use() const noexcept

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace faultline::fault {
 
@@ -62,13 +63,18 @@ public:
     Claim claim(uintptr_t page) noexcept;
     // Ends a claimed (or resumed) fault; the page may be claimed again.
     void release(memory::PendingToken token) noexcept;
-    // The object answered Pending: keep the slot until a completion.
-    void park(memory::PendingToken token, const Parked& parked) noexcept;
-    // A completion arrived: hands out the parked fault once (later calls with
-    // the same token, or with a stale one, get false).
-    bool take(memory::PendingToken token, Parked* out) noexcept;
-    // The object answered Pending again on resume: park once more.
-    void repark(memory::PendingToken token) noexcept;
+    // The object answered Pending: keep the slot until a completion. If the
+    // completion already arrived (the work finished on another thread
+    // before the answer reached the table), returns its result instead and
+    // the slot is being resumed: the caller resumes the fault at once.
+    std::optional<int64_t> park(memory::PendingToken token, const Parked& parked) noexcept;
+    // A completion arrived: hands out the parked fault once. A completion
+    // for a fault not parked yet (or being resumed) is kept for park() /
+    // repark() to return; a stale one is ignored. False unless handed out.
+    bool take(memory::PendingToken token, Parked* out, int64_t result = 0) noexcept;
+    // The object answered Pending again on resume: park once more, or
+    // return a completion that arrived meanwhile.
+    std::optional<int64_t> repark(memory::PendingToken token) noexcept;
 
     size_t in_use() const noexcept;
     size_t parked() const noexcept { return parked_.load(std::memory_order_acquire); }
@@ -81,6 +87,8 @@ private:
         uintptr_t page = 0;
         uint32_t generation = 0;
         State state = State::Free;
+        bool early = false;         // a completion arrived before park()/repark()
+        int64_t early_result = 0;
         Parked parked;
     };
     static constexpr uint32_t kEmpty = UINT32_MAX;

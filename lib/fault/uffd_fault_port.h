@@ -3,17 +3,22 @@
 #pragma once
 
 #include "fault/fault_port.h"
+#include "io/io_worker.h"
+#include "io/ring.h"
+#include "os/fault_injection.h"
 #include "uffd/page_filler.h"
 
 namespace faultline::fault {
 
 class UffdFaultPort final : public FaultPort {
 public:
-    // `empty_memfd` is a memfd of size 0 for the SIGBUS fallback.
-    UffdFaultPort(uffd::PageFiller& filler, bool use_poison, int empty_memfd) noexcept
+    // `empty_memfd` is a memfd of size 0 for the SIGBUS fallback. `ring`
+    // (the thread's own io_uring) or else `worker` carries the I/O.
+    UffdFaultPort(uffd::PageFiller& filler, bool use_poison, int empty_memfd, io::Ring* ring, io::IoWorker* worker) noexcept
         : filler_(filler)
         , use_poison_(use_poison)
         , empty_memfd_(empty_memfd)
+        , io_(ring, worker)
     {
     }
 
@@ -27,11 +32,43 @@ public:
     }
     long wake(uintptr_t start, size_t len) noexcept override { return filler_.wake(start, len); }
     bool raise_sigbus(uintptr_t page, int tid, Access access) noexcept override;
+    memory::IoPort* io() noexcept override { return io_.available() ? &io_ : nullptr; }
+    void submit_io() noexcept override { io_.submit(); }
 
 private:
+    // Reads queued on the thread's ring (submitted once per batch), or handed
+    // to the I/O worker where io_uring is unavailable.
+    class Io final : public memory::IoPort {
+    public:
+        Io(io::Ring* ring, io::IoWorker* worker) noexcept : ring_(ring), worker_(worker) {}
+        bool available() const noexcept { return ring_ || worker_; }
+        bool read(int fd, void* buf, size_t len, uint64_t offset, io::Operation* op) noexcept override
+        {
+            if (int injected = os::FaultInjection::take(os::InjectOp::FileRead, uintptr_t(offset))) {
+                // Completed at once, before the fault that asked for it is
+                // even parked: the path a very fast completion takes.
+                op->complete(op, -injected);
+                return true;
+            }
+            if (ring_)
+                return len <= UINT32_MAX && ring_->read(fd, buf, uint32_t(len), offset, op);
+            return worker_ && worker_->read(fd, buf, len, offset, op);
+        }
+        void submit() noexcept
+        {
+            if (ring_)
+                (void)ring_->submit();
+        }
+
+    private:
+        io::Ring* ring_;
+        io::IoWorker* worker_;
+    };
+
     uffd::PageFiller& filler_;
     bool use_poison_;
     int empty_memfd_;
+    Io io_;
 };
 
 } // namespace faultline::fault

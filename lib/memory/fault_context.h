@@ -6,6 +6,7 @@
 #pragma once
 
 #include "memory/fault_counters.h"
+#include "memory/io_port.h"
 #include "uffd/fill_result.h"
 #include "uffd/modes.h"
 
@@ -66,6 +67,8 @@ struct FaultContext {
     // posts it to `completions` once the page can be installed.
     PendingToken token;
     CompletionPort* completions = nullptr;
+    // Where I/O the fault needs is queued (submitted at the batch's end).
+    IoPort* io = nullptr;
 
     size_t object_page() const noexcept { return (page - region_base + object_offset) / page_size; }
     size_t object_page_of(uintptr_t address) const noexcept { return (address - region_base + object_offset) / page_size; }

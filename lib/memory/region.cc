@@ -14,6 +14,7 @@ Region::Region(Params&& p)
     , flags_(p.flags)
     , guard_below_(p.guard_below)
     , committed_(p.committed)
+    , readahead_(p.readahead)
 {
     has_been_writable_ = has(p.access, Access::Write);
     has_been_executable_ = has(p.access, Access::Execute);
@@ -45,6 +46,7 @@ Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t 
     p.flags = flags_;
     p.guard_below = guard_below ? *guard_below : base == range_.base ? guard_below_ : 0;
     p.committed = committed_;
+    p.readahead = readahead_;
     auto piece = try_create(std::move(p));
     if (!piece)
         return piece;

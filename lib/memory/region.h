@@ -41,6 +41,7 @@ public:
         RegionFlags flags = RegionFlags::None;
         size_t guard_below = 0;     // bytes of PROT_NONE guard owned below base (stacks)
         bool committed = false;     // the region's size counts against the commit limit
+        FaultAround readahead {};   // file regions: readahead limits (0 = the runtime's fault-around)
     };
     static Result<std::unique_ptr<Region>> try_create(Params params);
     // A new region for [base, base+size) of this one: same object, shifted
@@ -68,6 +69,7 @@ public:
     bool has_been_writable() const noexcept { return has_been_writable_; }
     bool has_been_executable() const noexcept { return has_been_executable_; }
     VMObject& object() const noexcept { return *object_; }
+    FaultAround readahead() const noexcept { return readahead_; }
     const boost::intrusive_ptr<VMObject>& object_ptr() const noexcept { return object_; }
     size_t object_offset() const noexcept { return object_offset_; }
 
@@ -137,6 +139,7 @@ private:
     RegionFlags flags_;
     size_t guard_below_;
     bool committed_;
+    FaultAround readahead_;
     bool has_been_writable_ = false;
     bool has_been_executable_ = false;
 

@@ -1,5 +1,7 @@
 #include "memory/vm_object.h"
 
+#include <sys/mman.h>
+
 namespace faultline::memory {
 
 VMObject::VMObject(size_t size, size_t page_size, PageStates states) noexcept
@@ -10,6 +12,8 @@ VMObject::VMObject(size_t size, size_t page_size, PageStates states) noexcept
 }
 
 VMObject::~VMObject() = default;
+
+int VMObject::backing_map_type() const noexcept { return MAP_SHARED; }
 
 Outcome VMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
 {

@@ -37,8 +37,10 @@ public:
     virtual const char* kind_name() const noexcept = 0;
     // The userfaultfd modes a region viewing this object is registered with.
     virtual uffd::Mode uffd_modes() const noexcept { return uffd::Mode::Missing; }
-    // A memfd the region maps MAP_SHARED instead of arena memory, or -1.
+    // A memfd the region maps (at the region's object offset) instead of
+    // arena memory, or -1; and how: MAP_SHARED or MAP_PRIVATE.
     virtual int backing_fd() const noexcept { return -1; }
+    virtual int backing_map_type() const noexcept;
 
     size_t size() const noexcept { return size_; }
     size_t page_size() const noexcept { return page_size_; }
@@ -60,8 +62,10 @@ public:
     // woken once it is settled).
     virtual Outcome fault_around(const FaultContext&, PageSink&) noexcept { return Outcome::installed(FillKind::Zero, 0); }
 
-    const PageStates& states() const noexcept { return states_; }
-    PageState page_state(size_t index) const noexcept { return states_.get(index); }
+    // The page states walks over the object use (statistics, counters on a
+    // split): the object's own, or those of what it views (a file cache).
+    virtual const PageStates& states() const noexcept { return states_; }
+    PageState page_state(size_t index) const noexcept { return states().get(index); }
     // Marks pages Unpopulated after the runtime dropped them.
     void forget_pages(size_t first, size_t count) noexcept { states_.forget(first, count); }
     // Frees whatever holds the pages' contents outside any mapping (a

@@ -10,7 +10,10 @@
 
 namespace faultline::os {
 
-enum class InjectOp : unsigned { Copy, ZeroPage, Wake, Poison, Continue, WriteProtect, Count };
+// FileRead / FileWrite fail the file I/O the runtime issues (reads of file
+// regions, write-back) with the errno, as a completion, without reaching
+// the kernel; their address is the file offset.
+enum class InjectOp : unsigned { Copy, ZeroPage, Wake, Poison, Continue, WriteProtect, FileRead, FileWrite, Count };
 
 class FaultInjection {
 public:

@@ -26,6 +26,8 @@ enum class Feature : uint32_t {
     Minor,     // UFFD_FEATURE_MINOR_SHMEM (5.14): minor faults + UFFDIO_CONTINUE on memfd ranges
     PagemapScan, // PAGEMAP_SCAN ioctl (6.7): statistics walk only populated page tables;
                  // fallback: the objects' page states tell which blocks to read from pagemap
+    IoUring,   // io_uring (5.1; can be disabled by sysctl): file reads and writes;
+               // fallback: one worker thread doing pread/pwrite
     Count,
 };
 

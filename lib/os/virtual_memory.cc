@@ -52,6 +52,12 @@ int map_shared_fixed(uintptr_t addr, size_t len, int prot, int fd) noexcept
     return p == MAP_FAILED ? -errno : 0;
 }
 
+int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept
+{
+    void* p = mmap(reinterpret_cast<void*>(addr), len, prot, type | MAP_FIXED, fd, off_t(offset));
+    return p == MAP_FAILED ? -errno : 0;
+}
+
 int unmap(uintptr_t addr, size_t len) noexcept { return rc(munmap(reinterpret_cast<void*>(addr), len)); }
 int protect(uintptr_t addr, size_t len, int prot) noexcept { return rc(mprotect(reinterpret_cast<void*>(addr), len, prot)); }
 int discard(uintptr_t addr, size_t len) noexcept { return rc(madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)); }

@@ -72,10 +72,11 @@ Result<void> Mapper::validate(const MapOptions& o) const noexcept
     return {};
 }
 
-Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMObject> object, bool committed)
+Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMObject> object, bool committed,
+    size_t object_offset, memory::FaultAround readahead)
 {
     TRY(validate(o));
-    if (!object || object->size() < o.size)
+    if (!object || object_offset > object->size() || object->size() - object_offset < o.size)
         return fail(EINVAL, "the object is smaller than the region");
     const bool stack = has(o.flags, RegionFlags::Stack);
     const size_t guard = stack ? page_ : 0;
@@ -113,7 +114,7 @@ Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMOb
         // by the arena's registration, so it gets its own. Unmapping the
         // region resets the range to arena memory again.
         needs_reset = true;
-        if (int rc = os::map_shared_fixed(base, o.size, int(o.access), fd); rc < 0)
+        if (int rc = os::map_fd_fixed(base, o.size, int(o.access), object->backing_map_type(), fd, object_offset); rc < 0)
             return failf(-rc, "mapping the object's memfd failed: %s", strerror(-rc));
         TRY(uffd_.register_range(base, o.size, object->uffd_modes()));
     } else {
@@ -137,6 +138,8 @@ Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMOb
     params.flags = o.flags;
     params.guard_below = guard;
     params.committed = committed;
+    params.object_offset = object_offset;
+    params.readahead = readahead;
     auto region = TRY(Region::try_create(std::move(params)));
     if (has(o.flags, RegionFlags::Immutable) && features_.has(os::Feature::Mseal)) {
         if (int rc = os::seal(reserved.base, reserved.size); rc < 0)
@@ -187,6 +190,8 @@ Result<void> Mapper::unmap(uintptr_t address, size_t size)
         // completion) must land before the range is dropped, or they would
         // survive into the next region placed here.
         tree_.wait_for_faults_to_end(*r);
+        if (on_retire_)
+            on_retire_(*r);
         give_back(*r, keep);
         if (r->is_committed())
             uncommit += r->size();

@@ -23,6 +23,8 @@
 
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
+#include <functional>
+
 namespace faultline {
 
 class Mapper {
@@ -42,11 +44,16 @@ public:
 
     // EINVAL/EACCES/ENOMEM/EOPNOTSUPP for options no object could satisfy.
     Result<void> validate(const MapOptions& options) const noexcept;
-    // Maps a region viewing `object` from offset 0 (the object is at least
-    // options.size). `committed`: the caller charged options.size to the
-    // ledger; the region gives it back when unmapped.
-    Result<void*> map(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object, bool committed);
+    // Maps a region viewing `object` from `object_offset` (the object holds
+    // at least that plus options.size). `committed`: the caller charged
+    // options.size to the ledger; the region gives it back when unmapped.
+    // `readahead`: file regions' readahead limits.
+    Result<void*> map(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object, bool committed,
+        size_t object_offset = 0, memory::FaultAround readahead = {});
     Result<void> unmap(uintptr_t address, size_t size);
+    // Called for every region unmap retires, once its faults have ended and
+    // before its range is given back (file regions write back there).
+    void on_retire(std::function<void(memory::Region&)> hook) { on_retire_ = std::move(hook); }
 
 private:
     // Gives a retired region's range back to the arena.
@@ -60,6 +67,7 @@ private:
     const os::FeatureSet& features_;
     size_t page_;
     bool allow_write_execute_;
+    std::function<void(memory::Region&)> on_retire_;
 };
 
 } // namespace faultline

@@ -1,5 +1,7 @@
 #include "runtime/region_statistics.h"
 
+#include "memory/objects/inode_vm_object.h"
+#include "memory/objects/shared_inode_vm_object.h"
 #include "os/pagemap.h"
 
 #include <algorithm>
@@ -22,6 +24,18 @@ RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
     s.object_kind = r.object().kind_name();
     s.zero_faults = r.counters().faults(memory::FillKind::Zero);
     s.write_protect_faults = r.counters().faults(memory::FillKind::WriteProtect);
+    s.inode_faults = r.counters().faults(memory::FillKind::Backing);
+    if (auto* inode = dynamic_cast<const memory::InodeVMObject*>(&r.object())) {
+        // The file's cache is shared by every region of the file: these are
+        // the file's figures.
+        const auto& c = inode->cache().counters();
+        s.file_bytes_read = c.bytes_read.load(std::memory_order_relaxed);
+        s.file_bytes_written = c.bytes_written.load(std::memory_order_relaxed);
+        s.file_read_errors = c.read_errors.load(std::memory_order_relaxed);
+        s.readahead_pages = c.readahead_pages.load(std::memory_order_relaxed);
+        s.readahead_used = c.readahead_used.load(std::memory_order_relaxed);
+        snap.file = true;
+    }
     s.pages_installed = r.counters().pages_installed();
     s.has_been_writable = r.has_been_writable();
     s.has_been_executable = r.has_been_executable();
@@ -42,12 +56,27 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
         return per_char;
 
     auto rank = [](char c) { return c == 'D' ? 3 : c == 'c' ? 2 : c == 'z' ? 1 : 0; };
+    // A file region's dirt is its file's: pages written and not yet synced.
+    // (A private file region's own copies count below, as anonymous pages.)
+    auto* shared_file = dynamic_cast<const memory::SharedInodeVMObject*>(r.object.get());
+    if (shared_file) {
+        const auto& cache = shared_file->cache();
+        cache.states().for_each_marked_span(r.object_offset / page_, pages, [&](size_t at, size_t n) {
+            for (size_t i = at; i < at + n; ++i)
+                if (cache.dirty(i) || (!shared_file->tracks_writes() && cache.states().get(i) == memory::PageState::Present))
+                    ++s.dirty_pages;
+        });
+        s.amount_dirty = s.dirty_pages * page_;
+    }
     // The one loop every statistic goes through: one classified page.
-    auto count = [&](size_t index, Pagemap::Kind kind) {
+    auto count = [&](size_t index, Pagemap::Kind kind, uint64_t entry) {
         switch (kind) {
         case Pagemap::Kind::Private:
             s.amount_resident += page_;
-            s.amount_dirty += page_;
+            // A page of the file's memfd is the file's (clean unless dirty,
+            // counted above); anything else is the region's own.
+            if (!r.file || !Pagemap::file_or_shared(entry))
+                s.amount_dirty += page_;
             break;
         case Pagemap::Kind::Shared:
             s.amount_resident += page_;
@@ -79,7 +108,7 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
                 return;
             for (size_t i = 0; i < len; ++i) {
                 const bool hint = !known_not_zero && states.get(first_object_page + at + i) == memory::PageState::ZeroMapped;
-                count(at + i, pagemap->classify(entries[i], hint));
+                count(at + i, pagemap->classify(entries[i], hint), entries[i]);
             }
         }
     };
@@ -98,7 +127,7 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
                 const size_t len = (runs[i].end - runs[i].start) / page_;
                 if (runs[i].categories & PAGE_IS_PFNZERO) {
                     for (size_t p = first; p < first + len; ++p)
-                        count(p, Pagemap::Kind::Zero);
+                        count(p, Pagemap::Kind::Zero, 0);
                 } else if (runs[i].categories & PAGE_IS_PRESENT) {
                     // Present, not the zero page: private or shared with a
                     // fork child, which only the entry's exclusive bit tells.

@@ -29,6 +29,7 @@ struct RegionSnapshot {
     RegionStats stats;
     boost::intrusive_ptr<memory::VMObject> object;
     size_t object_offset = 0;
+    bool file = false; // a file region: its memfd pages are the file's, clean unless dirty
 };
 
 class RegionStatistics {

@@ -1,5 +1,6 @@
 #include "runtime/runtime_core.h"
 
+#include "io/ring.h"
 #include "memory/objects/anonymous_vm_object.h"
 #include "os/pagemap.h"
 #include "os/virtual_memory.h"
@@ -8,6 +9,7 @@
 #include "support/try.h"
 
 #include <cstring>
+#include <fcntl.h>
 #include <shared_mutex>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -69,6 +71,9 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     features.set(os::Feature::Mseal, !disabled.has(os::Feature::Mseal) && os::kernel_has_mseal());
     features.set(os::Feature::AnonName, !disabled.has(os::Feature::AnonName) && os::kernel_has_anon_name());
     features.set(os::Feature::PagemapScan, !disabled.has(os::Feature::PagemapScan) && os::Pagemap::scan_available());
+    // io_uring exists since 5.1 but can be turned off (kernel.io_uring_disabled,
+    // seccomp): ask for a ring rather than assume one.
+    features.set(os::Feature::IoUring, !disabled.has(os::Feature::IoUring) && bool(io::Ring::create(2)));
 
     std::unique_ptr<RuntimeCore> core(new RuntimeCore(std::move(config), std::move(uffd), std::move(arena), features));
     const Config& c = core->config_;
@@ -80,6 +85,7 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     options.spin_us = c.handler_spin_us;
     options.use_zeropage = features.has(os::Feature::ZeroPage);
     options.use_poison = features.has(os::Feature::Poison);
+    options.use_io_uring = features.has(os::Feature::IoUring);
     core->handler_ = TRY(fault::FaultHandler::try_create(core->uffd_, core->tree_, options));
 
     std::string names;
@@ -102,7 +108,10 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , ops_(tree_, arena_, page_)
     , mapper_(uffd_, arena_, tree_, ops_, ledger_, features_, page_, config_.allow_write_execute)
     , statistics_(page_, features_.has(os::Feature::PagemapScan))
+    , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute)
 {
+    // A shared file region writes its dirty pages back as it leaves.
+    mapper_.on_retire([this](Region& r) { files_.retire(r); });
 }
 
 RuntimeCore::~RuntimeCore()
@@ -116,6 +125,12 @@ RuntimeCore::~RuntimeCore()
         // process's copy of the arena, which the parent never sees.
         handler_->abandon();
         return;
+    }
+    // Dirty file pages are written back while the handler threads still
+    // serve (a write racing the write-back needs its write-protect fault).
+    {
+        std::lock_guard api(api_lock_);
+        files_.sync_all();
     }
     // Faults parked pending a completion are finished first (their
     // completions need the handler threads). Then stop serving: once the
@@ -170,7 +185,38 @@ Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
 {
     TRY(check_owner());
     std::lock_guard api(api_lock_);
-    return mapper_.unmap(address, size);
+    auto done = mapper_.unmap(address, size);
+    files_.prune();
+    return done;
+}
+
+Result<void*> RuntimeCore::map_file(int fd, const FileMapOptions& options)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    return files_.map(fd, options);
+}
+
+Result<void*> RuntimeCore::map_file(const char* path, const FileMapOptions& options)
+{
+    TRY(check_owner());
+    if (!path)
+        return fail(EINVAL, "path is NULL");
+    // Read-write only where the mapping can write the file.
+    const bool rw = options.sharing == Sharing::Shared && has(options.access, Access::Write);
+    int fd = ::open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return failf(errno, "cannot open '%s': %s", path, strerror(errno));
+    auto mapped = map_file(fd, options);
+    close(fd);
+    return mapped;
+}
+
+Result<void> RuntimeCore::sync(uintptr_t address, size_t size, SyncFlags flags)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    return files_.sync(address, size, flags);
 }
 
 Result<void> RuntimeCore::protect(uintptr_t address, size_t size, Access access)

@@ -26,6 +26,7 @@
 #include "memory/vm_object.h"
 #include "os/features.h"
 #include "runtime/commit_ledger.h"
+#include "runtime/file_regions.h"
 #include "runtime/fork_guard.h"
 #include "runtime/mapper.h"
 #include "runtime/region_operations.h"
@@ -52,6 +53,9 @@ public:
     // Maps a region viewing `object` (any VMObject kind; the tests map their
     // own). Nothing is charged to the commit limit.
     Result<void*> map_object(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object);
+    Result<void*> map_file(int fd, const FileMapOptions& options);
+    Result<void*> map_file(const char* path, const FileMapOptions& options);
+    Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
     Result<void> unmap(uintptr_t address, size_t size);
     Result<void> protect(uintptr_t address, size_t size, Access access);
     Result<void> set_name(uintptr_t address, size_t size, std::string_view name);
@@ -96,6 +100,7 @@ private:
     RegionOperations ops_;
     Mapper mapper_;
     RegionStatistics statistics_;
+    FileRegions files_;
     std::unique_ptr<fault::FaultHandler> handler_;
     mutable std::mutex api_lock_;
 };

@@ -1,0 +1,338 @@
+#include "memory/objects/file_cache.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <new>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace faultline::memory {
+
+namespace {
+
+std::atomic<uint8_t>* map_bytes(size_t n) noexcept
+{
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<std::atomic<uint8_t>*>(p);
+}
+
+} // namespace
+
+FileCache::FileCache(int fd, bool writable, size_t page_size, Options options, PageStates states,
+    std::atomic<uint8_t>* dirty, std::atomic<uint8_t>* ahead)
+    : fd_(fd)
+    , writable_(writable)
+    , page_size_(page_size)
+    , options_(options)
+    , states_(std::move(states))
+    , dirty_(dirty)
+    , ahead_(ahead)
+{
+    for (Slot& s : slots_) {
+        s.op.complete = &FileCache::read_done;
+        s.cache = this;
+    }
+}
+
+Result<boost::intrusive_ptr<FileCache>> FileCache::create(int fd, bool writable, size_t page_size, Options options)
+{
+    // Whatever fails below, the descriptor handed over is closed.
+    struct Closer {
+        int fd;
+        ~Closer()
+        {
+            if (fd >= 0)
+                close(fd);
+        }
+    } closer { fd };
+    struct stat st {};
+    if (fstat(fd, &st) != 0)
+        return failf(errno, "fstat failed: %s", strerror(errno));
+    auto states = PageStates::create(kMaxPages);
+    if (!states)
+        return std::unexpected(states.error());
+    std::atomic<uint8_t>* dirty = map_bytes(kMaxPages);
+    std::atomic<uint8_t>* ahead = dirty ? map_bytes(kMaxPages) : nullptr;
+    if (!ahead) {
+        if (dirty)
+            munmap(dirty, kMaxPages);
+        return fail(ENOMEM, "cannot reserve the file cache's page tables");
+    }
+    boost::intrusive_ptr<FileCache> cache(new (std::nothrow) FileCache(fd, writable, page_size, options, std::move(*states), dirty, ahead));
+    if (!cache) {
+        munmap(dirty, kMaxPages);
+        munmap(ahead, kMaxPages);
+        return fail(ENOMEM, "out of memory for a file cache");
+    }
+    closer.fd = -1;
+    cache->device_ = st.st_dev;
+    cache->inode_ = st.st_ino;
+    cache->file_size_.store(uint64_t(st.st_size));
+    cache->memfd_ = memfd_create("faultline-file", MFD_CLOEXEC);
+    if (cache->memfd_ < 0)
+        return failf(errno, "memfd_create failed: %s", strerror(errno));
+    if (!options.zero_copy) {
+        void* p = mmap(nullptr, kSlots * kCopyModeReadPages * page_size, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return failf(errno, "cannot map the staging buffers: %s", strerror(errno));
+        cache->staging_ = static_cast<char*>(p);
+        for (size_t i = 0; i < kSlots; ++i)
+            cache->slots_[i].staging = cache->staging_ + i * kCopyModeReadPages * page_size;
+    }
+    return cache;
+}
+
+FileCache::~FileCache()
+{
+    for (auto& [base, bytes] : aliases_)
+        munmap(base, bytes);
+    if (staging_)
+        munmap(staging_, kSlots * kCopyModeReadPages * page_size_);
+    munmap(dirty_, kMaxPages);
+    munmap(ahead_, kMaxPages);
+    if (memfd_ >= 0)
+        close(memfd_);
+    if (fd_ >= 0)
+        close(fd_);
+}
+
+Result<void> FileCache::ensure_size(size_t bytes)
+{
+    bytes = (bytes + page_size_ - 1) / page_size_ * page_size_;
+    if (bytes > kMaxPages * page_size_)
+        return fail(EFBIG, "the mapping reaches past the largest file the runtime caches (16 TiB)");
+    if (bytes <= memfd_bytes_)
+        return {};
+    // Grow geometrically: the memfd's size costs nothing, and every growth
+    // is a new alias mapping that stays until the cache dies.
+    size_t grown = std::max(bytes, std::min(2 * memfd_bytes_, kMaxPages * page_size_));
+    if (ftruncate(memfd_, off_t(grown)) != 0)
+        return failf(errno, "sizing the file cache failed: %s", strerror(errno));
+    void* p = mmap(nullptr, grown, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
+    if (p == MAP_FAILED)
+        return failf(errno, "mapping the file cache failed: %s", strerror(errno));
+    aliases_.emplace_back(static_cast<char*>(p), grown);
+    alias_bytes_.store(grown, std::memory_order_release);
+    alias_.store(static_cast<char*>(p), std::memory_order_release);
+    memfd_bytes_ = grown;
+    return {};
+}
+
+void FileCache::upgrade_fd(int fd) noexcept
+{
+    // Reads in flight keep using the old descriptor number only until their
+    // submission; the kernel holds its own reference from then on.
+    int old = fd_;
+    fd_ = fd;
+    writable_ = true;
+    if (old >= 0)
+        close(old);
+}
+
+uint64_t FileCache::file_size() noexcept
+{
+    struct stat st {};
+    if (fstat(fd_, &st) == 0)
+        file_size_.store(uint64_t(st.st_size), std::memory_order_relaxed);
+    return file_size_.load(std::memory_order_relaxed);
+}
+
+FileCache::Slot* FileCache::slot_covering(size_t page) noexcept
+{
+    for (Slot& s : slots_)
+        if (s.busy && s.first <= page && page < s.first + s.count)
+            return &s;
+    return nullptr;
+}
+
+FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t window_count, PendingToken token,
+    CompletionPort* port, IoPort* io) noexcept
+{
+    Slot* slot = nullptr;
+    size_t first = page, last = page + 1;
+    {
+        std::lock_guard guard(slots_lock_);
+        switch (states_.get(page)) {
+        case PageState::Present:
+        case PageState::ZeroMapped:
+            return Fetch::Present;
+        case PageState::Filling: {
+            // Join the read in flight: its completion posts this token too.
+            Slot* reading = slot_covering(page);
+            if (!reading || reading->waiters == kMaxWaiters || !token.valid() || !port)
+                return Fetch::Retry;
+            reading->tokens[reading->waiters] = token;
+            reading->pages[reading->waiters] = page;
+            ++reading->waiters;
+            return Fetch::Pending;
+        }
+        case PageState::Unpopulated:
+            break;
+        }
+        const uint64_t size = file_size_.load(std::memory_order_relaxed);
+        const size_t end_page = size_t((size + page_size_ - 1) / page_size_);
+        if (page >= end_page)
+            return Fetch::PastEnd;
+        if (!token.valid() || !port)
+            return Fetch::Retry;
+        for (Slot& s : slots_)
+            if (!s.busy) {
+                slot = &s;
+                break;
+            }
+        if (!slot)
+            return Fetch::Retry;
+        // The run of absent pages around the fault, within the readahead
+        // window and the file; pages are claimed (Filling) so that faults on
+        // them join this read.
+        const size_t window_end = std::min(window_first + window_count, end_page);
+        while (first > window_first && states_.get(first - 1) == PageState::Unpopulated)
+            --first;
+        while (last < window_end && states_.get(last) == PageState::Unpopulated)
+            ++last;
+        if (!options_.zero_copy && last - first > kCopyModeReadPages) {
+            first = std::max(first, page + 1 > kCopyModeReadPages ? page + 1 - kCopyModeReadPages : 0);
+            last = std::min(last, first + kCopyModeReadPages);
+        }
+        for (size_t i = first; i < last; ++i)
+            (void)states_.claim(i);
+        slot->busy = true;
+        slot->first = first;
+        slot->count = last - first;
+        slot->fault_page = page;
+        slot->waiters = 1;
+        slot->tokens[0] = token;
+        slot->pages[0] = page;
+        slot->port = port;
+    }
+    for (size_t i = first; i < last; ++i)
+        if (i != page)
+            ahead_[i].store(1, std::memory_order_relaxed);
+    char* target = options_.zero_copy ? alias_.load(std::memory_order_acquire) + first * page_size_ : slot->staging;
+    // Keep the cache alive until the read completes, whatever happens to
+    // the regions meanwhile.
+    intrusive_ptr_add_ref(this);
+    in_flight_.fetch_add(1, std::memory_order_acq_rel);
+    if (!io || !io->read(fd_, target, (last - first) * page_size_, uint64_t(first) * page_size_, &slot->op)) {
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        std::lock_guard guard(slots_lock_);
+        states_.settle(first, last - first, PageState::Unpopulated);
+        slot->busy = false;
+        intrusive_ptr_release(this); // never the last reference: the caller's region holds one
+        return Fetch::Retry;
+    }
+    counters_.reads.fetch_add(1, std::memory_order_relaxed);
+    counters_.readahead_pages.fetch_add(last - first - 1, std::memory_order_relaxed);
+    return Fetch::Pending;
+}
+
+void FileCache::read_done(io::Operation* op, int32_t result) noexcept
+{
+    Slot* slot = reinterpret_cast<Slot*>(op);
+    slot->cache->finish(*slot, result);
+}
+
+void FileCache::finish(Slot& slot, int32_t result) noexcept
+{
+    const size_t ps = page_size_;
+    const uint64_t size = file_size();
+    const size_t got = result > 0 ? size_t(result) : 0;
+    // Pages are good from the start of the run as long as the read covered
+    // them up to the end of the file; the first one that is not (an error,
+    // a short read inside the file, or a page past a truncated end) and
+    // every one after it fail.
+    size_t good = 0;
+    for (; good < slot.count; ++good) {
+        const uint64_t at = uint64_t(slot.first + good) * ps;
+        if (at >= size)
+            break;
+        const size_t need = size_t(std::min<uint64_t>(ps, size - at));
+        if (good * ps + need > got)
+            break;
+    }
+    if (good > 0 && !options_.zero_copy) {
+        // Copy mode: whole pages into the memfd at once per page (pwrite
+        // fills each page while it is locked, so a region's fault never
+        // sees half of one). Bytes past the end of the file read as zeros.
+        if (got < good * ps)
+            memset(slot.staging + got, 0, good * ps - got);
+        size_t done = 0;
+        while (done < good * ps) {
+            ssize_t n = pwrite(memfd_, slot.staging + done, good * ps - done, off_t(slot.first * ps + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            done += size_t(n);
+        }
+        good = done / ps;
+    }
+    if (good < slot.count) {
+        // Whatever the failed part left in the memfd is not the file's:
+        // remove it, so that a later fault reads it again.
+        (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t((slot.first + good) * ps),
+            off_t((slot.count - good) * ps));
+        if (uint64_t(slot.first + good) * ps < size)
+            counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
+        for (size_t i = slot.first + good; i < slot.first + slot.count; ++i)
+            ahead_[i].store(0, std::memory_order_relaxed);
+    }
+    counters_.bytes_read.fetch_add(got, std::memory_order_relaxed);
+
+    PendingToken tokens[kMaxWaiters];
+    size_t pages[kMaxWaiters];
+    size_t waiters;
+    CompletionPort* port;
+    const size_t first = slot.first;
+    {
+        std::lock_guard guard(slots_lock_);
+        states_.settle(first, good, PageState::Present);
+        states_.settle(first + good, slot.count - good, PageState::Unpopulated);
+        waiters = slot.waiters;
+        std::copy(slot.tokens, slot.tokens + waiters, tokens);
+        std::copy(slot.pages, slot.pages + waiters, pages);
+        port = slot.port;
+        slot.busy = false;
+        slot.waiters = 0;
+    }
+    const int32_t failure = result < 0 ? result : -EIO;
+    for (size_t i = 0; i < waiters; ++i)
+        port->post(tokens[i], pages[i] < first + good ? 0 : failure);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    intrusive_ptr_release(this); // may be the last reference
+}
+
+void FileCache::mark_dirty(size_t page) noexcept
+{
+    if (dirty_[page].exchange(1, std::memory_order_acq_rel) == 0)
+        counters_.dirty_pages.fetch_add(1, std::memory_order_relaxed);
+}
+
+void FileCache::note_mapped(size_t first, size_t count) noexcept
+{
+    for (size_t i = first; i < first + count; ++i)
+        if (ahead_[i].load(std::memory_order_relaxed) && ahead_[i].exchange(0, std::memory_order_relaxed))
+            counters_.readahead_used.fetch_add(1, std::memory_order_relaxed);
+}
+
+const char* FileCache::page_bytes(size_t page) const noexcept
+{
+    return alias_.load(std::memory_order_acquire) + page * page_size_;
+}
+
+void FileCache::drop(size_t first, size_t count) noexcept
+{
+    std::lock_guard guard(slots_lock_);
+    for (size_t i = first; i < first + count; ++i) {
+        if (states_.get(i) == PageState::Filling)
+            continue;
+        (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(i * page_size_), off_t(page_size_));
+        states_.settle(i, 1, PageState::Unpopulated);
+    }
+}
+
+} // namespace faultline::memory

@@ -1,0 +1,192 @@
+// memory/objects/file_cache.h — one file's pages, as the runtime caches them.
+//
+// One FileCache per (device, inode) in a runtime. Its pages live in a memfd —
+// one page cache that every region of the file maps (MAP_SHARED for shared
+// regions, MAP_PRIVATE for private ones), so shared regions see each other's
+// writes at once and private ones share the clean pages. The cache reads the
+// file with the fault service's I/O (io_uring) and never blocks a handler:
+//
+//   zero-copy mode (minor faults available, the default): the read lands
+//     straight in the memfd's page, through an unregistered alias mapping of
+//     it. The page exists in the memfd while the read is in flight, so the
+//     regions are registered for MISSING and MINOR faults and map a page
+//     with UFFDIO_CONTINUE only once its read completed: a fault on a page
+//     being read waits for that read.
+//   copy mode (no minor faults): the read lands in a staging buffer, and the
+//     completion writes it into the memfd with pwrite(2), which makes a page
+//     appear whole to the regions' page faults (the page is locked while it
+//     is filled). The regions are registered for MISSING faults only; a
+//     thread whose page arrived is woken and the kernel maps it.
+//
+// Each read is a slot (fixed pool) that lists the faults waiting for it; its
+// completion settles the pages' states and posts every waiter's token to the
+// fault service, which resumes them. A fault on a page whose read is in
+// flight joins that read: concurrent faults on one page cause one read.
+//
+// Page states (PageStates): Unpopulated (not known to be in the memfd),
+// Filling (a read is in flight), Present (in the memfd, whole). Dirty bits
+// (written since last synced) and readahead bits (read ahead, not used yet)
+// sit beside them.
+#pragma once
+
+#include "io/operation.h"
+#include "memory/fault_context.h"
+#include "memory/io_port.h"
+#include "memory/page_states.h"
+
+#include <faultline/result.h>
+
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+#include <boost/smart_ptr/intrusive_ref_counter.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <sys/types.h>
+#include <vector>
+
+namespace faultline::memory {
+
+class FileCache : public boost::intrusive_ref_counter<FileCache, boost::thread_safe_counter> {
+public:
+    // The most pages a file may have in a runtime (16 TiB): the page-state
+    // tables are reserved for it (NORESERVE: they cost what is used).
+    static constexpr size_t kMaxPages = size_t(1) << 32;
+    static constexpr size_t kSlots = 128;
+    static constexpr size_t kMaxWaiters = 16;
+    // Reads in copy mode are at most this many pages (the staging pool is
+    // kSlots of them).
+    static constexpr size_t kCopyModeReadPages = 16;
+
+    struct Options {
+        bool zero_copy = true;   // minor faults available
+        bool direct_io = false;  // O_DIRECT reads (aligned: the alias and offsets are page-aligned)
+        bool track_writes = true; // write-protect faults on memfd ranges available
+    };
+
+    // Takes ownership of `fd` (the runtime's own duplicate of the file).
+    static Result<boost::intrusive_ptr<FileCache>> create(int fd, bool writable, size_t page_size, Options options);
+    ~FileCache();
+    FileCache(const FileCache&) = delete;
+    FileCache& operator=(const FileCache&) = delete;
+
+    dev_t device() const noexcept { return device_; }
+    ino_t inode() const noexcept { return inode_; }
+    int fd() const noexcept { return fd_; }
+    int memfd() const noexcept { return memfd_; }
+    bool writable() const noexcept { return writable_; }
+    const Options& options() const noexcept { return options_; }
+    size_t page_size() const noexcept { return page_size_; }
+
+    // API threads: makes the memfd (and the alias over it) cover
+    // [0, bytes). Never shrinks.
+    Result<void> ensure_size(size_t bytes);
+    // Swaps in a more capable descriptor of the same file (a later mapping
+    // opened it read-write); takes ownership.
+    void upgrade_fd(int fd) noexcept;
+
+    // The file's size as of now (fstat; the last known size if that fails).
+    uint64_t file_size() noexcept;
+
+    PageStates& states() noexcept { return states_; }
+    const PageStates& states() const noexcept { return states_; }
+
+    // Fault path. What fetch() found or did for one cache page.
+    enum class Fetch : uint8_t {
+        Present,  // the page is in the memfd, whole: map it
+        Pending,  // a read is in flight; the fault's token will be posted
+        Retry,    // no read slot or no room to queue I/O now
+        PastEnd,  // the page lies wholly past the end of the file
+    };
+    // Makes page `page` present: joins its read if one is in flight, or
+    // starts one for the run of absent pages around it within `window`
+    // (readahead), waiting with `token`. `io` queues the read.
+    Fetch fetch(size_t page, size_t window_first, size_t window_count, PendingToken token, CompletionPort* port,
+        IoPort* io) noexcept;
+
+    // Dirty tracking (shared regions).
+    void mark_dirty(size_t page) noexcept;
+    bool dirty(size_t page) const noexcept { return dirty_[page].load(std::memory_order_acquire) != 0; }
+    // True if the page was dirty.
+    bool clear_dirty(size_t page) noexcept
+    {
+        if (dirty_[page].exchange(0, std::memory_order_acq_rel) == 0)
+            return false;
+        counters_.dirty_pages.fetch_sub(1, std::memory_order_relaxed);
+        return true;
+    }
+    // Readahead accounting: a page read ahead is "used" the first time a
+    // region maps it.
+    void note_mapped(size_t first, size_t count) noexcept;
+
+    // The memfd's bytes of `page`, through the alias (API threads, sync).
+    const char* page_bytes(size_t page) const noexcept;
+    // Drops pages from the memfd (every region mapping them sees the file
+    // again on the next touch).
+    void drop(size_t first, size_t count) noexcept;
+
+    struct Counters {
+        std::atomic<uint64_t> bytes_read { 0 };
+        std::atomic<uint64_t> bytes_written { 0 };
+        std::atomic<uint64_t> reads { 0 };
+        std::atomic<uint64_t> read_errors { 0 };
+        std::atomic<uint64_t> readahead_pages { 0 };
+        std::atomic<uint64_t> readahead_used { 0 };
+        std::atomic<uint64_t> dirty_pages { 0 };
+    };
+    Counters& counters() noexcept { return counters_; }
+    const Counters& counters() const noexcept { return counters_; }
+
+    // Reads still in flight (runtime shutdown waits for none).
+    size_t reads_in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
+
+private:
+    struct Slot {
+        io::Operation op; // first: the completion finds its slot from it
+        FileCache* cache = nullptr;
+        size_t first = 0;
+        size_t count = 0;
+        size_t fault_page = 0;
+        char* staging = nullptr;
+        size_t waiters = 0;
+        PendingToken tokens[kMaxWaiters];
+        size_t pages[kMaxWaiters];
+        CompletionPort* port = nullptr;
+        bool busy = false;
+    };
+    FileCache(int fd, bool writable, size_t page_size, Options options, PageStates states, std::atomic<uint8_t>* dirty,
+        std::atomic<uint8_t>* ahead);
+
+    static void read_done(io::Operation* op, int32_t result) noexcept;
+    void finish(Slot& slot, int32_t result) noexcept;
+    Slot* slot_covering(size_t page) noexcept;
+
+    int fd_;
+    bool writable_;
+    size_t page_size_;
+    Options options_;
+    dev_t device_ = 0;
+    ino_t inode_ = 0;
+    int memfd_ = -1;
+    // The alias: an unregistered MAP_SHARED view of the memfd. Reads land
+    // in it, sync reads it. It only grows, by a new mapping; earlier ones
+    // stay until the cache dies, because reads may still target them.
+    std::atomic<char*> alias_ { nullptr };
+    std::atomic<size_t> alias_bytes_ { 0 };
+    std::vector<std::pair<char*, size_t>> aliases_;
+    size_t memfd_bytes_ = 0;
+    std::atomic<uint64_t> file_size_ { 0 };
+
+    PageStates states_;
+    std::atomic<uint8_t>* dirty_;
+    std::atomic<uint8_t>* ahead_;
+    std::mutex slots_lock_;
+    Slot slots_[kSlots];
+    char* staging_ = nullptr; // copy mode: kSlots * kCopyModeReadPages pages
+    std::atomic<size_t> in_flight_ { 0 };
+    Counters counters_;
+};
+
+} // namespace faultline::memory

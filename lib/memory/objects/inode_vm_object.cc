@@ -1,0 +1,104 @@
+#include "memory/objects/inode_vm_object.h"
+
+#include "memory/objects/fault_around.h"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace faultline::memory {
+
+InodeVMObject::InodeVMObject(boost::intrusive_ptr<FileCache> cache, PageStates placeholder) noexcept
+    : VMObject(FileCache::kMaxPages * cache->page_size(), cache->page_size(), std::move(placeholder))
+    , cache_(std::move(cache))
+{
+}
+
+Outcome InodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
+{
+    if (ctx.kind == uffd::FaultKind::WriteProtect)
+        return VMObject::handle_fault(ctx, sink);
+    const size_t page = ctx.object_page();
+    const size_t ps = ctx.page_size;
+    const uint64_t size = cache_->file_size();
+    if (uint64_t(page) * ps >= size)
+        return Outcome::sigbus();
+    PageStates& states = cache_->states();
+    if (ctx.kind == uffd::FaultKind::Minor && states.get(page) == PageState::Unpopulated) {
+        // The memfd has the page though the cache never read it: it was
+        // created through a region the runtime does not serve (a fork
+        // child's copy of a shared region). It is the region's data.
+        states.populate(page, 1, PageState::Present);
+    }
+    // A missing fault on a page the cache holds is a fault raised before
+    // the page arrived and read after: map it (or, in copy mode, let the
+    // kernel map it). Only the cache itself removes pages from the memfd,
+    // and it marks them Unpopulated when it does.
+    // The readahead window: the region's limits, grown by a stream of
+    // faults as fault-around grows for anonymous memory, held to the file.
+    const size_t end_page = size_t((size + ps - 1) / ps);
+    const size_t ceiling = std::min(ctx.end_object_page(), end_page);
+    const Window window = choose_fault_around_window(states, page, ctx.first_object_page(), ceiling, ctx.around);
+    switch (cache_->fetch(page, window.first, window.count, ctx.token, ctx.completions, ctx.io)) {
+    case FileCache::Fetch::Present:
+        return map_cached(ctx, sink);
+    case FileCache::Fetch::Pending:
+        return Outcome::pending();
+    case FileCache::Fetch::Retry:
+        return { Resolution::Retry };
+    case FileCache::Fetch::PastEnd:
+        return Outcome::sigbus();
+    }
+    return Outcome::sigbus();
+}
+
+Outcome InodeVMObject::resume_fault(const FaultContext& ctx, PageSink& sink, int64_t result) noexcept
+{
+    if (result < 0)
+        return Outcome::sigbus();
+    if (!cache_->options().zero_copy) {
+        // Copy mode: the page is in the memfd; the kernel maps it when the
+        // thread retries (the region is registered for missing pages only).
+        return Outcome::installed(FillKind::Backing, 0);
+    }
+    if (cache_->states().get(ctx.object_page()) != PageState::Present)
+        return { Resolution::Retry };
+    return map_cached(ctx, sink);
+}
+
+Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexcept
+{
+    const size_t page = ctx.object_page();
+    if (!cache_->options().zero_copy)
+        return Outcome::installed(FillKind::Backing, 0);
+    // The run of whole cached pages from the faulting page, within the
+    // region and the readahead window: one UFFDIO_CONTINUE maps them all.
+    const PageStates& states = cache_->states();
+    const size_t limit = std::max<size_t>(1, ctx.around.max_pages);
+    size_t end = page + 1;
+    while (end < ctx.end_object_page() && end - page < limit && states.get(end) == PageState::Present)
+        ++end;
+    const bool protect = protect_installed();
+    bool wp = protect && continue_wp_.load(std::memory_order_relaxed);
+    uffd::FillResult r = sink.map_cached(ctx.page, (end - page) * ctx.page_size, wp);
+    if (!r.ok() && wp && r.error == EINVAL) {
+        // No UFFDIO_CONTINUE_MODE_WP (before 6.4): map writable and count
+        // the pages dirty, so that a sync writes them (never loses them).
+        continue_wp_.store(false, std::memory_order_relaxed);
+        wp = false;
+        r = sink.map_cached(ctx.page, (end - page) * ctx.page_size, false);
+    }
+    if (!r.ok()) {
+        // The run failed; the faulting page alone decides.
+        end = page + 1;
+        r = sink.map_cached(ctx.page, ctx.page_size, wp);
+        if (!r.ok())
+            return Outcome::from_failure(r);
+    }
+    if (protect && !wp)
+        for (size_t i = page; i < end; ++i)
+            cache_->mark_dirty(i);
+    cache_->note_mapped(page, end - page);
+    return Outcome::installed(FillKind::Backing, r.pages, ctx.address_of(page), ctx.address_of(end));
+}
+
+} // namespace faultline::memory

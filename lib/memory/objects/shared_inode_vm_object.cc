@@ -1,0 +1,42 @@
+#include "memory/objects/shared_inode_vm_object.h"
+
+#include <new>
+
+namespace faultline::memory {
+
+Result<boost::intrusive_ptr<SharedInodeVMObject>> SharedInodeVMObject::try_create(boost::intrusive_ptr<FileCache> cache)
+{
+    auto placeholder = PageStates::create(1);
+    if (!placeholder)
+        return std::unexpected(placeholder.error());
+    auto* object = new (std::nothrow) SharedInodeVMObject(std::move(cache), std::move(*placeholder));
+    if (!object)
+        return fail(ENOMEM, "out of memory for a file object");
+    return boost::intrusive_ptr<SharedInodeVMObject>(object);
+}
+
+uffd::Mode SharedInodeVMObject::uffd_modes() const noexcept
+{
+    if (!cache_->options().zero_copy)
+        return uffd::Mode::Missing;
+    uffd::Mode modes = uffd::Mode::Missing | uffd::Mode::Minor;
+    if (tracks_writes())
+        modes = modes | uffd::Mode::WriteProtect;
+    return modes;
+}
+
+Outcome SharedInodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
+{
+    if (ctx.kind == uffd::FaultKind::WriteProtect) {
+        // The first write since the page was mapped or synced: it is dirty
+        // from now on; lift the protection so the write goes through.
+        cache_->mark_dirty(ctx.object_page());
+        uffd::FillResult r = sink.write_protect(ctx.page, ctx.page_size, false);
+        if (!r.ok())
+            return Outcome::from_failure(r);
+        return Outcome::installed(FillKind::WriteProtect, 0);
+    }
+    return InodeVMObject::handle_fault(ctx, sink);
+}
+
+} // namespace faultline::memory

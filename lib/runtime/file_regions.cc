@@ -1,0 +1,353 @@
+#include "runtime/file_regions.h"
+
+#include "memory/objects/private_inode_vm_object.h"
+#include "os/fault_injection.h"
+#include "support/log.h"
+#include "support/try.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <shared_mutex>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace faultline {
+
+using memory::FileCache;
+using memory::InodeVMObject;
+using memory::PageState;
+using memory::Region;
+using memory::SharedInodeVMObject;
+
+namespace {
+
+constexpr unsigned kDefaultReadaheadMin = 1;
+constexpr unsigned kDefaultReadaheadMax = 256;
+constexpr unsigned kMaxReadahead = 4096;
+// Pages written per write(2)-sized request during write-back.
+constexpr size_t kWriteRunPages = 256;
+
+// The runtime's own descriptor of the file: a new open file description
+// (through /proc/self/fd), so that nothing the caller does to theirs — close,
+// fcntl, lseek — reaches it, and O_DIRECT can be set on ours alone.
+int reopen(int fd, bool writable, bool direct)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int own = ::open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0));
+    if (own >= 0)
+        return own;
+    if (errno == ENOENT && !direct) {
+        // No /proc: share the caller's file description (pread/pwrite do
+        // not move its offset).
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return own >= 0 ? own : -errno;
+    }
+    return -errno;
+}
+
+struct WriteOp : io::Operation {
+    size_t first = 0;
+    size_t count = 0;
+    size_t bytes = 0;
+    int32_t result = 0;
+};
+
+void write_done(io::Operation* op, int32_t result) noexcept { static_cast<WriteOp*>(op)->result = result; }
+
+} // namespace
+
+FileRegions::~FileRegions() = default;
+
+Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
+{
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return fail(EBADF, "not an open file descriptor");
+    if (fl & O_PATH)
+        return fail(EBADF, "the descriptor was opened with O_PATH, which cannot be read");
+    struct stat st {};
+    if (fstat(fd, &st) != 0)
+        return failf(errno, "fstat failed: %s", strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return fail(ENODEV, "a directory cannot be mapped");
+    if (!S_ISREG(st.st_mode))
+        return fail(ENODEV, "only regular files can be mapped (not a pipe, socket or device)");
+    const int mode = fl & O_ACCMODE;
+    if (mode == O_WRONLY)
+        return fail(EACCES, "the descriptor is not open for reading");
+    if (o.sharing != Sharing::Shared && o.sharing != Sharing::Private)
+        return fail(EINVAL, "unknown sharing");
+    if (uint8_t(o.access) & ~uint8_t(Access::ReadWriteExecute))
+        return fail(EINVAL, "unknown access bits");
+    if (o.length == 0)
+        return fail(EINVAL, "length is zero");
+    if (o.offset < 0 || uint64_t(o.offset) % page_ != 0)
+        return fail(EINVAL, "offset must be a non-negative multiple of the page size");
+    if (o.length > SIZE_MAX - page_)
+        return fail(EOVERFLOW, "length overflows");
+    const size_t size = (o.length + page_ - 1) / page_ * page_;
+    if (uint64_t(size) > uint64_t(INT64_MAX) - uint64_t(o.offset))
+        return fail(EOVERFLOW, "offset + length overflows");
+    if (uint64_t(o.offset) + size > FileCache::kMaxPages * page_)
+        return fail(EOVERFLOW, "the mapping reaches past the largest file the runtime caches (16 TiB)");
+    const unsigned ra_min = o.readahead_min_pages ? o.readahead_min_pages : kDefaultReadaheadMin;
+    const unsigned ra_max = o.readahead_max_pages ? o.readahead_max_pages : std::max(ra_min, kDefaultReadaheadMax);
+    if (ra_min > ra_max || ra_max > kMaxReadahead)
+        return fail(EINVAL, "readahead must be 1 <= min <= max <= 4096 pages");
+
+    const bool shared = o.sharing == Sharing::Shared;
+    // As mmap(2): a shared mapping may write only through a descriptor open
+    // for reading and writing (and not append-only); a private one may
+    // always write its own copy. The region remembers the most it may ever
+    // have, so a later protect() cannot exceed the descriptor either.
+    const bool fd_writable = mode == O_RDWR && !(fl & O_APPEND);
+    const Access max_access = shared && !fd_writable ? Access::ReadExecute : Access::ReadWriteExecute;
+    if (!is_subset(o.access, max_access))
+        return fail(EACCES, "write access to a shared file mapping needs a descriptor open for reading and writing");
+
+    int own = reopen(fd, mode == O_RDWR, o.direct_io);
+    if (own < 0)
+        return failf(-own, "cannot open the runtime's own descriptor of the file: %s%s", strerror(-own),
+            o.direct_io && own == -EINVAL ? " (the file system does not support O_DIRECT)" : "");
+    const Key key { st.st_dev, st.st_ino };
+    File& file = files_[key];
+    if (!file.cache) {
+        FileCache::Options co;
+        co.zero_copy = features_.has(os::Feature::Minor);
+        co.track_writes = features_.has(os::Feature::WpShmem);
+        co.direct_io = o.direct_io;
+        auto cache = FileCache::create(own, mode == O_RDWR, page_, co);
+        if (!cache) {
+            files_.erase(key);
+            return std::unexpected(cache.error());
+        }
+        file.cache = std::move(*cache);
+    } else if (mode == O_RDWR && !file.cache->writable()) {
+        file.cache->upgrade_fd(own);
+    } else {
+        close(own);
+    }
+    auto result = [&]() -> Result<void*> {
+        TRY(file.cache->ensure_size(uint64_t(o.offset) + size));
+        boost::intrusive_ptr<InodeVMObject> object;
+        if (shared) {
+            if (!file.shared)
+                file.shared = TRY(SharedInodeVMObject::try_create(file.cache));
+            object = file.shared;
+        } else {
+            object = TRY(memory::PrivateInodeVMObject::try_create(file.cache));
+        }
+        MapOptions mo;
+        mo.size = size;
+        mo.address = o.address;
+        mo.access = o.access;
+        mo.max_access = max_access;
+        mo.flags = shared ? RegionFlags::Shared : RegionFlags::None;
+        mo.name = o.name;
+        return mapper_.map(mo, std::move(object), false, size_t(o.offset), { ra_min, ra_max });
+    }();
+    if (!result)
+        prune();
+    return result;
+}
+
+void FileRegions::prune()
+{
+    for (auto it = files_.begin(); it != files_.end();) {
+        File& f = it->second;
+        if (f.shared && f.shared->use_count() == 1)
+            f.shared.reset();
+        if (!f.shared && f.cache && f.cache->use_count() == 1)
+            it = files_.erase(it);
+        else
+            ++it;
+    }
+}
+
+void FileRegions::protect_everywhere(const SharedInodeVMObject& object, size_t first, size_t count)
+{
+    std::vector<std::pair<uintptr_t, size_t>> ranges;
+    {
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each([&](Region& r) {
+            if (&r.object() != &object)
+                return;
+            const size_t r_first = r.object_offset() / page_;
+            const size_t r_end = r_first + r.size() / page_;
+            const size_t lo = std::max(first, r_first), hi = std::min(first + count, r_end);
+            if (lo < hi)
+                ranges.emplace_back(r.base() + (lo - r_first) * page_, (hi - lo) * page_);
+        });
+    }
+    for (auto [address, len] : ranges) {
+        long rc = uffd_.writeprotect(address, len, true, false);
+        if (rc < 0)
+            log::warn("write-protecting {:#x}+{:#x} before write-back failed: {}", address, len, strerror(int(-rc)));
+    }
+}
+
+Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, size_t end)
+{
+    FileCache& cache = object.cache();
+    if (!cache.writable())
+        return {};
+    const bool tracked = object.tracks_writes();
+    const uint64_t size = cache.file_size();
+    // Never past the end of the file: write-back never extends it.
+    end = std::min(end, size_t((size + page_ - 1) / page_));
+    if (first >= end)
+        return {};
+    // The pages to write, as runs: dirty pages where writes are tracked,
+    // every cached page where they are not. Only blocks the cache ever
+    // populated are looked at.
+    std::vector<WriteOp> ops;
+    auto flush_run = [&](size_t run_first, size_t run_end) {
+        for (size_t at = run_first; at < run_end; at += kWriteRunPages) {
+            WriteOp op;
+            op.complete = write_done;
+            op.first = at;
+            op.count = std::min(kWriteRunPages, run_end - at);
+            ops.push_back(op);
+        }
+    };
+    cache.states().for_each_marked_span(first, end - first, [&](size_t at, size_t n) {
+        size_t run = SIZE_MAX;
+        for (size_t i = at; i < at + n; ++i) {
+            const bool write = tracked ? cache.dirty(i) : cache.states().get(i) == PageState::Present;
+            if (write && run == SIZE_MAX)
+                run = i;
+            if (!write && run != SIZE_MAX) {
+                flush_run(run, i);
+                run = SIZE_MAX;
+            }
+        }
+        if (run != SIZE_MAX)
+            flush_run(run, at + n);
+    });
+    if (ops.empty())
+        return {};
+    // Re-protect before writing: a write from now on faults and dirties its
+    // page again, to be written by the next sync; one before it is in the
+    // bytes written now.
+    if (tracked) {
+        for (const WriteOp& op : ops)
+            for (size_t i = op.first; i < op.first + op.count; ++i)
+                (void)cache.clear_dirty(i);
+        for (const WriteOp& op : ops)
+            protect_everywhere(object, op.first, op.count);
+    }
+    if (!ring_ && features_.has(os::Feature::IoUring)) {
+        if (auto ring = io::Ring::create(256))
+            ring_ = std::move(*ring);
+    }
+    for (WriteOp& op : ops) {
+        const uint64_t offset = uint64_t(op.first) * page_;
+        op.bytes = size_t(std::min<uint64_t>(uint64_t(op.count) * page_, size - offset));
+        if (int injected = os::FaultInjection::take(os::InjectOp::FileWrite, uintptr_t(offset))) {
+            op.result = -injected;
+            continue;
+        }
+        if (ring_ && ring_->write(cache.fd(), cache.page_bytes(op.first), uint32_t(op.bytes), offset, &op))
+            continue;
+        // Without io_uring (or no room in the ring): this API thread writes.
+        ssize_t n = pwrite(cache.fd(), cache.page_bytes(op.first), op.bytes, off_t(offset));
+        op.result = n < 0 ? -errno : int32_t(n);
+    }
+    if (ring_)
+        (void)ring_->drain();
+    int first_error = 0;
+    for (const WriteOp& op : ops) {
+        size_t done = op.result > 0 ? size_t(op.result) : 0;
+        int error = op.result < 0 ? -op.result : 0;
+        // A short write: finish it here, which also learns its errno
+        // (ENOSPC, EIO).
+        while (!error && done < op.bytes) {
+            ssize_t n = pwrite(cache.fd(), cache.page_bytes(op.first) + done, op.bytes - done, off_t(uint64_t(op.first) * page_ + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                error = n < 0 ? errno : EIO;
+            else
+                done += size_t(n);
+        }
+        cache.counters().bytes_written.fetch_add(done, std::memory_order_relaxed);
+        if (error) {
+            // Nothing is dropped: the pages stay dirty for the next sync.
+            if (tracked)
+                for (size_t i = op.first; i < op.first + op.count; ++i)
+                    cache.mark_dirty(i);
+            if (!first_error)
+                first_error = error;
+        }
+    }
+    if (first_error)
+        return failf(first_error, "writing back to the file failed: %s (the pages stay dirty)", strerror(first_error));
+    return {};
+}
+
+Result<void> FileRegions::sync(uintptr_t address, size_t size, SyncFlags flags)
+{
+    constexpr uint32_t kKnown = uint32_t(SyncFlags::Sync) | uint32_t(SyncFlags::Async) | uint32_t(SyncFlags::Invalidate);
+    if (uint32_t(flags) & ~kKnown)
+        return fail(EINVAL, "unknown sync flags");
+    if (has(flags, SyncFlags::Sync) && has(flags, SyncFlags::Async))
+        return fail(EINVAL, "Sync and Async together");
+    TRY(ops_.validate_range(address, size));
+    auto regions = TRY(ops_.covering(address, size, { .allow_immutable = true }));
+    for (Region* r : regions)
+        if (!dynamic_cast<InodeVMObject*>(&r->object()))
+            return failf(EINVAL, "region '%s' is not a file region", r->name().c_str());
+    int first_error = 0;
+    for (Region* r : regions) {
+        auto* object = dynamic_cast<SharedInodeVMObject*>(&r->object());
+        if (!object)
+            continue; // a private file region: nothing of it reaches the file
+        const uintptr_t lo = std::max(address, r->base()), hi = std::min(address + size, r->end());
+        const size_t first = (r->object_offset() + (lo - r->base())) / page_;
+        const size_t end = first + (hi - lo) / page_;
+        if (auto ok = write_back(*object, first, end); !ok && !first_error)
+            first_error = ok.error().code();
+        FileCache& cache = object->cache();
+        if (has(flags, SyncFlags::Sync) && cache.writable() && fdatasync(cache.fd()) != 0 && !first_error)
+            first_error = errno;
+        if (has(flags, SyncFlags::Invalidate)) {
+            // Clean cached pages go: the next touch reads the file again.
+            for (size_t i = first; i < end; ++i)
+                if (cache.states().get(i) == PageState::Present && !cache.dirty(i))
+                    cache.drop(i, 1);
+        }
+    }
+    if (first_error)
+        return failf(first_error, "sync failed: %s (the pages that were not written stay dirty)", strerror(first_error));
+    return {};
+}
+
+void FileRegions::retire(Region& region)
+{
+    auto* object = dynamic_cast<SharedInodeVMObject*>(&region.object());
+    if (!object || !region.has_been_writable())
+        return;
+    const size_t first = region.object_offset() / page_;
+    if (auto ok = write_back(*object, first, first + region.size() / page_); !ok)
+        log::error("writing back region '{}' on unmap failed: {}", region.name(), ok.error().message());
+}
+
+void FileRegions::sync_all()
+{
+    for (auto& [key, file] : files_) {
+        if (!file.shared)
+            continue;
+        if (auto ok = write_back(*file.shared, 0, FileCache::kMaxPages); !ok)
+            log::error("writing back a file at runtime destruction failed: {}", ok.error().message());
+        if (file.cache->writable())
+            (void)fdatasync(file.cache->fd());
+    }
+}
+
+} // namespace faultline

@@ -1,0 +1,86 @@
+// runtime/file_regions.h — file regions: validating a mapping the way
+// mmap(2) does, one cache per file, and writing dirty pages back.
+//
+// map(): checks the descriptor and the options (docs/api.md, "map_file"),
+// opens the runtime's own descriptor of the file, finds or creates the
+// file's FileCache (one per device and inode), and maps a region viewing the
+// file's SharedInodeVMObject (one per file) or a new PrivateInodeVMObject.
+//
+// sync(): for the shared file regions over a range, the dirty pages (every
+// cached page where writes are not tracked) are re-protected in every shared
+// region that maps them, *then* written to the file — a write racing the
+// sync faults and dirties its page again, so it is never lost — in batches
+// with io_uring, never past the end of the file; fdatasync for SyncFlags::
+// Sync. A page whose write fails stays dirty and the error is returned.
+//
+// Callers hold the runtime's API lock.
+#pragma once
+
+#include "io/ring.h"
+#include "memory/objects/file_cache.h"
+#include "memory/objects/shared_inode_vm_object.h"
+#include "memory/region_tree.h"
+#include "os/features.h"
+#include "runtime/mapper.h"
+#include "runtime/region_operations.h"
+#include "uffd/userfaultfd.h"
+
+#include <faultline/result.h>
+#include <faultline/types.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+namespace faultline {
+
+class FileRegions {
+public:
+    FileRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, uffd::Userfaultfd& uffd,
+        const os::FeatureSet& features, size_t page_size, bool allow_write_execute) noexcept
+        : mapper_(mapper)
+        , ops_(ops)
+        , tree_(tree)
+        , uffd_(uffd)
+        , features_(features)
+        , page_(page_size)
+        , allow_write_execute_(allow_write_execute)
+    {
+    }
+    ~FileRegions();
+
+    Result<void*> map(int fd, const FileMapOptions& options);
+    Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
+    // A shared file region leaving the runtime: writes its dirty pages back
+    // (errors are logged: there is nobody to return them to).
+    void retire(memory::Region& region);
+    // Every writable shared file region (runtime destruction).
+    void sync_all();
+    // Forgets files no region views any more.
+    void prune();
+
+private:
+    using Key = std::pair<dev_t, ino_t>;
+    struct File {
+        boost::intrusive_ptr<memory::FileCache> cache;
+        boost::intrusive_ptr<memory::SharedInodeVMObject> shared; // created with the first shared region
+    };
+    // Writes the dirty pages of file pages [first, end) of `object`.
+    Result<void> write_back(memory::SharedInodeVMObject& object, size_t first, size_t end);
+    // Write-protects file pages [first, first+count) in every shared
+    // region of `object` that maps them.
+    void protect_everywhere(const memory::SharedInodeVMObject& object, size_t first, size_t count);
+    Result<void> write_run(memory::FileCache& cache, size_t first, size_t count, uint64_t file_size);
+
+    Mapper& mapper_;
+    RegionOperations& ops_;
+    memory::RegionTree& tree_;
+    uffd::Userfaultfd& uffd_;
+    const os::FeatureSet& features_;
+    size_t page_;
+    bool allow_write_execute_;
+    std::map<Key, File> files_;
+    std::unique_ptr<io::Ring> ring_; // write-back I/O (API threads), created on first use
+};
+
+} // namespace faultline
