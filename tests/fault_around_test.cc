@@ -119,11 +119,19 @@ TEST(FaultAround, AdaptiveWakeOrderFillsIsolatedWindowsAfterTheWakeAndStreamsBef
         EXPECT_EQ(p[i * kPage + 5], 0);
     EXPECT_EQ(rt->region_stats(const_cast<char*>(p))->zero_faults, 1u) << "reading the window took no fault";
     // A fault right above it is a stream: its 64-page window is in when the
-    // touch returns.
+    // touch returns, and the window after it is read ahead once it is woken.
     p[128 * kPage] = 1;
     st = rt->region_stats(const_cast<char*>(p));
-    EXPECT_EQ(st->pages_installed, 32u + 64u);
+    EXPECT_GE(st->pages_installed, 32u + 64u);
+    for (int i = 0; i < 500 && st->pages_installed < 32 + 64 + 192; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        st = rt->region_stats(const_cast<char*>(p));
+    }
+    EXPECT_EQ(st->pages_installed, 32u + 64u + 192u) << "the stream's next window (twice the 96 pages below 192)";
     EXPECT_EQ(st->zero_faults, 2u);
+    for (size_t i = 192; i < 384; ++i)
+        EXPECT_EQ(p[i * kPage + 7], 0);
+    EXPECT_EQ(rt->region_stats(const_cast<char*>(p))->zero_faults, 2u) << "the read-ahead window took no fault";
 }
 
 TEST(FaultAround, WindowsCrossingVmaBoundariesInsideARegionAreServed)

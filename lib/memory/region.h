@@ -41,7 +41,7 @@ public:
         RegionFlags flags = RegionFlags::None;
         size_t guard_below = 0;     // bytes of PROT_NONE guard owned below base (stacks)
         bool committed = false;     // the region's size counts against the commit limit
-        FaultAround readahead {};   // file regions: readahead limits (0 = the runtime's fault-around)
+        FaultAround readahead { 0, 0 }; // file regions: readahead limits (0 = the runtime's fault-around)
     };
     static Result<std::unique_ptr<Region>> try_create(Params params);
     // A new region for [base, base+size) of this one: same object, shifted

@@ -49,7 +49,7 @@ public:
     // options.size to the ledger; the region gives it back when unmapped.
     // `readahead`: file regions' readahead limits.
     Result<void*> map(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object, bool committed,
-        size_t object_offset = 0, memory::FaultAround readahead = {});
+        size_t object_offset = 0, memory::FaultAround readahead = { 0, 0 });
     Result<void> unmap(uintptr_t address, size_t size);
     // Called for every region unmap retires, once its faults have ended and
     // before its range is given back (file regions write back there).

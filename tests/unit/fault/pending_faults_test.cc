@@ -163,12 +163,19 @@ TEST(PendingFaults, ParkTakeReparkRelease)
     EXPECT_EQ(out.tid, what.tid);
     EXPECT_EQ(t.parked(), 0u);
     Parked untouched = parked_for(page(1), 1);
-    EXPECT_FALSE(t.take(a, &untouched)); // exactly once
+    // Exactly once: a second completion while the fault is being resumed is
+    // not handed out; it is kept for the repark that follows if the object
+    // answers Pending again (it overtook that answer).
+    EXPECT_FALSE(t.take(a, &untouched, 77));
     EXPECT_EQ(untouched.tid, 1);
-    t.park(a, what); // resuming, not claimed: ignored
+    EXPECT_FALSE(t.park(a, what)); // resuming, not claimed: ignored
     EXPECT_EQ(t.parked(), 0u);
+    auto early = t.repark(a);
+    ASSERT_TRUE(early);
+    EXPECT_EQ(*early, 77);
+    EXPECT_EQ(t.parked(), 0u) << "resumed at once instead of parked";
 
-    t.repark(a); // Pending again on resume
+    EXPECT_FALSE(t.repark(a)); // Pending again on resume, nothing overtook it
     EXPECT_EQ(t.parked(), 1u);
     t.repark(a);
     EXPECT_EQ(t.parked(), 1u);
@@ -179,6 +186,26 @@ TEST(PendingFaults, ParkTakeReparkRelease)
     EXPECT_EQ(t.in_use(), 0u);
     EXPECT_FALSE(t.take(a, &out));
     claimed(t, page(3));
+}
+
+TEST(PendingFaults, ACompletionThatOvertakesItsPendingAnswerIsKept)
+{
+    // The work behind a Pending answer finished on another thread before the
+    // answer reached the table: park() hands the result back instead of
+    // parking, so the fault is resumed at once and never waits forever.
+    PendingFaultTable t(4);
+    PendingToken a = claimed(t, page(8));
+    Parked out;
+    EXPECT_FALSE(t.take(a, &out, -5));
+    auto early = t.park(a, parked_for(page(8), 3));
+    ASSERT_TRUE(early);
+    EXPECT_EQ(*early, -5);
+    EXPECT_EQ(t.parked(), 0u);
+    // A stale token records nothing.
+    PendingToken b = claimed(t, page(9));
+    EXPECT_FALSE(t.take(PendingToken { b.slot, b.generation + 1 }, &out, 1));
+    EXPECT_FALSE(t.park(b, parked_for(page(9), 4)));
+    EXPECT_EQ(t.parked(), 1u);
 }
 
 TEST(PendingFaults, WaitReturnsAtOnceWhenNothingIsParked)
