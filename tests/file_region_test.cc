@@ -57,7 +57,9 @@ TEST_P(FileRegion, BytesThroughSharedAndPrivateRegionsAtSeveralOffsets)
             expect_file_bytes(p, f, offset, round_up(len));
             auto st = rt->region_stats(*r);
             ASSERT_TRUE(st);
-            EXPECT_GT(st->inode_faults, 0u);
+            // (Without minor faults a page already cached is mapped by the
+            // kernel without a fault, so only the file's count is certain.)
+            EXPECT_GE(st->file_bytes_read, f.size() - offset);
             EXPECT_STREQ(st->object_kind, sharing == Sharing::Shared ? "file-shared" : "file-private");
             ASSERT_TRUE(rt->unmap(*r, round_up(len)));
         }

@@ -124,10 +124,15 @@ TEST(WriteProtect, UnexpectedProtectionOnAnonymousMemoryIsLifted)
     const uint64_t before = core->stats().write_protect_faults;
     q[0] = 7;
     EXPECT_EQ(q[0], 7);
-    EXPECT_EQ(core->stats().write_protect_faults - before, 1u);
+    // One write-protect fault — or two, if the thread was woken for another
+    // reason (a sanitizer's signal) and wrote again before the protection
+    // was lifted: never a loop.
+    const uint64_t wp = core->stats().write_protect_faults - before;
+    EXPECT_GE(wp, 1u);
+    EXPECT_LE(wp, 2u);
     auto rs = core->region_stats(uintptr_t(*plain));
     ASSERT_TRUE(rs);
-    EXPECT_EQ(rs->write_protect_faults, 1u);
+    EXPECT_EQ(rs->write_protect_faults, wp);
     // The hand-registered range is reset when unmapped like any other.
     EXPECT_TRUE(core->unmap(uintptr_t(*plain), 4 * kPage));
 }

@@ -119,6 +119,19 @@ void FaultHandler::abandon() noexcept
     for (auto& t : threads_)
         new (&t) std::thread();
     threads_.clear();
+    if (io_worker_) {
+        // Its condition variables still count the parent's worker thread as
+        // a waiter: destroying them would wait for it forever. Keep the
+        // object (reachable, for leak checkers) and never destroy it here.
+        io_worker_->abandon();
+        static io::IoWorker* abandoned_workers[8];
+        static std::atomic<unsigned> abandoned_count { 0 };
+        unsigned i = abandoned_count.fetch_add(1);
+        if (i < 8)
+            abandoned_workers[i] = io_worker_.release();
+        else
+            (void)io_worker_.release();
+    }
 }
 
 void FaultHandler::run() noexcept

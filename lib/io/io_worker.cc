@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <new>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -84,6 +85,14 @@ bool IoWorker::read(int fd, void* buf, size_t len, uint64_t offset, Operation* o
 bool IoWorker::write(int fd, const void* buf, size_t len, uint64_t offset, Operation* op) noexcept
 {
     return push({ true, fd, const_cast<void*>(buf), len, offset, op });
+}
+
+void IoWorker::abandon() noexcept
+{
+    // A std::thread is only a handle: overwrite it with an empty one so the
+    // destructor neither joins nor terminates.
+    new (&thread_) std::thread();
+    stopping_ = true;
 }
 
 void IoWorker::drain() noexcept

@@ -33,6 +33,10 @@ public:
     bool write(int fd, const void* buf, size_t len, uint64_t offset, Operation* op) noexcept;
     // Blocks until every request queued so far has completed.
     void drain() noexcept;
+    // In a fork child: the worker thread is the parent's; forget it without
+    // joining (runtime/fork_guard.h). The object must then not be destroyed
+    // either: its condition variables still count the parent's thread.
+    void abandon() noexcept;
 
 private:
     struct Request {

@@ -58,6 +58,9 @@ public:
     void sync_all();
     // Forgets files no region views any more.
     void prune();
+    // In a fork child: the write-back ring's queues are shared with the
+    // parent (io_uring maps them); never drain or close it here.
+    void abandon() noexcept { (void)ring_.release(); }
 
 private:
     using Key = std::pair<dev_t, ino_t>;

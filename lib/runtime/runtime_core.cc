@@ -124,6 +124,7 @@ RuntimeCore::~RuntimeCore()
         // members below close this process's descriptors and unmap this
         // process's copy of the arena, which the parent never sees.
         handler_->abandon();
+        files_.abandon();
         return;
     }
     // Dirty file pages are written back while the handler threads still
