@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,4 +123,51 @@ TEST(CApi, BadConfig)
     faultline_runtime_t rt;
     EXPECT_EQ(faultline_create(&c, &rt), -EINVAL);
     EXPECT_EQ(faultline_create(nullptr, nullptr), -EINVAL);
+}
+
+TEST(CApi, MapFileSyncAndErrno)
+{
+    CREATE_OR_SKIP(rt);
+    char path[] = "/tmp/faultline-capi-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    std::vector<char> data(3 * kPage + 10);
+    for (size_t i = 0; i < data.size(); ++i)
+        data[i] = char(i * 13 + 1);
+    ASSERT_EQ(pwrite(fd, data.data(), data.size(), 0), ssize_t(data.size()));
+    void* p = nullptr;
+    ASSERT_EQ(faultline_map_file(rt, fd, 0, data.size(), FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE,
+                  FAULTLINE_FILE_SHARED, "file", &p),
+        0)
+        << faultline_last_error();
+    auto* c = static_cast<char*>(p);
+    EXPECT_EQ(memcmp(c, data.data(), data.size()), 0);
+    c[kPage] = 'W';
+    faultline_region_stats st {};
+    ASSERT_EQ(faultline_get_region_stats(rt, p, &st), 0);
+    EXPECT_GE(st.file_bytes_read, data.size());
+    EXPECT_GE(st.inode_faults, 1u);
+    EXPECT_EQ(faultline_sync(rt, p, 4 * kPage, FAULTLINE_SYNC), 0) << faultline_last_error();
+    char back = 0;
+    ASSERT_EQ(pread(fd, &back, 1, off_t(kPage)), 1);
+    EXPECT_EQ(back, 'W');
+    // A private view does not write the file.
+    void* q = nullptr;
+    ASSERT_EQ(faultline_map_file(rt, fd, 0, data.size(), FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE,
+                  FAULTLINE_FILE_PRIVATE, nullptr, &q),
+        0);
+    static_cast<char*>(q)[0] = 'P';
+    EXPECT_EQ(c[0], data[0]);
+    // Errno values, and the message each sets.
+    void* none = nullptr;
+    EXPECT_EQ(faultline_map_file(rt, -1, 0, kPage, FAULTLINE_ACCESS_READ, 0, nullptr, &none), -EBADF);
+    EXPECT_EQ(faultline_map_file(rt, fd, 1, kPage, FAULTLINE_ACCESS_READ, 0, nullptr, &none), -EINVAL);
+    EXPECT_EQ(faultline_map_file(rt, fd, 0, kPage, FAULTLINE_ACCESS_READ, 0x80, nullptr, &none), -EINVAL);
+    EXPECT_NE(strstr(faultline_last_error(), "flags"), nullptr);
+    EXPECT_EQ(faultline_map_file(rt, fd, 0, kPage, 0x100, 0, nullptr, &none), -EINVAL);
+    EXPECT_EQ(faultline_map_file(rt, fd, 0, kPage, FAULTLINE_ACCESS_READ, 0, nullptr, nullptr), -EINVAL);
+    EXPECT_EQ(faultline_sync(rt, q, kPage, 64), -EINVAL);
+    EXPECT_EQ(faultline_destroy(rt), 0);
+    close(fd);
+    unlink(path);
 }

@@ -33,6 +33,20 @@ enum {
     FAULTLINE_REGION_NORESERVE = 1u << 4,
 };
 
+/* faultline_map_file flags. */
+enum {
+    FAULTLINE_FILE_SHARED = 0,       /* writes reach the file (the default) */
+    FAULTLINE_FILE_PRIVATE = 1u << 0,/* a private copy-on-write view */
+    FAULTLINE_FILE_DIRECT_IO = 1u << 1, /* read with O_DIRECT */
+};
+
+/* faultline_sync flags (msync(2)'s). */
+enum {
+    FAULTLINE_SYNC = 1,
+    FAULTLINE_ASYNC = 2,
+    FAULTLINE_INVALIDATE = 4,
+};
+
 typedef struct faultline_config {
     size_t arena_size;          /* 0 = default (64 GiB) */
     size_t commit_limit;        /* 0 = MemTotal + SwapTotal */
@@ -53,6 +67,10 @@ typedef struct faultline_region_stats {
     uint64_t zero_faults;
     uint64_t pages_installed;
     uint64_t write_protect_faults;
+    uint64_t inode_faults;       /* file regions: faults resolved from the file */
+    uint64_t file_bytes_read;    /* file regions: the file's, shared by all its regions */
+    uint64_t file_bytes_written;
+    size_t dirty_pages;          /* file regions: this region's pages written and not yet synced */
 } faultline_region_stats;
 
 /* config may be NULL for defaults. On success *out holds the handle. */
@@ -64,6 +82,13 @@ FAULTLINE_API int faultline_destroy(faultline_runtime_t rt);
  * `address` when it is not NULL. */
 FAULTLINE_API int faultline_map(faultline_runtime_t rt, void* address, size_t size, unsigned access,
                   unsigned flags, const char* name, void** out);
+/* Maps `length` bytes of the file `fd` from `offset` (docs/api.md, map_file);
+ * `flags` is FAULTLINE_FILE_*. The runtime keeps its own descriptor. */
+FAULTLINE_API int faultline_map_file(faultline_runtime_t rt, int fd, int64_t offset, size_t length, unsigned access,
+                  unsigned flags, const char* name, void** out);
+/* Writes the dirty pages of the shared file regions over the range back
+ * (docs/api.md, sync); `flags` is FAULTLINE_SYNC, _ASYNC and/or _INVALIDATE. */
+FAULTLINE_API int faultline_sync(faultline_runtime_t rt, void* address, size_t size, unsigned flags);
 FAULTLINE_API int faultline_unmap(faultline_runtime_t rt, void* address, size_t size);
 FAULTLINE_API int faultline_protect(faultline_runtime_t rt, void* address, size_t size, unsigned access);
 FAULTLINE_API int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);

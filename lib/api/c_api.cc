@@ -132,6 +132,40 @@ int faultline_map(faultline_runtime_t handle, void* address, size_t size, unsign
     });
 }
 
+int faultline_map_file(faultline_runtime_t handle, int fd, int64_t offset, size_t length, unsigned access, unsigned flags,
+    const char* name, void** out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    if (access & ~kAccessBits)
+        return remember(EINVAL, "unknown access bits");
+    if (flags & ~unsigned(FAULTLINE_FILE_PRIVATE | FAULTLINE_FILE_DIRECT_IO))
+        return remember(EINVAL, "unknown file flags");
+    return with_runtime(handle, [&](Runtime& rt) {
+        FileMapOptions o;
+        o.length = length;
+        o.offset = offset;
+        o.access = Access(access);
+        o.sharing = (flags & FAULTLINE_FILE_PRIVATE) ? Sharing::Private : Sharing::Shared;
+        o.direct_io = (flags & FAULTLINE_FILE_DIRECT_IO) != 0;
+        if (name)
+            o.name = name;
+        auto r = rt.map_file(fd, o);
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_sync(faultline_runtime_t handle, void* address, size_t size, unsigned flags)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.sync(address, size, SyncFlags(flags));
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
 int faultline_unmap(faultline_runtime_t handle, void* address, size_t size)
 {
     return with_runtime(handle, [&](Runtime& rt) {
@@ -183,6 +217,10 @@ int faultline_get_region_stats(faultline_runtime_t handle, const void* address, 
         out->cow_pages = r->cow_pages;
         out->zero_faults = r->zero_faults;
         out->write_protect_faults = r->write_protect_faults;
+        out->inode_faults = r->inode_faults;
+        out->file_bytes_read = r->file_bytes_read;
+        out->file_bytes_written = r->file_bytes_written;
+        out->dirty_pages = r->dirty_pages;
         out->pages_installed = r->pages_installed;
         return 0;
     });

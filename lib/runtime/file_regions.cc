@@ -139,6 +139,8 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
         if (shared) {
             if (!file.shared)
                 file.shared = TRY(SharedInodeVMObject::try_create(file.cache));
+            if (has(o.access, Access::Write))
+                file.shared->note_writable();
             object = file.shared;
         } else {
             object = TRY(memory::PrivateInodeVMObject::try_create(file.cache));
@@ -198,6 +200,10 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     if (!cache.writable())
         return {};
     const bool tracked = object.tracks_writes();
+    // Untracked, every cached page might differ from the file — but only if
+    // some region could ever write one.
+    if (!tracked && !object.ever_writable())
+        return {};
     const uint64_t size = cache.file_size();
     // Never past the end of the file: write-back never extends it.
     end = std::min(end, size_t((size + page_ - 1) / page_));

@@ -40,6 +40,18 @@ void write_region(JsonWriter& w, const JsonReportInput::Region& region)
     w.field("cow_pages", uint64_t(s.cow_pages));
     w.field("zero_faults", s.zero_faults);
     w.field("write_protect_faults", s.write_protect_faults);
+    w.field("inode_faults", s.inode_faults);
+    if (region.snapshot.file) {
+        w.key("file");
+        w.begin_object();
+        w.field("bytes_read", s.file_bytes_read);
+        w.field("bytes_written", s.file_bytes_written);
+        w.field("read_errors", s.file_read_errors);
+        w.field("readahead_pages", s.readahead_pages);
+        w.field("readahead_used", s.readahead_used);
+        w.field("dirty_pages", uint64_t(s.dirty_pages));
+        w.end_object();
+    }
     w.field("pages_installed", s.pages_installed);
     w.field("pages_per_char", uint64_t(region.pages_per_char));
     w.field("page_map", region.page_map);

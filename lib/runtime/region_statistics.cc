@@ -63,7 +63,8 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
         const auto& cache = shared_file->cache();
         cache.states().for_each_marked_span(r.object_offset / page_, pages, [&](size_t at, size_t n) {
             for (size_t i = at; i < at + n; ++i)
-                if (cache.dirty(i) || (!shared_file->tracks_writes() && cache.states().get(i) == memory::PageState::Present))
+                if (cache.dirty(i)
+                    || (!shared_file->tracks_writes() && shared_file->ever_writable() && cache.states().get(i) == memory::PageState::Present))
                     ++s.dirty_pages;
         });
         s.amount_dirty = s.dirty_pages * page_;

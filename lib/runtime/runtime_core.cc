@@ -233,8 +233,12 @@ Result<void> RuntimeCore::protect(uintptr_t address, size_t size, Access access)
         return failf(-rc, "mprotect failed: %s%s", strerror(-rc),
             rc == -ENOMEM ? " (splitting the mapping would pass vm.max_map_count; see docs/api.md)" : "");
     }
-    for (Region* r : regions)
+    for (Region* r : regions) {
         r->set_access(access);
+        if (has(access, Access::Write))
+            if (auto* file = dynamic_cast<memory::SharedInodeVMObject*>(&r->object()))
+                file->note_writable();
+    }
     return {};
 }
 

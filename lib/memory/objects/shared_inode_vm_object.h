@@ -26,10 +26,15 @@ public:
     // Whether dirty bits are exact (write-protect faults) or every cached
     // page must be treated as dirty.
     bool tracks_writes() const noexcept { return cache_->options().zero_copy && cache_->options().track_writes; }
+    // Some region of it has been writable: without tracking, only then can
+    // a cached page differ from the file (and be written back).
+    void note_writable() noexcept { ever_writable_.store(true, std::memory_order_relaxed); }
+    bool ever_writable() const noexcept { return ever_writable_.load(std::memory_order_relaxed); }
 
 private:
     using InodeVMObject::InodeVMObject;
     bool protect_installed() const noexcept override { return tracks_writes(); }
+    std::atomic<bool> ever_writable_ { false };
 };
 
 } // namespace faultline::memory

@@ -1,0 +1,167 @@
+// Writing file regions back (issue: file regions, parts 3 and 4): dirty
+// tracking with write-protect faults, sync writing exactly the dirty pages
+// and never past the end, a write racing a sync never lost, write errors
+// keeping pages dirty, write-back on unmap and on destruction, and the
+// fallback without write-protect on memfd ranges.
+#include "os/fault_injection.h"
+#include "support/temp_file.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <fcntl.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace faultline::testing {
+namespace {
+
+// Each test runs with write tracking (the default) and without it
+// (FAULTLINE_DISABLE=wp_shmem: every cached page counts as dirty), and in
+// copy mode (no minor faults).
+class FileSync : public ::testing::TestWithParam<const char*> {
+protected:
+    bool tracked(Runtime& rt) const { return rt.has_feature("wp_shmem") && rt.has_feature("minor"); }
+};
+
+TEST_P(FileSync, SyncWritesExactlyTheDirtyPagesAndKeepsTheSize)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(64 * kPage + 300, 31);
+    int rw = f.open_again(O_RDWR);
+    auto r = rt->map_file(rw, { .length = 80 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<volatile char*>(*r);
+    for (size_t i = 0; i < 65; ++i)
+        (void)p[i * kPage]; // read everything: nothing dirty yet
+    auto before = rt->region_stats(*r);
+    EXPECT_EQ(before->dirty_pages, tracked(*rt) ? 0u : 65u);
+    p[2 * kPage + 1] = 'a';
+    p[40 * kPage + 2] = 'b';
+    p[64 * kPage + 299] = 'c'; // the last byte of the file
+    p[64 * kPage + 300] = 'd'; // past the end, in the last page: never written back
+    auto st = rt->region_stats(*r);
+    if (tracked(*rt))
+        EXPECT_EQ(st->dirty_pages, 3u);
+    ASSERT_TRUE(rt->sync(*r, 80 * kPage, SyncFlags::Sync));
+    st = rt->region_stats(*r);
+    const uint64_t written = st->file_bytes_written - before->file_bytes_written;
+    if (tracked(*rt))
+        EXPECT_EQ(written, 2 * kPage + 300) << "exactly the three dirty pages, the last one up to the end";
+    else
+        EXPECT_EQ(written, 64 * kPage + 300) << "every cached page, never past the end";
+    EXPECT_EQ(st->dirty_pages, tracked(*rt) ? 0u : 65u);
+    EXPECT_EQ(f.size_on_disk(), off_t(64 * kPage + 300)) << "sync never extends the file";
+    auto disk = f.read_back();
+    auto want = f.contents();
+    want[2 * kPage + 1] = 'a';
+    want[40 * kPage + 2] = 'b';
+    want[64 * kPage + 299] = 'c';
+    EXPECT_EQ(disk, want);
+    // Nothing dirty: a second sync writes nothing (when writes are tracked).
+    ASSERT_TRUE(rt->sync(*r, 80 * kPage, SyncFlags::Async));
+    if (tracked(*rt))
+        EXPECT_EQ(rt->region_stats(*r)->file_bytes_written, st->file_bytes_written);
+}
+
+TEST_P(FileSync, AWriteRacingASyncIsNeverLost)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(256 * kPage, 37);
+    int rw = f.open_again(O_RDWR);
+    auto r = rt->map_file(rw, { .length = 256 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(r);
+    auto* p = static_cast<volatile uint64_t*>(*r);
+    const size_t per_page = kPage / sizeof(uint64_t);
+    std::atomic<bool> stop { false };
+    std::atomic<uint64_t> last { 0 };
+    std::thread writer([&] {
+        // Every page gets an increasing counter; `last` is published after
+        // the writes of a round are done.
+        for (uint64_t round = 1; !stop.load(); ++round) {
+            for (size_t page = 0; page < 256; ++page)
+                p[page * per_page] = round;
+            last.store(round);
+        }
+    });
+    for (int i = 0; i < 20; ++i)
+        ASSERT_TRUE(rt->sync(*r, 256 * kPage, SyncFlags::Async));
+    stop.store(true);
+    writer.join();
+    const uint64_t final_round = last.load();
+    ASSERT_TRUE(rt->sync(*r, 256 * kPage, SyncFlags::Sync));
+    auto disk = f.read_back();
+    for (size_t page = 0; page < 256; ++page) {
+        uint64_t v;
+        memcpy(&v, disk.data() + page * kPage, sizeof v);
+        ASSERT_GE(v, final_round) << "page " << page << ": a write that landed before the last sync was lost";
+    }
+}
+
+TEST_P(FileSync, AWriteErrorKeepsThePagesDirty)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(16 * kPage, 41);
+    int rw = f.open_again(O_RDWR);
+    auto r = rt->map_file(rw, { .length = 16 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(r);
+    auto* p = static_cast<volatile char*>(*r);
+    p[3 * kPage] = 'x';
+    for (int error : { EIO, ENOSPC }) {
+        os::FaultInjection::arm(os::InjectOp::FileWrite, error, 1000);
+        auto s = rt->sync(*r, 16 * kPage, SyncFlags::Sync);
+        os::FaultInjection::disarm_all();
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.error().code(), error);
+        EXPECT_NE(f.read_back()[3 * kPage], 'x');
+        if (tracked(*rt))
+            EXPECT_EQ(rt->region_stats(*r)->dirty_pages, 1u) << "nothing is dropped: the page stays dirty";
+    }
+    ASSERT_TRUE(rt->sync(*r, 16 * kPage, SyncFlags::Sync));
+    EXPECT_EQ(f.read_back()[3 * kPage], 'x');
+}
+
+TEST_P(FileSync, UnmapAndDestructionWriteBack)
+{
+    TempFile f(32 * kPage, 43);
+    {
+        FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+        auto a = rt->map_file(f.path().c_str(), { .length = 16 * kPage, .access = Access::ReadWrite });
+        auto b = rt->map_file(f.path().c_str(), { .length = 16 * kPage, .offset = int64_t(16 * kPage), .access = Access::ReadWrite });
+        ASSERT_TRUE(a && b) << (a ? b.error().message() : a.error().message());
+        static_cast<volatile char*>(*a)[kPage] = 'U';
+        static_cast<volatile char*>(*b)[kPage] = 'D';
+        ASSERT_TRUE(rt->unmap(*a, 16 * kPage));
+        EXPECT_EQ(f.read_back()[kPage], 'U') << "unmap writes a shared region back";
+        // b is still mapped when the runtime goes.
+    }
+    EXPECT_EQ(f.read_back()[17 * kPage], 'D') << "destruction writes every shared region back";
+    EXPECT_EQ(f.size_on_disk(), off_t(32 * kPage));
+}
+
+TEST_P(FileSync, InvalidateRereadsTheFile)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(8 * kPage, 47);
+    auto r = rt->map_file(f.fd(), { .length = 8 * kPage });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<volatile char*>(*r);
+    ASSERT_EQ(p[kPage], f.contents()[kPage]);
+    // Someone else changes the file; the cached page does not know.
+    const char changed = char(~f.contents()[kPage]);
+    ASSERT_EQ(pwrite(f.fd(), &changed, 1, off_t(kPage)), 1);
+    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Invalidate));
+    EXPECT_EQ(p[kPage], changed) << "after Invalidate the next touch reads the file again";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FileSync, ::testing::Values("", "wp_shmem", "minor"),
+    [](const auto& info) { return std::string(*info.param ? info.param : "tracked"); });
+
+} // namespace
+} // namespace faultline::testing
