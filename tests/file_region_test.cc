@@ -204,6 +204,46 @@ TEST_P(FileRegion, SixteenThreadsOnTheSameAndOnRandomPages)
     EXPECT_LE(st->file_bytes_read, 1024 * kPage) << "a page was read twice";
 }
 
+TEST_P(FileRegion, SequentialReadsGrowTheirReadaheadRandomOnesReadWhatTheyFault)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(4096 * kPage, 31);
+    auto seq = rt->map_file(f.fd(), { .length = 4096 * kPage });
+    ASSERT_TRUE(seq);
+    const char* p = static_cast<const char*>(*seq);
+    for (size_t i = 0; i < 4096; ++i)
+        ASSERT_EQ(static_cast<const volatile char*>(p)[i * kPage + 11], f.contents()[i * kPage + 11]) << "page " << i;
+    auto st = rt->region_stats(*seq);
+    ASSERT_TRUE(st);
+    // Windows grow to 256 pages and the next one is read while the reader
+    // works through the current one: a few dozen faults for 4,096 pages
+    // (one per page without readahead), most pages read ahead and used.
+    EXPECT_LT(st->inode_faults, 200u);
+    EXPECT_GT(st->readahead_pages, 3000u);
+    // Use is seen where the runtime maps pages itself (minor faults); in
+    // copy mode the kernel maps cached pages without telling anyone.
+    if (rt->has_feature("minor"))
+        EXPECT_GT(st->readahead_used, 3000u);
+    EXPECT_EQ(st->file_bytes_read, 4096 * kPage) << "every page read exactly once";
+    ASSERT_TRUE(rt->unmap(*seq, 4096 * kPage));
+
+    // Random pages of another file: each fault reads its own page, nothing
+    // more (readahead_min_pages is 1 by default).
+    TempFile g(4096 * kPage, 37);
+    auto rnd = rt->map_file(g.fd(), { .length = 4096 * kPage });
+    ASSERT_TRUE(rnd);
+    std::mt19937 rng { 5 };
+    size_t touched = 0;
+    for (int i = 0; i < 100; ++i) {
+        size_t page = (rng() % 512) * 8; // never two neighbours: no stream
+        touched += static_cast<const volatile char*>(*rnd)[page * kPage] == g.contents()[page * kPage];
+    }
+    EXPECT_EQ(touched, 100u);
+    st = rt->region_stats(*rnd);
+    EXPECT_LE(st->file_bytes_read, 100 * kPage);
+    EXPECT_EQ(st->readahead_pages, 0u);
+}
+
 TEST_P(FileRegion, UnmapWhileReadsAreInFlight)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });

@@ -54,8 +54,6 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
     // Everything below lives on this thread's stack: nothing is allocated
     // per fault.
     BatchEnd end(page_size_);
-    Served deferred[kBatch];
-    size_t deferred_count = 0;
 
     for (size_t i = 0; i < count && i < kBatch; ++i) {
         const uffd_msg& msg = messages[i];
@@ -102,36 +100,10 @@ void Dispatcher::serve(const uffd_msg* messages, size_t count, FaultPort& port) 
         memory::FaultContext ctx = context_for(*region, page, kind, write, claim.token, port);
         Outcome outcome = region->handle_fault(ctx, port);
         log::trace("fault at {:#x} {} kind {} tid {} -> {}", page, write ? "write" : "read", int(kind), tid, int(outcome.resolution));
-        if (settle(outcome, *region, ctx, tid, claim.token, false, end, port))
-            if (outcome.resolution == Resolution::Installed)
-                deferred[deferred_count++] = { region, page, write };
+        (void)settle(outcome, *region, ctx, tid, claim.token, false, end, port);
     }
 
     finish(end, port);
-
-    // Windows the objects left for after the wake (WakeOrder): filled while
-    // the woken threads already run. A window page a thread touches before
-    // it is installed costs it another fault (answered with EEXIST and a
-    // wake), which is why streams wait for theirs (docs/performance.md).
-    // The pages they claimed are woken once settled: a fault that found one
-    // of them Filling meanwhile was left to this wake.
-    if (deferred_count == 0)
-        return;
-    for (size_t i = 0; i < deferred_count; ++i) {
-        Region& region = *deferred[i].region;
-        memory::FaultContext ctx = context_for(region, deferred[i].page, uffd::FaultKind::Missing, deferred[i].write, {}, port);
-        // A stream is read ahead kReadaheadDepth windows: the toucher
-        // catches up with one while the next is being filled.
-        for (unsigned depth = 0; depth < kReadaheadDepth; ++depth) {
-            Outcome around = region.fault_around(ctx, port);
-            if (around.wake_hi <= around.wake_lo)
-                break;
-            WakeSet around_wakes(page_size_);
-            around_wakes.add(around.wake_lo, around.wake_hi - around.wake_lo, port);
-            ServiceCounters::bump(counters_.wakes, around_wakes.flush(port));
-        }
-        tree_.release_after_fault(region);
-    }
 }
 
 void Dispatcher::finish(BatchEnd& end, FaultPort& port) noexcept
@@ -142,6 +114,30 @@ void Dispatcher::finish(BatchEnd& end, FaultPort& port) noexcept
         pending_.release(end.releases[i]);
     end.release_count = 0;
     ServiceCounters::bump(counters_.wakes, end.wakes.flush(port));
+
+    // Work the objects left for after the wake (WakeOrder, readahead): done
+    // while the woken threads already run. A window page a thread touches
+    // before it is installed costs it another fault (answered with EEXIST
+    // and a wake), which is why streams wait for their own window and only
+    // the next one is filled here (docs/performance.md). The pages claimed
+    // are woken once settled: a fault that found one of them Filling
+    // meanwhile was left to this wake.
+    for (size_t i = 0; i < end.deferred_count; ++i) {
+        Region& region = *end.deferred[i].region;
+        memory::FaultContext ctx = context_for(region, end.deferred[i].page, uffd::FaultKind::Missing, end.deferred[i].write, {}, port);
+        for (unsigned depth = 0; depth < kReadaheadDepth; ++depth) {
+            Outcome around = region.fault_around(ctx, port);
+            if (around.wake_hi <= around.wake_lo)
+                break;
+            WakeSet around_wakes(page_size_);
+            around_wakes.add(around.wake_lo, around.wake_hi - around.wake_lo, port);
+            ServiceCounters::bump(counters_.wakes, around_wakes.flush(port));
+        }
+        tree_.release_after_fault(region);
+    }
+    end.deferred_count = 0;
+    // Reads the deferred work queued (file readahead).
+    port.submit_io();
 }
 
 bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::FaultContext& ctx, int tid,
@@ -184,8 +180,10 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         // the wake.
         end.release_later(token);
         wakes.add(page, page_size_, port);
-        if (outcome.around_later && !resumed)
-            return true; // fault-around after the wake, then unpin
+        if (outcome.around_later && end.deferred_count < kBatch) {
+            end.deferred[end.deferred_count++] = { &region, page, ctx.write };
+            return true; // after the wake (finish()), then unpin
+        }
         break;
     }
     case Resolution::Sigbus:

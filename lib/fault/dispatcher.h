@@ -73,6 +73,10 @@ private:
         WakeSet wakes;
         memory::PendingToken releases[kBatch];
         size_t release_count = 0;
+        // Faults whose object left work for after the wake (around_later),
+        // their regions still pinned.
+        Served deferred[kBatch];
+        size_t deferred_count = 0;
         void release_later(memory::PendingToken token) noexcept
         {
             if (token.valid())
@@ -87,7 +91,9 @@ private:
     // fault-around); false when the pin was dropped here.
     bool settle(const memory::Outcome& outcome, memory::Region& region, const memory::FaultContext& ctx, int tid,
         memory::PendingToken token, bool resumed, BatchEnd& end, FaultPort& port) noexcept;
-    // Releases the batch's claims, then wakes its runs.
+    // Releases the batch's claims, then wakes its runs; then the work left
+    // for after the wake (fault-around, readahead), whose windows are woken
+    // in turn.
     void finish(BatchEnd& end, FaultPort& port) noexcept;
     memory::FaultContext context_for(memory::Region& region, uintptr_t page, uffd::FaultKind kind, bool write,
         memory::PendingToken token, FaultPort& port) const noexcept;

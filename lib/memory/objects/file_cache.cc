@@ -168,6 +168,8 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
             reading->tokens[reading->waiters] = token;
             reading->pages[reading->waiters] = page;
             ++reading->waiters;
+            // A readahead had nobody to tell yet.
+            reading->port = port;
             return Fetch::Pending;
         }
         case PageState::Unpopulated:
@@ -228,6 +230,61 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
     counters_.reads.fetch_add(1, std::memory_order_relaxed);
     counters_.readahead_pages.fetch_add(last - first - 1, std::memory_order_relaxed);
     return Fetch::Pending;
+}
+
+size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
+{
+    if (!io || count == 0)
+        return 0;
+    Slot* slot = nullptr;
+    size_t last = first;
+    {
+        std::lock_guard guard(slots_lock_);
+        const uint64_t size = file_size_.load(std::memory_order_relaxed);
+        const size_t end_page = size_t((size + page_size_ - 1) / page_size_);
+        if (!options_.zero_copy && count > kCopyModeReadPages)
+            count = kCopyModeReadPages;
+        while (last < first + count && last < end_page && states_.get(last) == PageState::Unpopulated)
+            ++last;
+        if (last == first)
+            return 0;
+        for (Slot& s : slots_)
+            if (!s.busy) {
+                slot = &s;
+                break;
+            }
+        // Readahead is worth a slot only while slots are plentiful: leave
+        // half of them to faults that have a thread waiting.
+        size_t busy = 0;
+        for (Slot& s : slots_)
+            busy += s.busy;
+        if (!slot || busy >= kSlots / 2)
+            return 0;
+        for (size_t i = first; i < last; ++i)
+            (void)states_.claim(i);
+        slot->busy = true;
+        slot->first = first;
+        slot->count = last - first;
+        slot->fault_page = first;
+        slot->waiters = 0;
+        slot->port = nullptr;
+    }
+    for (size_t i = first; i < last; ++i)
+        ahead_[i].store(1, std::memory_order_relaxed);
+    char* target = options_.zero_copy ? alias_.load(std::memory_order_acquire) + first * page_size_ : slot->staging;
+    intrusive_ptr_add_ref(this);
+    in_flight_.fetch_add(1, std::memory_order_acq_rel);
+    if (!io->read(fd_, target, (last - first) * page_size_, uint64_t(first) * page_size_, &slot->op)) {
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        std::lock_guard guard(slots_lock_);
+        states_.settle(first, last - first, PageState::Unpopulated);
+        slot->busy = false;
+        intrusive_ptr_release(this);
+        return 0;
+    }
+    counters_.reads.fetch_add(1, std::memory_order_relaxed);
+    counters_.readahead_pages.fetch_add(last - first, std::memory_order_relaxed);
+    return last - first;
 }
 
 void FileCache::read_done(io::Operation* op, int32_t result) noexcept

@@ -106,6 +106,11 @@ public:
     Fetch fetch(size_t page, size_t window_first, size_t window_count, PendingToken token, CompletionPort* port,
         IoPort* io) noexcept;
 
+    // Readahead with nobody waiting: starts a read of the absent pages from
+    // `first` on (at most `count`, within the file), unless one is in
+    // flight there already. Returns the pages it will read.
+    size_t fetch_ahead(size_t first, size_t count, IoPort* io) noexcept;
+
     // Dirty tracking (shared regions).
     void mark_dirty(size_t page) noexcept;
     bool dirty(size_t page) const noexcept { return dirty_[page].load(std::memory_order_acquire) != 0; }

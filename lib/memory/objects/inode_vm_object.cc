@@ -58,11 +58,40 @@ Outcome InodeVMObject::resume_fault(const FaultContext& ctx, PageSink& sink, int
     if (!cache_->options().zero_copy) {
         // Copy mode: the page is in the memfd; the kernel maps it when the
         // thread retries (the region is registered for missing pages only).
-        return Outcome::installed(FillKind::Backing, 0);
+        Outcome outcome = Outcome::installed(FillKind::Backing, 0);
+        outcome.around_later = true;
+        return outcome;
     }
     if (cache_->states().get(ctx.object_page()) != PageState::Present)
         return { Resolution::Retry };
-    return map_cached(ctx, sink);
+    Outcome outcome = map_cached(ctx, sink);
+    // A fault that had to wait for the file may be a stream's: look ahead
+    // once its thread is woken.
+    outcome.around_later = outcome.resolution == Resolution::Installed;
+    return outcome;
+}
+
+Outcome InodeVMObject::fault_around(const FaultContext& ctx, PageSink&) noexcept
+{
+    // Only a stream reads ahead: the pages below the faulting one (within
+    // the readahead limits) were read already.
+    const size_t page = ctx.object_page();
+    const PageStates& states = cache_->states();
+    const size_t min = std::max<size_t>(1, ctx.around.min_pages);
+    const size_t max = std::max(min, size_t(ctx.around.max_pages));
+    if (max <= min || states.populated_run_below(page, ctx.first_object_page(), max) < min)
+        return Outcome::installed(FillKind::Zero, 0);
+    // The first page past the run of cached pages from this one is where the
+    // stream faults next; read the window it would get there.
+    size_t next = page;
+    while (next < ctx.end_object_page() && next - page < max && states.get(next) != PageState::Unpopulated)
+        ++next;
+    if (next >= ctx.end_object_page() || states.get(next) != PageState::Unpopulated)
+        return Outcome::installed(FillKind::Zero, 0);
+    const size_t run = states.populated_run_below(next, ctx.first_object_page(), max);
+    const size_t count = std::min(max, std::max(min, 2 * run));
+    (void)cache_->fetch_ahead(next, std::min(count, ctx.end_object_page() - next), ctx.io);
+    return Outcome::installed(FillKind::Zero, 0);
 }
 
 Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexcept

@@ -34,6 +34,9 @@ public:
     const PageStates& states() const noexcept override { return cache_->states(); }
     Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
     Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept override;
+    // After a stream's thread was woken: read the window it will fault into
+    // next (asynchronous readahead, as the kernel's page cache does).
+    Outcome fault_around(const FaultContext&, PageSink&) noexcept override;
     // The cache outlives any region: unmapping a file region drops nothing.
     void release_pages(size_t, size_t) noexcept override {}
 
