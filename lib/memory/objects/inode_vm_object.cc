@@ -23,12 +23,10 @@ Outcome InodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noe
     if (uint64_t(page) * ps >= size)
         return Outcome::sigbus();
     PageStates& states = cache_->states();
-    if (ctx.kind == uffd::FaultKind::Minor && states.get(page) == PageState::Unpopulated) {
-        // The memfd has the page though the cache never read it: it was
-        // created through a region the runtime does not serve (a fork
-        // child's copy of a shared region). It is the region's data.
-        states.populate(page, 1, PageState::Present);
-    }
+    // A minor fault on a page the cache never read: the memfd has a page
+    // the runtime did not put there (a fork child's copy of a shared region
+    // touched it, and the kernel filled it with zeros). It is read from the
+    // file like an absent page: never zeros where the file has data.
     // A missing fault on a page the cache holds is a fault raised before
     // the page arrived and read after: map it (or, in copy mode, let the
     // kernel map it). Only the cache itself removes pages from the memfd,
