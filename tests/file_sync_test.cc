@@ -160,7 +160,10 @@ TEST_P(FileSync, InvalidateRereadsTheFile)
     EXPECT_EQ(p[kPage], changed) << "after Invalidate the next touch reads the file again";
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, FileSync, ::testing::Values("", "wp_shmem", "minor"),
+// Asynchronous tracking (WP_ASYNC, the default where the kernel has it),
+// write-protect faults (wp_async hidden), nothing (wp_shmem hidden: every
+// cached page is written), copy mode (minor hidden).
+INSTANTIATE_TEST_SUITE_P(Modes, FileSync, ::testing::Values("", "wp_async", "wp_shmem", "minor"),
     [](const auto& info) { return std::string(*info.param ? info.param : "tracked"); });
 
 } // namespace

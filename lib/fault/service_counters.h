@@ -31,22 +31,24 @@ struct ServiceCounters {
 
     static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_add(n, std::memory_order_relaxed); }
 
+    // Adds these counters to `s` (a runtime with two userfaultfds has two
+    // fault services).
     void fill(RuntimeStats& s) const noexcept
     {
-        s.fault_events = fault_events.load();
-        s.faults_deduplicated = deduplicated.load();
-        s.write_protect_faults = write_protect_faults.load();
-        s.minor_faults = minor_faults.load();
-        s.faults_pending = pending.load();
-        s.completions = completions.load();
-        s.pending_table_full = table_full.load();
-        s.pages_installed = fills.pages_installed.load();
-        s.wakes = wakes.load();
-        s.eexist = fills.eexist.load();
-        s.eagain_retries = fills.eagain_retries.load();
-        s.stale_faults = stale.load();
-        s.sigbus_delivered = sigbus.load();
-        s.batches = batches.load();
+        s.fault_events += fault_events.load();
+        s.faults_deduplicated += deduplicated.load();
+        s.write_protect_faults += write_protect_faults.load();
+        s.minor_faults += minor_faults.load();
+        s.faults_pending += pending.load();
+        s.completions += completions.load();
+        s.pending_table_full += table_full.load();
+        s.pages_installed += fills.pages_installed.load();
+        s.wakes += wakes.load();
+        s.eexist += fills.eexist.load();
+        s.eagain_retries += fills.eagain_retries.load();
+        s.stale_faults += stale.load();
+        s.sigbus_delivered += sigbus.load();
+        s.batches += batches.load();
     }
 };
 

@@ -41,6 +41,10 @@ public:
     // arena memory, or -1; and how: MAP_SHARED or MAP_PRIVATE.
     virtual int backing_fd() const noexcept { return -1; }
     virtual int backing_map_type() const noexcept;
+    // Registered with the runtime's asynchronous write-protect userfaultfd
+    // (shared file regions tracking writes with WP_ASYNC) instead of the
+    // main one.
+    virtual bool async_write_tracking() const noexcept { return false; }
 
     size_t size() const noexcept { return size_; }
     size_t page_size() const noexcept { return page_size_; }

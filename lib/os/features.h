@@ -28,6 +28,8 @@ enum class Feature : uint32_t {
                  // fallback: the objects' page states tell which blocks to read from pagemap
     IoUring,   // io_uring (5.1; can be disabled by sysctl): file reads and writes;
                // fallback: one worker thread doing pread/pwrite
+    WpAsync,   // UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN (6.7): shared file regions track writes without a
+               // fault per first write; fallback: write-protect faults (wp_shmem), else every cached page
     Count,
 };
 

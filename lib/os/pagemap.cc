@@ -83,6 +83,27 @@ Result<size_t> Pagemap::scan(uintptr_t start, uintptr_t end, page_region* out, s
     return size_t(n);
 }
 
+Result<size_t> Pagemap::scan_written(uintptr_t start, uintptr_t end, bool reprotect, page_region* out, size_t max,
+    uintptr_t* walk_end) const
+{
+    pm_scan_arg arg {};
+    arg.size = sizeof arg;
+    arg.flags = reprotect ? PM_SCAN_WP_MATCHING : 0;
+    arg.start = start;
+    arg.end = end;
+    arg.vec = uintptr_t(out);
+    arg.vec_len = max;
+    // Present and written: a page never mapped carries no protection and
+    // would count as written too.
+    arg.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT;
+    arg.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT;
+    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
+    if (n < 0)
+        return fail(errno, "PAGEMAP_SCAN for written pages failed");
+    *walk_end = uintptr_t(arg.walk_end);
+    return size_t(n);
+}
+
 bool Pagemap::scan_available() noexcept
 {
     int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);

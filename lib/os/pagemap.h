@@ -39,6 +39,13 @@ public:
     Result<size_t> scan(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const;
     // True when this kernel answers PAGEMAP_SCAN.
     static bool scan_available() noexcept;
+    // PAGEMAP_SCAN for pages written since they were last protected, in
+    // ranges registered for asynchronous write-protect (UFFD_FEATURE_
+    // WP_ASYNC). With `reprotect`, the pages found are write-protected again
+    // in the same step (PM_SCAN_WP_MATCHING): a write after it marks its
+    // page written again. Returns the runs found, as scan().
+    Result<size_t> scan_written(uintptr_t start, uintptr_t end, bool reprotect, page_region* out, size_t max,
+        uintptr_t* walk_end) const;
 
     static bool present(uint64_t e) { return e & (uint64_t(1) << 63); }
     static bool swapped(uint64_t e) { return e & (uint64_t(1) << 62); }

@@ -120,7 +120,12 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
     if (!file.cache) {
         FileCache::Options co;
         co.zero_copy = features_.has(os::Feature::Minor);
-        co.track_writes = features_.has(os::Feature::WpShmem);
+        // The cheapest way the kernel offers to learn which pages were
+        // written (docs/performance.md measured both): asynchronously, or
+        // with a write-protect fault per page, or not at all.
+        co.tracking = features_.has(os::Feature::WpAsync) ? FileCache::WriteTracking::Async
+            : features_.has(os::Feature::WpShmem)         ? FileCache::WriteTracking::Faults
+                                                          : FileCache::WriteTracking::None;
         co.direct_io = o.direct_io;
         auto cache = FileCache::create(own, mode == O_RDWR, page_, co);
         if (!cache) {
@@ -194,7 +199,64 @@ void FileRegions::protect_everywhere(const SharedInodeVMObject& object, size_t f
     }
 }
 
-Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, size_t end)
+void FileRegions::harvest(SharedInodeVMObject& object, size_t first, size_t end, Region* also)
+{
+    if (!pagemap_) {
+        auto opened = os::Pagemap::open();
+        if (!opened) {
+            log::error("cannot open /proc/self/pagemap to collect written pages: {}", opened.error().message());
+            return;
+        }
+        pagemap_ = std::make_unique<os::Pagemap>(std::move(*opened));
+    }
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges; // (address, file page of that address)
+    std::vector<uintptr_t> ends;
+    auto consider = [&](Region& r) {
+        if (&r.object() != &object)
+            return;
+        const size_t r_first = r.object_offset() / page_;
+        const size_t r_end = r_first + r.size() / page_;
+        const size_t lo = std::max(first, r_first), hi = std::min(end, r_end);
+        if (lo >= hi)
+            return;
+        ranges.emplace_back(r.base() + (lo - r_first) * page_, lo);
+        ends.push_back(r.base() + (hi - r_first) * page_);
+    };
+    {
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each(consider);
+    }
+    if (also)
+        consider(*also);
+    FileCache& cache = object.cache();
+    page_region runs[256];
+    for (size_t k = 0; k < ranges.size(); ++k) {
+        const auto [start, file_page] = ranges[k];
+        uintptr_t at = start;
+        while (at < ends[k]) {
+            uintptr_t walk_end = ends[k];
+            auto n = pagemap_->scan_written(at, ends[k], true, runs, 256, &walk_end);
+            if (!n) {
+                log::error("collecting written pages failed: {}", n.error().message());
+                break;
+            }
+            // Unpopulated pages of the range count as "written" too (they
+            // carry no protection); only a page the cache holds can have
+            // been written.
+            for (size_t i = 0; i < *n; ++i)
+                for (uintptr_t a = runs[i].start; a < runs[i].end; a += page_) {
+                    const size_t page = file_page + (a - start) / page_;
+                    if (cache.states().get(page) == PageState::Present)
+                        cache.mark_dirty(page);
+                }
+            if (walk_end <= at)
+                break;
+            at = walk_end;
+        }
+    }
+}
+
+Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, size_t end, Region* retired)
 {
     FileCache& cache = object.cache();
     if (!cache.writable())
@@ -204,11 +266,17 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     // some region could ever write one.
     if (!tracked && !object.ever_writable())
         return {};
+    // Asynchronous tracking: the kernel knows which pages were written;
+    // collecting them re-protects them, so a write from now on is seen by
+    // the next sync.
+    const bool async = object.async_write_tracking();
     const uint64_t size = cache.file_size();
     // Never past the end of the file: write-back never extends it.
     end = std::min(end, size_t((size + page_ - 1) / page_));
     if (first >= end)
         return {};
+    if (async)
+        harvest(object, first, end, retired);
     // The pages to write, as runs: dirty pages where writes are tracked,
     // every cached page where they are not. Only blocks the cache ever
     // populated are looked at.
@@ -245,8 +313,9 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
         for (const WriteOp& op : ops)
             for (size_t i = op.first; i < op.first + op.count; ++i)
                 (void)cache.clear_dirty(i);
-        for (const WriteOp& op : ops)
-            protect_everywhere(object, op.first, op.count);
+        if (!async) // collecting re-protected them already
+            for (const WriteOp& op : ops)
+                protect_everywhere(object, op.first, op.count);
     }
     if (!ring_ && features_.has(os::Feature::IoUring)) {
         if (auto ring = io::Ring::create(256))
@@ -340,7 +409,7 @@ void FileRegions::retire(Region& region)
     if (!object || !region.has_been_writable())
         return;
     const size_t first = region.object_offset() / page_;
-    if (auto ok = write_back(*object, first, first + region.size() / page_); !ok)
+    if (auto ok = write_back(*object, first, first + region.size() / page_, &region); !ok)
         log::error("writing back region '{}' on unmap failed: {}", region.name(), ok.error().message());
 }
 

@@ -21,6 +21,7 @@
 #include "memory/objects/shared_inode_vm_object.h"
 #include "memory/region_tree.h"
 #include "os/features.h"
+#include "os/pagemap.h"
 #include "runtime/mapper.h"
 #include "runtime/region_operations.h"
 #include "uffd/userfaultfd.h"
@@ -69,10 +70,15 @@ private:
         boost::intrusive_ptr<memory::SharedInodeVMObject> shared; // created with the first shared region
     };
     // Writes the dirty pages of file pages [first, end) of `object`.
-    Result<void> write_back(memory::SharedInodeVMObject& object, size_t first, size_t end);
+    Result<void> write_back(memory::SharedInodeVMObject& object, size_t first, size_t end, memory::Region* retired = nullptr);
     // Write-protects file pages [first, first+count) in every shared
     // region of `object` that maps them.
     void protect_everywhere(const memory::SharedInodeVMObject& object, size_t first, size_t count);
+    // Asynchronous tracking: collects the pages of [first, end) the kernel
+    // marked written in every shared region of `object` (re-protecting them
+    // in the same step) into the cache's dirty bits. `also` is a retired
+    // region (already out of the tree) to collect from too.
+    void harvest(memory::SharedInodeVMObject& object, size_t first, size_t end, memory::Region* also = nullptr);
     Result<void> write_run(memory::FileCache& cache, size_t first, size_t count, uint64_t file_size);
 
     Mapper& mapper_;
@@ -84,6 +90,7 @@ private:
     bool allow_write_execute_;
     std::map<Key, File> files_;
     std::unique_ptr<io::Ring> ring_; // write-back I/O (API threads), created on first use
+    std::unique_ptr<os::Pagemap> pagemap_; // PAGEMAP_SCAN for asynchronous tracking, opened on first use
 };
 
 } // namespace faultline

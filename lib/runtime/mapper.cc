@@ -116,7 +116,8 @@ Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMOb
         needs_reset = true;
         if (int rc = os::map_fd_fixed(base, o.size, int(o.access), object->backing_map_type(), fd, object_offset); rc < 0)
             return failf(-rc, "mapping the object's memfd failed: %s", strerror(-rc));
-        TRY(uffd_.register_range(base, o.size, object->uffd_modes()));
+        uffd::Userfaultfd& registrar = object->async_write_tracking() && async_uffd_ ? *async_uffd_ : uffd_;
+        TRY(registrar.register_range(base, o.size, object->uffd_modes()));
     } else {
         if (int rc = os::protect(base, o.size, int(o.access)); rc < 0)
             return failf(-rc, "mprotect failed: %s", strerror(-rc));
@@ -235,6 +236,8 @@ void Mapper::give_back(Region& r, Range keep)
     // Threads that faulted here after the region left the tree were
     // answered with a wake already; this catches any still queued.
     (void)uffd_.wake(reserved.base, reserved.size);
+    if (async_uffd_)
+        (void)async_uffd_->wake(reserved.base, reserved.size);
     Range freed = reserved;
     if (keep.size && keep.end() == reserved.end())
         freed.size -= keep.size;

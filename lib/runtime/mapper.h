@@ -51,6 +51,8 @@ public:
     Result<void*> map(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object, bool committed,
         size_t object_offset = 0, memory::FaultAround readahead = { 0, 0 });
     Result<void> unmap(uintptr_t address, size_t size);
+    // The userfaultfd for objects that track writes asynchronously.
+    void set_async_uffd(uffd::Userfaultfd* uffd) noexcept { async_uffd_ = uffd; }
     // Called for every region unmap retires, once its faults have ended and
     // before its range is given back (file regions write back there).
     void on_retire(std::function<void(memory::Region&)> hook) { on_retire_ = std::move(hook); }
@@ -68,6 +70,7 @@ private:
     size_t page_;
     bool allow_write_execute_;
     std::function<void(memory::Region&)> on_retire_;
+    uffd::Userfaultfd* async_uffd_ = nullptr;
 };
 
 } // namespace faultline

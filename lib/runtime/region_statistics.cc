@@ -67,6 +67,28 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
                     || (!shared_file->tracks_writes() && shared_file->ever_writable() && cache.states().get(i) == memory::PageState::Present))
                     ++s.dirty_pages;
         });
+        if (shared_file->async_write_tracking()) {
+            // Pages the kernel marked written since the last sync collected
+            // them (without re-protecting: looking changes nothing).
+            page_region runs[256];
+            uintptr_t at = s.base;
+            const uintptr_t end = s.base + s.size;
+            while (at < end) {
+                uintptr_t walk_end = end;
+                auto n = pagemap->scan_written(at, end, false, runs, 256, &walk_end);
+                if (!n)
+                    break;
+                for (size_t i = 0; i < *n; ++i)
+                    for (uintptr_t a = runs[i].start; a < runs[i].end; a += page_) {
+                        const size_t page = r.object_offset / page_ + (a - s.base) / page_;
+                        if (!cache.dirty(page) && cache.states().get(page) == memory::PageState::Present)
+                            ++s.dirty_pages;
+                    }
+                if (walk_end <= at)
+                    break;
+                at = walk_end;
+            }
+        }
         s.amount_dirty = s.dirty_pages * page_;
     }
     // The one loop every statistic goes through: one classified page.

@@ -75,7 +75,18 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     // seccomp): ask for a ring rather than assume one.
     features.set(os::Feature::IoUring, !disabled.has(os::Feature::IoUring) && bool(io::Ring::create(2)));
 
+    // Asynchronous write tracking needs its own userfaultfd (the feature
+    // applies to a whole descriptor) and PAGEMAP_SCAN to collect the pages.
+    std::unique_ptr<uffd::Userfaultfd> async_uffd;
+    if (features.has(os::Feature::PagemapScan) && features.has(os::Feature::WpShmem) && features.has(os::Feature::Minor)
+        && !disabled.has(os::Feature::WpAsync)) {
+        if (auto opened = uffd::Userfaultfd::open_async_wp(config.uffd_mode, disabled))
+            async_uffd = std::make_unique<uffd::Userfaultfd>(std::move(*opened));
+    }
+    features.set(os::Feature::WpAsync, bool(async_uffd));
+
     std::unique_ptr<RuntimeCore> core(new RuntimeCore(std::move(config), std::move(uffd), std::move(arena), features));
+    core->async_uffd_ = std::move(async_uffd);
     const Config& c = core->config_;
     fault::FaultHandlerOptions options;
     options.threads = c.handler_threads;
@@ -87,6 +98,12 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     options.use_poison = features.has(os::Feature::Poison);
     options.use_io_uring = features.has(os::Feature::IoUring);
     core->handler_ = TRY(fault::FaultHandler::try_create(core->uffd_, core->tree_, options));
+    if (core->async_uffd_) {
+        // Its regions are file regions: no zero fill, and its faults go
+        // through the same dispatcher logic against the same tree.
+        core->async_handler_ = TRY(fault::FaultHandler::try_create(*core->async_uffd_, core->tree_, options));
+        core->mapper_.set_async_uffd(core->async_uffd_.get());
+    }
 
     std::string names;
     for (auto& n : features.names())
@@ -124,6 +141,8 @@ RuntimeCore::~RuntimeCore()
         // members below close this process's descriptors and unmap this
         // process's copy of the arena, which the parent never sees.
         handler_->abandon();
+        if (async_handler_)
+            async_handler_->abandon();
         files_.abandon();
         return;
     }
@@ -137,6 +156,10 @@ RuntimeCore::~RuntimeCore()
     // completions need the handler threads). Then stop serving: once the
     // threads are gone nothing touches the tree.
     handler_->drain();
+    if (async_handler_) {
+        async_handler_->drain();
+        async_handler_->stop();
+    }
     handler_->stop();
     // Unmap the arena now (except sealed ranges), then wake every thread
     // still waiting on a fault: each retries, finds the memory gone and
@@ -149,6 +172,8 @@ RuntimeCore::~RuntimeCore()
     for (const memory::Range& sealed : arena_.sealed())
         (void)uffd_.unregister_range(sealed.base, sealed.size);
     (void)uffd_.wake(arena_.base(), arena_.size());
+    if (async_uffd_)
+        (void)async_uffd_->wake(arena_.base(), arena_.size());
 }
 
 Result<void> RuntimeCore::check_owner() const noexcept
@@ -337,6 +362,8 @@ RuntimeStats RuntimeCore::stats() const
 {
     RuntimeStats s;
     handler_->fill_stats(s);
+    if (async_handler_)
+        async_handler_->fill_stats(s);
     s.committed = ledger_.committed();
     s.commit_limit = ledger_.limit();
     {
@@ -344,8 +371,12 @@ RuntimeStats RuntimeCore::stats() const
         s.region_count = tree_.region_count();
     }
     s.thread_ids_available = features_.has(os::Feature::ThreadId);
-    if (s.thread_ids_available)
+    if (s.thread_ids_available) {
         s.threads = handler_->thread_counts();
+        if (async_handler_)
+            for (auto& t : async_handler_->thread_counts())
+                s.threads.push_back(t);
+    }
     return s;
 }
 

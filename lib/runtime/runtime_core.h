@@ -102,6 +102,10 @@ private:
     RegionStatistics statistics_;
     FileRegions files_;
     std::unique_ptr<fault::FaultHandler> handler_;
+    // Shared file regions that track writes asynchronously (WP_ASYNC) are
+    // registered with a second userfaultfd, served by handlers of its own.
+    std::unique_ptr<uffd::Userfaultfd> async_uffd_;
+    std::unique_ptr<fault::FaultHandler> async_handler_;
     mutable std::mutex api_lock_;
 };
 

@@ -72,7 +72,16 @@ long handshake(int fd, uint64_t features, uint64_t* granted)
 
 } // namespace
 
-Result<Userfaultfd> Userfaultfd::open(UffdMode mode, const os::FeatureSet& disabled)
+Result<Userfaultfd> Userfaultfd::open(UffdMode mode, const os::FeatureSet& disabled) { return open_with(mode, disabled, 0); }
+
+Result<Userfaultfd> Userfaultfd::open_async_wp(UffdMode mode, const os::FeatureSet& disabled)
+{
+    if (disabled.has(Feature::WpAsync) || disabled.has(Feature::WpShmem) || disabled.has(Feature::Minor))
+        return fail(ENOTSUP, "asynchronous write-protect hidden by FAULTLINE_DISABLE");
+    return open_with(mode, disabled, UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MINOR_SHMEM);
+}
+
+Result<Userfaultfd> Userfaultfd::open_with(UffdMode mode, const os::FeatureSet& disabled, uint64_t required)
 {
     struct Route {
         const char* name;
@@ -113,10 +122,13 @@ Result<Userfaultfd> Userfaultfd::open(UffdMode mode, const os::FeatureSet& disab
             if (rc < 0)
                 return failf(int(-rc), "UFFDIO_API failed: %s", strerror(int(-rc)));
 
+            if ((offered & required) != required)
+                return fail(ENOTSUP, "the kernel does not offer the userfaultfd features asked for");
             uint64_t request = offered & kWantedFeatures;
             for (const Optional& o : kOptional)
                 if (disabled.has(o.feature))
                     request &= ~o.bits;
+            request |= required;
 
             Userfaultfd uffd;
             uffd.fd_ = route.open(umo);

@@ -28,6 +28,14 @@ public:
     // kernel offers and `disabled` does not hide. On failure the message
     // names the fix (sysctl, device permissions, capability).
     static Result<Userfaultfd> open(UffdMode mode, const os::FeatureSet& disabled);
+    // A second userfaultfd whose write-protect faults the kernel resolves
+    // itself (UFFD_FEATURE_WP_ASYNC, 6.7): a write to a protected page just
+    // marks it written, and PAGEMAP_SCAN reports and re-protects the written
+    // pages. The feature applies to the whole descriptor, so the ranges that
+    // track writes this way are registered with this one. ENOTSUP when the
+    // kernel (or `disabled`) does not offer it with write-protect and minor
+    // faults on memfd ranges.
+    static Result<Userfaultfd> open_async_wp(UffdMode mode, const os::FeatureSet& disabled);
 
     Userfaultfd(Userfaultfd&& other) noexcept;
     Userfaultfd& operator=(Userfaultfd&& other) noexcept;
@@ -70,6 +78,7 @@ public:
 
 private:
     Userfaultfd() = default;
+    static Result<Userfaultfd> open_with(UffdMode mode, const os::FeatureSet& disabled, uint64_t required);
     int fd_ = -1;
     bool user_mode_only_ = false;
     uint64_t features_ = 0;

@@ -167,9 +167,8 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
                 return Fetch::Retry;
             reading->tokens[reading->waiters] = token;
             reading->pages[reading->waiters] = page;
+            reading->ports[reading->waiters] = port;
             ++reading->waiters;
-            // A readahead had nobody to tell yet.
-            reading->port = port;
             return Fetch::Pending;
         }
         case PageState::Unpopulated:
@@ -209,7 +208,7 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
         slot->waiters = 1;
         slot->tokens[0] = token;
         slot->pages[0] = page;
-        slot->port = port;
+        slot->ports[0] = port;
     }
     for (size_t i = first; i < last; ++i)
         if (i != page)
@@ -267,7 +266,6 @@ size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
         slot->count = last - first;
         slot->fault_page = first;
         slot->waiters = 0;
-        slot->port = nullptr;
     }
     for (size_t i = first; i < last; ++i)
         ahead_[i].store(1, std::memory_order_relaxed);
@@ -342,8 +340,8 @@ void FileCache::finish(Slot& slot, int32_t result) noexcept
 
     PendingToken tokens[kMaxWaiters];
     size_t pages[kMaxWaiters];
+    CompletionPort* ports[kMaxWaiters];
     size_t waiters;
-    CompletionPort* port;
     const size_t first = slot.first;
     {
         std::lock_guard guard(slots_lock_);
@@ -352,13 +350,13 @@ void FileCache::finish(Slot& slot, int32_t result) noexcept
         waiters = slot.waiters;
         std::copy(slot.tokens, slot.tokens + waiters, tokens);
         std::copy(slot.pages, slot.pages + waiters, pages);
-        port = slot.port;
+        std::copy(slot.ports, slot.ports + waiters, ports);
         slot.busy = false;
         slot.waiters = 0;
     }
     const int32_t failure = result < 0 ? result : -EIO;
     for (size_t i = 0; i < waiters; ++i)
-        port->post(tokens[i], pages[i] < first + good ? 0 : failure);
+        ports[i]->post(tokens[i], pages[i] < first + good ? 0 : failure);
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     intrusive_ptr_release(this); // may be the last reference
 }

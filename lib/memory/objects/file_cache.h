@@ -60,10 +60,16 @@ public:
     // kSlots of them).
     static constexpr size_t kCopyModeReadPages = 16;
 
+    // How writes to shared regions are found (SharedInodeVMObject).
+    enum class WriteTracking : uint8_t {
+        None,   // not at all: every cached page counts as dirty
+        Faults, // write-protect faults: the first write to a page marks it dirty
+        Async,  // the kernel marks written pages itself (WP_ASYNC); sync collects them with PAGEMAP_SCAN
+    };
     struct Options {
         bool zero_copy = true;   // minor faults available
         bool direct_io = false;  // O_DIRECT reads (aligned: the alias and offsets are page-aligned)
-        bool track_writes = true; // write-protect faults on memfd ranges available
+        WriteTracking tracking = WriteTracking::Faults;
     };
 
     // Takes ownership of `fd` (the runtime's own duplicate of the file).
@@ -158,7 +164,9 @@ private:
         size_t waiters = 0;
         PendingToken tokens[kMaxWaiters];
         size_t pages[kMaxWaiters];
-        CompletionPort* port = nullptr;
+        // Each waiter's fault service (a runtime may have two: one per
+        // userfaultfd).
+        CompletionPort* ports[kMaxWaiters] {};
         bool busy = false;
     };
     FileCache(int fd, bool writable, size_t page_size, Options options, PageStates states, std::atomic<uint8_t>* dirty,

@@ -25,7 +25,14 @@ public:
 
     // Whether dirty bits are exact (write-protect faults) or every cached
     // page must be treated as dirty.
-    bool tracks_writes() const noexcept { return cache_->options().zero_copy && cache_->options().track_writes; }
+    bool tracks_writes() const noexcept
+    {
+        return cache_->options().zero_copy && cache_->options().tracking != FileCache::WriteTracking::None;
+    }
+    bool async_write_tracking() const noexcept override
+    {
+        return cache_->options().zero_copy && cache_->options().tracking == FileCache::WriteTracking::Async;
+    }
     // Some region of it has been writable: without tracking, only then can
     // a cached page differ from the file (and be written back).
     void note_writable() noexcept { ever_writable_.store(true, std::memory_order_relaxed); }
