@@ -144,6 +144,8 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
         if (shared) {
             if (!file.shared)
                 file.shared = TRY(SharedInodeVMObject::try_create(file.cache));
+            if (file.shared->async_write_tracking() && start_async_)
+                TRY(start_async_());
             if (has(o.access, Access::Write))
                 file.shared->note_writable();
             object = file.shared;

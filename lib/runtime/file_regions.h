@@ -29,6 +29,7 @@
 #include <faultline/result.h>
 #include <faultline/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -49,6 +50,10 @@ public:
     {
     }
     ~FileRegions();
+    // Called before the first shared file region that tracks writes
+    // asynchronously is registered: starts the fault service of that
+    // userfaultfd (only programs that map such regions pay its threads).
+    void on_first_async(std::function<Result<void>()> start) { start_async_ = std::move(start); }
 
     Result<void*> map(int fd, const FileMapOptions& options);
     Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
@@ -91,6 +96,7 @@ private:
     std::map<Key, File> files_;
     std::unique_ptr<io::Ring> ring_; // write-back I/O (API threads), created on first use
     std::unique_ptr<os::Pagemap> pagemap_; // PAGEMAP_SCAN for asynchronous tracking, opened on first use
+    std::function<Result<void>()> start_async_;
 };
 
 } // namespace faultline

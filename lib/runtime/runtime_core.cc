@@ -98,11 +98,19 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     options.use_poison = features.has(os::Feature::Poison);
     options.use_io_uring = features.has(os::Feature::IoUring);
     core->handler_ = TRY(fault::FaultHandler::try_create(core->uffd_, core->tree_, options));
+    core->handler_options_ = options;
     if (core->async_uffd_) {
-        // Its regions are file regions: no zero fill, and its faults go
-        // through the same dispatcher logic against the same tree.
-        core->async_handler_ = TRY(fault::FaultHandler::try_create(*core->async_uffd_, core->tree_, options));
         core->mapper_.set_async_uffd(core->async_uffd_.get());
+        // Its faults go through the same dispatcher logic against the same
+        // tree, served by threads of their own, started on first need.
+        RuntimeCore* raw = core.get();
+        core->files_.on_first_async([raw]() -> Result<void> {
+            if (!raw->async_handler_) {
+                raw->async_handler_ = TRY(fault::FaultHandler::try_create(*raw->async_uffd_, raw->tree_, raw->handler_options_));
+                raw->async_service_.store(raw->async_handler_.get(), std::memory_order_release);
+            }
+            return {};
+        });
     }
 
     std::string names;
@@ -362,8 +370,9 @@ RuntimeStats RuntimeCore::stats() const
 {
     RuntimeStats s;
     handler_->fill_stats(s);
-    if (async_handler_)
-        async_handler_->fill_stats(s);
+    fault::FaultHandler* async = async_service_.load(std::memory_order_acquire);
+    if (async)
+        async->fill_stats(s);
     s.committed = ledger_.committed();
     s.commit_limit = ledger_.limit();
     {
@@ -373,8 +382,8 @@ RuntimeStats RuntimeCore::stats() const
     s.thread_ids_available = features_.has(os::Feature::ThreadId);
     if (s.thread_ids_available) {
         s.threads = handler_->thread_counts();
-        if (async_handler_)
-            for (auto& t : async_handler_->thread_counts())
+        if (async)
+            for (auto& t : async->thread_counts())
                 s.threads.push_back(t);
     }
     return s;

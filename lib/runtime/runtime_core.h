@@ -37,6 +37,7 @@
 
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -105,7 +106,9 @@ private:
     // Shared file regions that track writes asynchronously (WP_ASYNC) are
     // registered with a second userfaultfd, served by handlers of its own.
     std::unique_ptr<uffd::Userfaultfd> async_uffd_;
-    std::unique_ptr<fault::FaultHandler> async_handler_;
+    std::unique_ptr<fault::FaultHandler> async_handler_; // started with the first region that needs it
+    std::atomic<fault::FaultHandler*> async_service_ { nullptr }; // the same, for readers without the API lock
+    fault::FaultHandlerOptions handler_options_;
     mutable std::mutex api_lock_;
 };
 
