@@ -245,6 +245,18 @@ TEST_P(FileRegion, SequentialReadsGrowTheirReadaheadRandomOnesReadWhatTheyFault)
     EXPECT_EQ(st->readahead_pages, 0u);
 }
 
+TEST_P(FileRegion, DirectIoReadsTheFile)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(300 * kPage + 17, 41);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .direct_io = true });
+    if (!r && r.error().code() == EINVAL)
+        GTEST_SKIP() << "this file system refuses O_DIRECT: " << r.error().message();
+    ASSERT_TRUE(r) << r.error().message();
+    expect_file_bytes(static_cast<const char*>(*r), f, 0, round_up(f.size()));
+    EXPECT_GE(rt->region_stats(*r)->file_bytes_read, f.size());
+}
+
 TEST_P(FileRegion, UnmapWhileReadsAreInFlight)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
