@@ -63,12 +63,19 @@ void PageStates::mark_blocks(size_t first, size_t count) noexcept
     }
 }
 
-void PageStates::populate(size_t first, size_t count, PageState to) noexcept
+bool PageStates::clip(size_t first, size_t& count) const noexcept
 {
     if (first >= pages_ || count == 0)
-        return;
+        return false;
     if (count > pages_ - first)
         count = pages_ - first;
+    return true;
+}
+
+void PageStates::populate(size_t first, size_t count, PageState to) noexcept
+{
+    if (!clip(first, count))
+        return;
     // The block is marked before the states change, so a reader that finds
     // a populated state always finds its block marked.
     mark_blocks(first, count);
@@ -80,10 +87,8 @@ void PageStates::populate(size_t first, size_t count, PageState to) noexcept
 
 void PageStates::set(size_t first, size_t count, PageState to) noexcept
 {
-    if (first >= pages_ || count == 0)
+    if (!clip(first, count))
         return;
-    if (count > pages_ - first)
-        count = pages_ - first;
     if (to != PageState::Unpopulated)
         mark_blocks(first, count);
     for (size_t i = first; i < first + count; ++i)
@@ -101,10 +106,8 @@ bool PageStates::claim(size_t page) noexcept
 
 void PageStates::settle(size_t first, size_t count, PageState to) noexcept
 {
-    if (first >= pages_ || count == 0)
+    if (!clip(first, count))
         return;
-    if (count > pages_ - first)
-        count = pages_ - first;
     if (to != PageState::Unpopulated)
         mark_blocks(first, count);
     for (size_t i = first; i < first + count; ++i)
@@ -113,10 +116,8 @@ void PageStates::settle(size_t first, size_t count, PageState to) noexcept
 
 void PageStates::forget(size_t first, size_t count) noexcept
 {
-    if (first >= pages_ || count == 0)
+    if (!clip(first, count))
         return;
-    if (count > pages_ - first)
-        count = pages_ - first;
     const size_t end = first + count;
     const size_t state_page = size_t(sysconf(_SC_PAGESIZE));
     for_each_marked_span(first, count, [&](size_t at, size_t n) {

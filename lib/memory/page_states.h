@@ -107,6 +107,8 @@ private:
     {
     }
     void mark_blocks(size_t first, size_t count) noexcept;
+    // Holds [first, first+count) to the table; false when nothing is left.
+    bool clip(size_t first, size_t& count) const noexcept;
     // The first page at or after `from` (below `end`) in a marked block, or
     // `end`: skips unmarked blocks 64 at a time.
     size_t next_marked_start(size_t from, size_t end) const noexcept;

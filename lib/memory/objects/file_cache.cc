@@ -199,36 +199,52 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
             first = std::max(first, page + 1 > kCopyModeReadPages ? page + 1 - kCopyModeReadPages : 0);
             last = std::min(last, first + kCopyModeReadPages);
         }
-        for (size_t i = first; i < last; ++i)
-            (void)states_.claim(i);
-        slot->busy = true;
-        slot->first = first;
-        slot->count = last - first;
-        slot->fault_page = page;
+        claim_run(*slot, first, last);
         slot->waiters = 1;
         slot->tokens[0] = token;
         slot->pages[0] = page;
         slot->ports[0] = port;
     }
+    return submit(*slot, page, io) ? Fetch::Pending : Fetch::Retry;
+}
+
+void FileCache::claim_run(Slot& slot, size_t first, size_t last) noexcept
+{
     for (size_t i = first; i < last; ++i)
-        if (i != page)
+        (void)states_.claim(i);
+    slot.busy = true;
+    slot.first = first;
+    slot.count = last - first;
+    slot.waiters = 0;
+}
+
+bool FileCache::submit(Slot& slot, size_t fault_page, IoPort* io) noexcept
+{
+    const size_t first = slot.first, count = slot.count;
+    for (size_t i = first; i < first + count; ++i)
+        if (i != fault_page)
             ahead_[i].store(1, std::memory_order_relaxed);
-    char* target = options_.zero_copy ? alias_.load(std::memory_order_acquire) + first * page_size_ : slot->staging;
+    char* target = options_.zero_copy ? alias_.load(std::memory_order_acquire) + first * page_size_ : slot.staging;
     // Keep the cache alive until the read completes, whatever happens to
     // the regions meanwhile.
     intrusive_ptr_add_ref(this);
     in_flight_.fetch_add(1, std::memory_order_acq_rel);
-    if (!io || !io->read(fd_, target, (last - first) * page_size_, uint64_t(first) * page_size_, &slot->op)) {
+    if (!io || !io->read(fd_, target, count * page_size_, uint64_t(first) * page_size_, &slot.op)) {
         in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-        std::lock_guard guard(slots_lock_);
-        states_.settle(first, last - first, PageState::Unpopulated);
-        slot->busy = false;
+        {
+            std::lock_guard guard(slots_lock_);
+            states_.settle(first, count, PageState::Unpopulated);
+            for (size_t i = first; i < first + count; ++i)
+                ahead_[i].store(0, std::memory_order_relaxed);
+            slot.busy = false;
+            slot.waiters = 0;
+        }
         intrusive_ptr_release(this); // never the last reference: the caller's region holds one
-        return Fetch::Retry;
+        return false;
     }
     counters_.reads.fetch_add(1, std::memory_order_relaxed);
-    counters_.readahead_pages.fetch_add(last - first - 1, std::memory_order_relaxed);
-    return Fetch::Pending;
+    counters_.readahead_pages.fetch_add(count - (fault_page >= first && fault_page < first + count), std::memory_order_relaxed);
+    return true;
 }
 
 size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
@@ -259,30 +275,10 @@ size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
             busy += s.busy;
         if (!slot || busy >= kSlots / 2)
             return 0;
-        for (size_t i = first; i < last; ++i)
-            (void)states_.claim(i);
-        slot->busy = true;
-        slot->first = first;
-        slot->count = last - first;
-        slot->fault_page = first;
-        slot->waiters = 0;
+        claim_run(*slot, first, last);
     }
-    for (size_t i = first; i < last; ++i)
-        ahead_[i].store(1, std::memory_order_relaxed);
-    char* target = options_.zero_copy ? alias_.load(std::memory_order_acquire) + first * page_size_ : slot->staging;
-    intrusive_ptr_add_ref(this);
-    in_flight_.fetch_add(1, std::memory_order_acq_rel);
-    if (!io->read(fd_, target, (last - first) * page_size_, uint64_t(first) * page_size_, &slot->op)) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-        std::lock_guard guard(slots_lock_);
-        states_.settle(first, last - first, PageState::Unpopulated);
-        slot->busy = false;
-        intrusive_ptr_release(this);
-        return 0;
-    }
-    counters_.reads.fetch_add(1, std::memory_order_relaxed);
-    counters_.readahead_pages.fetch_add(last - first, std::memory_order_relaxed);
-    return last - first;
+    // No faulting page: every page of it is read ahead.
+    return submit(*slot, SIZE_MAX, io) ? last - first : 0;
 }
 
 void FileCache::read_done(io::Operation* op, int32_t result) noexcept

@@ -159,7 +159,6 @@ private:
         FileCache* cache = nullptr;
         size_t first = 0;
         size_t count = 0;
-        size_t fault_page = 0;
         char* staging = nullptr;
         size_t waiters = 0;
         PendingToken tokens[kMaxWaiters];
@@ -172,6 +171,11 @@ private:
     FileCache(int fd, bool writable, size_t page_size, Options options, PageStates states, std::atomic<uint8_t>* dirty,
         std::atomic<uint8_t>* ahead);
 
+    // Claims pages [first, last) for `slot` (caller holds slots_lock_).
+    void claim_run(Slot& slot, size_t first, size_t last) noexcept;
+    // Queues the slot's read on `io`; on failure undoes the claim. The
+    // pages other than `fault_page` count as read ahead.
+    bool submit(Slot& slot, size_t fault_page, IoPort* io) noexcept;
     static void read_done(io::Operation* op, int32_t result) noexcept;
     void finish(Slot& slot, int32_t result) noexcept;
     Slot* slot_covering(size_t page) noexcept;
