@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <thread>
@@ -45,8 +46,9 @@ TEST_P(FileSync, SyncWritesExactlyTheDirtyPagesAndKeepsTheSize)
     p[64 * kPage + 299] = 'c'; // the last byte of the file
     p[64 * kPage + 300] = 'd'; // past the end, in the last page: never written back
     auto st = rt->region_stats(*r);
-    if (tracked(*rt))
+    if (tracked(*rt)) {
         EXPECT_EQ(st->dirty_pages, 3u);
+    }
     ASSERT_TRUE(rt->sync(*r, 80 * kPage, SyncFlags::Sync));
     st = rt->region_stats(*r);
     const uint64_t written = st->file_bytes_written - before->file_bytes_written;
@@ -64,8 +66,9 @@ TEST_P(FileSync, SyncWritesExactlyTheDirtyPagesAndKeepsTheSize)
     EXPECT_EQ(disk, want);
     // Nothing dirty: a second sync writes nothing (when writes are tracked).
     ASSERT_TRUE(rt->sync(*r, 80 * kPage, SyncFlags::Async));
-    if (tracked(*rt))
+    if (tracked(*rt)) {
         EXPECT_EQ(rt->region_stats(*r)->file_bytes_written, st->file_bytes_written);
+    }
 }
 
 TEST_P(FileSync, AWriteRacingASyncIsNeverLost)
@@ -120,8 +123,9 @@ TEST_P(FileSync, AWriteErrorKeepsThePagesDirty)
         ASSERT_FALSE(s);
         EXPECT_EQ(s.error().code(), error);
         EXPECT_NE(f.read_back()[3 * kPage], 'x');
-        if (tracked(*rt))
+        if (tracked(*rt)) {
             EXPECT_EQ(rt->region_stats(*r)->dirty_pages, 1u) << "nothing is dropped: the page stays dirty";
+        }
     }
     ASSERT_TRUE(rt->sync(*r, 16 * kPage, SyncFlags::Sync));
     EXPECT_EQ(f.read_back()[3 * kPage], 'x');
@@ -156,8 +160,67 @@ TEST_P(FileSync, InvalidateRereadsTheFile)
     // Someone else changes the file; the cached page does not know.
     const char changed = char(~f.contents()[kPage]);
     ASSERT_EQ(pwrite(f.fd(), &changed, 1, off_t(kPage)), 1);
-    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Invalidate));
+    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Async));
     EXPECT_EQ(p[kPage], changed) << "after Invalidate the next touch reads the file again";
+}
+
+TEST_P(FileSync, WritesRacingSyncAndInvalidateAreNeverLost)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(8 * kPage, 53);
+    int rw = f.open_again(O_RDWR);
+    auto r = rt->map_file(rw, { .length = 8 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<volatile char*>(*r);
+    // A writer keeps writing while syncs run: no value it wrote may be lost,
+    // neither to a page dropped by Invalidate between its write and the next
+    // harvest, nor to a sync re-protecting a page between a write-protect
+    // fault's dirty mark and its lifting of the protection.
+    std::atomic<bool> stop { false };
+    std::atomic<uint8_t> last { 0 };
+    std::thread writer([&] {
+        for (uint8_t v = 1; !stop.load(); v = uint8_t(v % 250 + 1)) {
+            for (size_t i = 0; i < 8; ++i)
+                p[i * kPage + 7] = char(v);
+            last.store(v);
+        }
+    });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+    for (bool invalidate = false; std::chrono::steady_clock::now() < until; invalidate = !invalidate)
+        ASSERT_TRUE(rt->sync(*r, 8 * kPage, invalidate ? SyncFlags::Invalidate : SyncFlags::Async));
+    stop = true;
+    writer.join();
+    for (size_t i = 0; i < 8; ++i)
+        EXPECT_EQ(uint8_t(p[i * kPage + 7]), last.load()) << "page " << i;
+    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Sync));
+    auto disk = f.read_back();
+    for (size_t i = 0; i < 8; ++i)
+        EXPECT_EQ(uint8_t(disk[i * kPage + 7]), last.load()) << "page " << i << " on disk";
+}
+
+TEST_P(FileSync, DiscardOfAPrivateRegionReadsTheFileAgainAndOfASharedOneKeepsItsPages)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(4 * kPage, 59);
+    int rw = f.open_again(O_RDWR);
+    auto priv = rt->map_file(rw, { .length = 4 * kPage, .access = Access::ReadWrite, .sharing = Sharing::Private });
+    auto shared = rt->map_file(rw, { .length = 4 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(priv) << priv.error().message();
+    ASSERT_TRUE(shared) << shared.error().message();
+    auto* pp = static_cast<volatile char*>(*priv);
+    auto* sp = static_cast<volatile char*>(*shared);
+    const auto& want = f.contents();
+    pp[kPage] = char(~want[kPage]);
+    sp[2 * kPage] = char(~want[2 * kPage]);
+    ASSERT_TRUE(rt->discard(*priv, 4 * kPage));
+    ASSERT_TRUE(rt->discard(*shared, 4 * kPage));
+    EXPECT_EQ(pp[kPage], want[kPage]) << "the private copy is gone: the file's byte again";
+    EXPECT_EQ(pp[2 * kPage], char(~want[2 * kPage])) << "a private region sees the shared write (same cache)";
+    EXPECT_EQ(sp[2 * kPage], char(~want[2 * kPage])) << "a shared region's written page is the file's";
+    ASSERT_TRUE(rt->sync(*shared, 4 * kPage, SyncFlags::Sync));
+    EXPECT_EQ(f.read_back()[2 * kPage], char(~want[2 * kPage])) << "discard never loses a shared write";
 }
 
 // Asynchronous tracking (WP_ASYNC, the default where the kernel has it),

@@ -393,8 +393,13 @@ Result<void> FileRegions::sync(uintptr_t address, size_t size, SyncFlags flags)
         FileCache& cache = object->cache();
         if (has(flags, SyncFlags::Sync) && cache.writable() && fdatasync(cache.fd()) != 0 && !first_error)
             first_error = errno;
-        if (has(flags, SyncFlags::Invalidate)) {
-            // Clean cached pages go: the next touch reads the file again.
+        // Clean cached pages go: the next touch reads the file again. Only
+        // for a file no region could ever write: a page that is clean now
+        // may be written the next instant (with asynchronous write-protect
+        // the write leaves no trace until the next harvest), and dropping it
+        // would lose that write. msync(MS_INVALIDATE) on Linux keeps written
+        // pages for the same reason.
+        if (has(flags, SyncFlags::Invalidate) && !object->ever_writable()) {
             for (size_t i = first; i < end; ++i)
                 if (cache.states().get(i) == PageState::Present && !cache.dirty(i))
                     cache.drop(i, 1);

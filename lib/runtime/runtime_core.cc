@@ -2,6 +2,7 @@
 
 #include "io/ring.h"
 #include "memory/objects/anonymous_vm_object.h"
+#include "memory/objects/inode_vm_object.h"
 #include "os/pagemap.h"
 #include "os/virtual_memory.h"
 #include "runtime/json_report.h"
@@ -317,6 +318,21 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
         const uintptr_t lo = std::max(address, r->base());
         const uintptr_t hi = std::min(address + size, r->end());
         const size_t first = (r->object_offset() + (lo - r->base())) / page_;
+        if (r->object().backing_map_type() == MAP_PRIVATE) {
+            // A private file region: its written pages are private copies;
+            // dropping them makes the next touch see the file again (the
+            // cache's page, or a read). The cache itself is left alone.
+            if (int rc = os::discard(lo, hi - lo); rc < 0)
+                return failf(-rc, "madvise failed: %s", strerror(-rc));
+            continue;
+        }
+        if (dynamic_cast<const memory::InodeVMObject*>(&r->object())) {
+            // A shared file region: its pages are the file's, written or
+            // not. Zapping them would drop nothing from the cache but would
+            // erase the record of writes that asynchronous write-protect
+            // keeps in the page tables, so sync would miss them.
+            continue;
+        }
         if (r->object().backing_fd() >= 0) {
             // Dropping the mapping's pages is not enough for a memfd: the
             // page cache would hand them back. Punching the hole frees them

@@ -28,10 +28,13 @@ uffd::Mode SharedInodeVMObject::uffd_modes() const noexcept
 Outcome SharedInodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
 {
     if (ctx.kind == uffd::FaultKind::WriteProtect) {
-        // The first write since the page was mapped or synced: it is dirty
-        // from now on; lift the protection so the write goes through.
-        cache_->mark_dirty(ctx.object_page());
+        // The first write since the page was mapped or synced: lift the
+        // protection so the write goes through, *then* mark the page dirty.
+        // A sync clears the mark and then protects; in the other order a
+        // sync between our mark and our lift would leave the page writable
+        // and clean, and every later write to it would be lost.
         uffd::FillResult r = sink.write_protect(ctx.page, ctx.page_size, false);
+        cache_->mark_dirty(ctx.object_page());
         if (!r.ok())
             return Outcome::from_failure(r);
         return Outcome::installed(FillKind::WriteProtect, 0);
