@@ -160,7 +160,7 @@ TEST_P(FileSync, InvalidateRereadsTheFile)
     // Someone else changes the file; the cached page does not know.
     const char changed = char(~f.contents()[kPage]);
     ASSERT_EQ(pwrite(f.fd(), &changed, 1, off_t(kPage)), 1);
-    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Async));
+    ASSERT_TRUE(rt->sync(*r, 8 * kPage, SyncFlags::Invalidate));
     EXPECT_EQ(p[kPage], changed) << "after Invalidate the next touch reads the file again";
 }
 
