@@ -35,6 +35,8 @@ struct Observation {
     uint64_t own_base = 0;
     Span spans[2];
     unsigned nspans = 0;
+    unsigned vpage = 0;  // value_page
+    size_t record = 0;   // record_index
 };
 
 class Accessor {
@@ -46,6 +48,7 @@ public:
         , me_(*w.accessors[index])
         , act_(w.activities[index])
         , buf_(size_t(kMaxVisitPages) * w.words)
+        , untouched_(size_t(kMaxVisitPages) * w.words)
     {
     }
 
@@ -74,6 +77,7 @@ private:
     AccessorState& me_;
     Activity& act_;
     std::vector<uint64_t> buf_;
+    std::vector<uint64_t> untouched_; // file pages: the shadow's words for each read, copied during the visit
 
     bool visit()
     {
@@ -91,7 +95,11 @@ private:
         const uintptr_t base = s.base.load(std::memory_order_acquire);
         const unsigned n = s.npages.load(std::memory_order_acquire);
         const uint32_t inc = s.incarnation.load(std::memory_order_acquire);
-        if (n == 0 || n > kMaxPages) { // a torn view; the sequence check would drop it
+        const Kind kind = s.kind.load(std::memory_order_acquire);
+        const unsigned first = s.first.load(std::memory_order_acquire);
+        // A torn view (the sequence check would drop it) must not send the
+        // indexes below out of bounds.
+        if (n == 0 || n > kMaxPages || (is_file(kind) && first + n > kMaxPages)) {
             me_.announce.store(kIdle);
             return false;
         }
@@ -127,14 +135,16 @@ private:
             o.view = v;
             o.address = base + size_t(p) * w_.page;
             auto* words = reinterpret_cast<uint64_t*>(o.address);
-            Record& r = me_.records[size_t(si) * kMaxPages + p];
+            o.vpage = value_page(kind, first, p);
+            o.record = record_index(si, kind, first, p);
+            Record& r = me_.records[o.record];
 
             if (writable(v.access) && rng_.percent(50)) {
                 // The record is updated now, so that a later observation of
                 // the same page in this visit expects this write; it becomes
                 // uncertain below if the visit turns out unstable.
                 r.counter += 1;
-                r.value_base = value_base(si, inc, p, t_, r.counter);
+                r.value_base = value_base(si, inc, o.vpage, t_, r.counter);
                 r.zero_id = v.zero_id;
                 r.valid = true;
                 act_.begin("write", o.address);
@@ -164,6 +174,16 @@ private:
                 o.read = true;
                 o.read_ok = guarded_read(words, out, o.spans, o.nspans);
                 act_.end();
+                // What the untouched words of a file page hold, read before
+                // the closing sequence check like everything it is checked
+                // against (the shadow changes only while the slot changes).
+                if (is_file(kind)) {
+                    const uint64_t* shadow = w_.shadow_page(si, o.vpage);
+                    uint64_t* u = untouched_.data() + size_t(count - 1) * w_.words;
+                    for (unsigned k = 0; k < o.nspans; ++k)
+                        for (size_t j = o.spans[k].lo; j < o.spans[k].hi; j += o.spans[k].stride)
+                            u[j] = shadow_load(shadow + j);
+                }
                 if (!writable(v.access) && rng_.percent(12)) {
                     act_.begin("write probe", o.address);
                     o.probed_write = true;
@@ -184,16 +204,20 @@ private:
         // stands for. (A seqlock usually puts a fence here; TSan does not
         // understand fences.)
         const uint64_t s2 = s.seq.load();
-        me_.announce.store(kIdle);
         const bool stable = s1 == s2;
+        // Writes of an unstable visit become uncertain before the visit ends:
+        // a mutator that waited for this accessor (a grace period) may read
+        // the records of the slot next (map_file, sync, discard).
+        for (unsigned i = 0; i < count; ++i)
+            if (obs[i].wrote && !stable)
+                me_.records[obs[i].record].certain = false;
+        me_.announce.store(kIdle);
 
         me_.visits.fetch_add(1, std::memory_order_relaxed);
         unsigned segvs = 0;
         for (unsigned i = 0; i < count; ++i) {
             const Observation& o = obs[i];
             segvs += (o.wrote && !o.write_ok) + (o.read && !o.read_ok) + ((o.probed_read || o.probed_write) && !o.probe_ok);
-            if (o.wrote && !stable)
-                me_.records[size_t(si) * kMaxPages + o.page].certain = false;
         }
         me_.segv_caught.fetch_add(segvs, std::memory_order_relaxed);
         if (!stable)
@@ -219,7 +243,9 @@ private:
                     o.page, access_name(o.view.access));
             if (o.read && o.read_ok) {
                 const uint64_t* data = buf_.data() + size_t(i) * w_.words;
-                verify_words(w_, data, o.spans, o.nspans, si, inc, o.page, o.address, o.view,
+                const PageKey key { si, inc, o.page, o.vpage, is_file(kind),
+                    is_file(kind) ? untouched_.data() + size_t(i) * w_.words : nullptr };
+                verify_words(w_, data, o.spans, o.nspans, key, o.address, o.view,
                     [&](unsigned owner, uint64_t* base_out) {
                         if (owner != t_ || !o.own_exact)
                             return false;

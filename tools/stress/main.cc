@@ -4,9 +4,12 @@
 //   faultline-stress [SECONDS] [--threads N] [--mutators N] [--slots N]
 //                    [--seed N] [--handler-threads N] [--phases N]
 //                    [--watchdog SECONDS] [--accessor-nice N]
+//                    [--first-phase N] [--strict-private-discard]
+//                    [--no-racing-invalidate]
 //
-// Accessor threads (32 by default) read and write pages of many anonymous
-// regions while mutator threads map, unmap, split, protect, discard, rename
+// Accessor threads (32 by default) read and write pages of many regions —
+// anonymous ones, and shared and private file regions of a file per slot —
+// while mutator threads map, unmap, split, protect, discard, rename, sync
 // and seal those regions. Every word an accessor reads is checked against a
 // model of what the page must hold; a watchdog fails the run when any access
 // or API call takes longer than a few seconds; and the run is split into
@@ -16,6 +19,7 @@
 // Where things are:
 //   main.cc              phases, totals and the report
 //   options.{h,cc}       the command line
+//   files.{h,cc}         the slots' files and their initial contents
 //   model.{h,cc}         the model: the slot table and its sequence lock, the
 //                        values written, their verification, and the checks
 //                        between phases. Its header explains how the model
@@ -62,10 +66,17 @@ struct PhaseConfig {
 // race to serve single pages; and a large fault-around window with the zero
 // page and mseal(2) hidden, so that read faults copy zeros and immutability
 // is enforced by the runtime alone.
+//
+// File regions take a different path in each: asynchronous write tracking
+// (wp_async) with zero-copy reads through io_uring by default; write-protect
+// faults for tracking in the second; and in the third copy mode (no minor
+// faults: reads land in a staging buffer, no write tracking at all, so sync
+// writes every cached page) with the I/O worker thread instead of io_uring.
+// (The features hidden for file regions change nothing for anonymous ones.)
 constexpr PhaseConfig kPhaseConfigs[] = {
     { 1, 16, "" },
-    { 4, 1, "" },
-    { 2, 64, "zeropage,mseal" },
+    { 4, 1, "wp_async" },
+    { 2, 64, "zeropage,mseal,minor,io_uring" },
 };
 
 struct Totals {
@@ -79,9 +90,10 @@ struct Totals {
     uint64_t segv = 0;
 };
 
-void run_phase(const Options& opt, unsigned phase, unsigned phases, double seconds, Activity* activities, Totals& totals)
+void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phases, double seconds, Activity* activities,
+    Totals& totals)
 {
-    const PhaseConfig& pc = kPhaseConfigs[phase % (sizeof kPhaseConfigs / sizeof kPhaseConfigs[0])];
+    const PhaseConfig& pc = kPhaseConfigs[(phase + opt.first_phase - 1) % (sizeof kPhaseConfigs / sizeof kPhaseConfigs[0])];
     Config config;
     config.handler_threads = opt.handler_threads ? opt.handler_threads : pc.handler_threads;
     config.fault_around_pages = pc.fault_around_pages;
@@ -104,7 +116,7 @@ void run_phase(const Options& opt, unsigned phase, unsigned phases, double secon
     std::fflush(stdout);
 
     {
-        World w(opt, *rt);
+        World w(opt, *rt, files);
         w.activities = activities;
         set_guarded_arena(w.arena_lo, w.arena_hi);
         const uint64_t failures_before = g_failures.load();
@@ -142,6 +154,12 @@ void run_phase(const Options& opt, unsigned phase, unsigned phases, double secon
         main_activity.end();
         const double elapsed = double(now_ns() - start) / 1e9;
 
+        // How many of the slots left holding something hold a file region.
+        unsigned live = 0, file_live = 0;
+        for (unsigned si = 0; si < opt.slots; ++si) {
+            live += w.slots[si].live.load();
+            file_live += w.slots[si].live.load() && is_file(w.slots[si].kind.load());
+        }
         main_activity.begin("final sweep", 0);
         uint64_t sweep_bytes = final_sweep(w);
         main_activity.end();
@@ -166,11 +184,14 @@ void run_phase(const Options& opt, unsigned phase, unsigned phases, double secon
             segv += a->segv_caught.load();
         }
         std::printf("stress: phase %u/%u: %.1f s, %llu operations, %llu faults served (%llu pages installed, %llu deduplicated, %llu stale, "
-                    "%llu eexist), %llu visits (%llu stable), %llu SIGSEGVs caught, %llu bytes verified, %u immutable slots, %llu failures\n",
+                    "%llu eexist), %llu visits (%llu stable), %llu SIGSEGVs caught, %llu bytes verified, %u immutable slots, %llu file maps "
+                    "(file regions in %u of %u slots at the end), %llu checked syncs, %llu failures\n",
             phase + 1, phases, elapsed, (unsigned long long)w.ops.load(), (unsigned long long)st.fault_events,
             (unsigned long long)st.pages_installed, (unsigned long long)st.faults_deduplicated, (unsigned long long)st.stale_faults,
             (unsigned long long)st.eexist, (unsigned long long)visits, (unsigned long long)stable, (unsigned long long)segv,
-            (unsigned long long)bytes, w.pinned.load(), (unsigned long long)(g_failures.load() - failures_before));
+            (unsigned long long)bytes, w.pinned.load(), (unsigned long long)w.file_maps.load(), file_live, live,
+            (unsigned long long)w.checked_syncs.load(),
+            (unsigned long long)(g_failures.load() - failures_before));
         std::fflush(stdout);
         totals.seconds += elapsed;
         totals.ops += w.ops.load();
@@ -204,6 +225,7 @@ int main(int argc, char** argv)
         phases = opt.seconds >= 9 ? 3 : 1;
 
     install_signal_handlers();
+    FileSet files(opt.slots, kMaxPages, size_t(sysconf(_SC_PAGESIZE)));
     prepare_thread_for_faults(); // the main thread sweeps and unmaps between phases
 
     // Activities are labelled once, before the watchdog starts reading them.
@@ -226,7 +248,7 @@ int main(int argc, char** argv)
 
     Totals totals;
     for (unsigned phase = 0; phase < phases; ++phase)
-        run_phase(opt, phase, phases, opt.seconds / phases, activities.get(), totals);
+        run_phase(opt, files, phase, phases, opt.seconds / phases, activities.get(), totals);
 
     finished.store(true);
     watchdog.join();

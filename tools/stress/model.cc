@@ -15,7 +15,10 @@ std::string describe_value(uint64_t v)
     char buf[160];
     if (v == 0)
         return "0";
-    if (!(v >> 63))
+    if ((v >> 56) == (kFileMark >> 56))
+        std::snprintf(buf, sizeof buf, "%#llx (the initial contents of slot %u's file, page %u, word %u)", (unsigned long long)v,
+            unsigned((v >> 23) & 0x3ff), unsigned((v >> 9) & 0x3f), unsigned(v & kWordMask));
+    else if (!(v >> 63))
         std::snprintf(buf, sizeof buf, "%#llx (not a value the tool writes)", (unsigned long long)v);
     else
         std::snprintf(buf, sizeof buf, "%#llx (slot %u, incarnation %u, page %u, word %u, owner %u, counter %u)",
@@ -48,7 +51,8 @@ uint64_t final_sweep(World& w)
         if (!s.live.load())
             continue;
         const uintptr_t base = s.base.load();
-        const uint32_t inc = s.incarnation.load();
+        const Kind kind = s.kind.load();
+        const unsigned first = s.first.load();
         for (unsigned p = 0; p < s.npages.load(); ++p) {
             const PageView v = unpack(s.pages[p].load());
             if (!v.mapped || !readable(v.access))
@@ -59,14 +63,11 @@ uint64_t final_sweep(World& w)
                     access_name(v.access));
                 continue;
             }
-            verify_page(w, buf.data(), si, inc, p, a, v,
-                [&](unsigned owner, uint64_t* expected) {
-                    const Record& r = w.accessors[owner]->records[size_t(si) * kMaxPages + p];
-                    if (!(r.valid && r.certain && r.zero_id == v.zero_id))
-                        return false;
-                    *expected = r.value_base;
-                    return true;
-                },
+            const unsigned vpage = value_page(kind, first, p);
+            const PageKey key { si, s.incarnation.load(), p, vpage, is_file(kind), is_file(kind) ? w.shadow_page(si, vpage) : nullptr };
+            const size_t record = record_index(si, kind, first, p);
+            verify_page(w, buf.data(), key, a, v,
+                [&](unsigned owner, uint64_t* expected) { return known_exactly(w, owner, record, v.zero_id, expected); },
                 "final sweep");
             bytes += w.page;
         }

@@ -31,8 +31,28 @@
 // epoch-based grace period). The same mutex guards the tool's record of which
 // arena pages belong to which slot, which is also used to check that the
 // runtime never hands out a page twice.
+//
+// File regions
+// ------------
+// A slot may hold a file region instead (map_file; its file is the slot's
+// own, files.h). Then "untouched" means the file's contents as the mutator
+// read them (pread) when it mapped the region: kept per slot and file page in
+// a shadow copy that changes only while the slot is empty, under the
+// sequence lock. Values written carry the file page (not the slot page) in
+// their page field, so a page shown at the wrong file offset is caught. Zero
+// is never right for a file page.
+//
+// A shared file region's writes reach the file, so its pages keep their
+// zero_id across incarnations (file_zero_id: one per slot and file page for
+// the phase), and each accessor remembers its last write to a shared file
+// page apart from its other records (record_index): a write that certainly
+// landed in one incarnation must be read back exactly in the next one, and
+// must be in the file when the next map reads it or a checked sync has
+// written it. A private file region's pages get fresh zero_ids, like
+// anonymous ones, and its writes must never reach the file.
 #pragma once
 
+#include "files.h"
 #include "options.h"
 #include "signals.h"
 #include "util.h"
@@ -41,6 +61,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -81,6 +102,25 @@ inline bool plausible(uint64_t v, unsigned slot, uint32_t incarnation, unsigned 
 
 std::string describe_value(uint64_t v);
 
+// What a slot holds (published with the rest of its state).
+enum class Kind : uint8_t { Anonymous, SharedFile, PrivateFile };
+
+inline bool is_file(Kind k) { return k != Kind::Anonymous; }
+
+// The page field of the values written to slot page p: the page itself, or
+// for a file region the file page (`first` is the file page of slot page 0;
+// first + p < kMaxPages, the file's length).
+inline unsigned value_page(Kind k, unsigned first, unsigned p) { return is_file(k) ? first + p : p; }
+
+// Where an accessor remembers its last write to slot page p (AccessorState::
+// records): shared file pages by file page, in a half of their own, so that
+// what the file holds is remembered across incarnations whatever the slot
+// maps in between.
+inline size_t record_index(unsigned slot, Kind k, unsigned first, unsigned p)
+{
+    return size_t(slot) * 2 * kMaxPages + (k == Kind::SharedFile ? kMaxPages + first + p : p);
+}
+
 // ---------------------------------------------------------------------------
 // The slot table
 
@@ -107,7 +147,9 @@ struct Slot {
     std::atomic<uintptr_t> base { 0 };
     std::atomic<uint32_t> npages { 0 };
     std::atomic<uint32_t> incarnation { 0 };
-    std::atomic<bool> live { false }; // some page is mapped
+    std::atomic<Kind> kind { Kind::Anonymous };
+    std::atomic<uint32_t> first { 0 }; // file regions: the file page of slot page 0
+    std::atomic<bool> live { false };  // some page is mapped
     std::atomic<uint64_t> pages[kMaxPages] {};
 
     // The rest belongs to the mutator holding `busy` (and to the main thread
@@ -147,7 +189,7 @@ struct alignas(64) AccessorState {
     std::atomic<uint64_t> stable_visits { 0 };
     std::atomic<uint64_t> bytes_verified { 0 };
     std::atomic<uint64_t> segv_caught { 0 };
-    std::vector<Record> records; // [slot * kMaxPages + page], this thread's only
+    std::vector<Record> records; // [record_index(...)], this thread's only
 };
 
 struct Owner {
@@ -159,6 +201,7 @@ struct Owner {
 struct World {
     const Options& opt;
     Runtime& rt;
+    FileSet& files;
     size_t page;
     size_t words;
     uintptr_t arena_lo;
@@ -178,26 +221,61 @@ struct World {
     std::atomic<bool> stop { false };
     std::atomic<uint64_t> ops { 0 };
     std::atomic<uint64_t> mutator_bytes_verified { 0 };
+    std::atomic<uint64_t> file_maps { 0 };
+    std::atomic<uint64_t> checked_syncs { 0 };
+    uint64_t file_ids = 0; // file_zero_id(0, 0)
 
-    World(const Options& o, Runtime& r)
+    // The files' contents as read when their slot's region was mapped:
+    // [slot][file page][word]. Written by the mutator holding an empty slot
+    // (sequence odd), read by everyone: every access goes through shadow_load
+    // and shadow_store. Allocated whole, resident only where used.
+    std::unique_ptr<uint64_t[]> shadow;
+
+    World(const Options& o, Runtime& r, FileSet& f)
         : opt(o)
         , rt(r)
+        , files(f)
         , page(size_t(sysconf(_SC_PAGESIZE)))
         , words(page / sizeof(uint64_t))
         , arena_lo(uintptr_t(r.arena_base()))
         , arena_hi(uintptr_t(r.arena_base()) + r.arena_size())
         , slots(new Slot[o.slots])
         , activities(nullptr)
+        , shadow(new uint64_t[size_t(o.slots) * kMaxPages * words])
     {
         for (unsigned t = 0; t < o.threads; ++t) {
             accessors.push_back(std::make_unique<AccessorState>());
-            accessors.back()->records.resize(size_t(o.slots) * kMaxPages);
+            accessors.back()->records.resize(size_t(o.slots) * 2 * kMaxPages);
         }
         pinned_cap = std::max(2u, o.slots / 32);
+        file_ids = next_zero_id.fetch_add(uint64_t(o.slots) * kMaxPages);
     }
 
     uint64_t new_zero_id() { return next_zero_id.fetch_add(1); }
+    // The zero_id of a shared file page: the same in every incarnation.
+    uint64_t file_zero_id(unsigned slot, unsigned file_page) const { return file_ids + uint64_t(slot) * kMaxPages + file_page; }
+    uint64_t* shadow_page(unsigned slot, unsigned file_page) const
+    {
+        return shadow.get() + (size_t(slot) * kMaxPages + file_page) * words;
+    }
 };
+
+// Acquire loads, for the reason Accessor::visit gives for its others.
+inline uint64_t shadow_load(const uint64_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline void shadow_store(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+// Whether accessor `owner`'s words of the page whose record is `record` must
+// hold exactly its last write (and which), as final_sweep and the mutators'
+// checks see it. Only while no accessor can be in the slot: between phases,
+// or with the slot's sequence odd after a grace period.
+inline bool known_exactly(const World& w, unsigned owner, size_t record, uint64_t zero_id, uint64_t* base)
+{
+    const Record& r = w.accessors[owner]->records[record];
+    if (!(r.valid && r.certain && r.zero_id == zero_id))
+        return false;
+    *base = r.value_base;
+    return true;
+}
 
 // Waits until no accessor can still be acting on a view older than now;
 // `activity` is the waiting thread's, for the watchdog.
@@ -206,13 +284,26 @@ void grace_period(World& w, Activity& activity);
 // ---------------------------------------------------------------------------
 // Verification
 
+// Which page a check is about, and what its untouched words hold.
+struct PageKey {
+    unsigned slot = 0;
+    uint32_t incarnation = 0;
+    unsigned page = 0;  // in the slot
+    unsigned vpage = 0; // the page field of the values written to it (value_page)
+    bool file = false;
+    // Untouched words, at the positions of the data checked: nullptr for
+    // zeros (anonymous memory), else the file's as read at map time.
+    const uint64_t* untouched = nullptr;
+    uint64_t untouched_word(size_t i) const { return untouched ? untouched[i] : 0; }
+};
+
 // Checks one page's words. `exact(owner, &base)` says whether the owner's
-// words must hold exactly base | word (else zero or any value that owner may
-// have written to this page). Returns the number of bad words; reports the
-// first.
+// words must hold exactly base | word (else untouched or any value that owner
+// may have written to this page in this incarnation). Returns the number of
+// bad words; reports the first.
 template <typename Exact>
-unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, unsigned nspans, unsigned slot,
-    uint32_t incarnation, unsigned page, uintptr_t address, const PageView& view, Exact&& exact, const char* who)
+unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, unsigned nspans, const PageKey& key,
+    uintptr_t address, const PageView& view, Exact&& exact, const char* who)
 {
     unsigned bad = 0;
     size_t first = 0;
@@ -222,12 +313,13 @@ unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, u
         for (size_t i = spans[k].lo; i < spans[k].hi; i += spans[k].stride) {
             const unsigned owner = unsigned(i % w.opt.threads);
             const uint64_t v = data[i];
+            const uint64_t untouched = key.untouched_word(i);
             uint64_t expected = 0;
             const bool is_exact = exact(owner, &expected);
-            // An exact expectation of base 0 means "must be zero"; any value the
-            // tool writes has bit 63 set, so 0 is never a real base.
-            const uint64_t want = expected ? (expected | (i & kWordMask)) : 0;
-            const bool ok = is_exact ? v == want : (v == 0 || plausible(v, slot, incarnation, page, i, owner));
+            // An exact expectation of base 0 means "must be untouched"; any
+            // value the tool writes has bit 63 set, so 0 is never a real base.
+            const uint64_t want = expected ? (expected | (i & kWordMask)) : untouched;
+            const bool ok = is_exact ? v == want : (v == untouched || plausible(v, key.slot, key.incarnation, key.vpage, i, owner));
             if (!ok && bad++ == 0) {
                 first = i;
                 first_value = v;
@@ -237,21 +329,25 @@ unsigned verify_words(const World& w, const uint64_t* data, const Span* spans, u
         }
     }
     if (bad) {
-        std::string expected = first_exact ? (first_expected ? "exactly " + describe_value(first_expected) : std::string("0"))
-                                           : std::string("0 or a value written by owner ") + std::to_string(first % w.opt.threads);
-        failure("%s: wrong data at %#lx (slot %u incarnation %u page %u %s zero_id %llu), word %zu: read %s, expected %s; %u bad word(s) read",
-            who, (unsigned long)address, slot, incarnation, page, access_name(view.access), (unsigned long long)view.zero_id, first,
-            describe_value(first_value).c_str(), expected.c_str(), bad);
+        const std::string untouched = describe_value(key.untouched_word(first));
+        std::string expected = first_exact ? "exactly " + describe_value(first_expected)
+                                           : untouched + " or a value written by owner " + std::to_string(first % w.opt.threads);
+        char file[32] = "";
+        if (key.file)
+            std::snprintf(file, sizeof file, " file page %u", key.vpage);
+        failure("%s: wrong data at %#lx (slot %u incarnation %u page %u%s %s zero_id %llu), word %zu: read %s, expected %s; %u bad word(s) read",
+            who, (unsigned long)address, key.slot, key.incarnation, key.page, file, access_name(view.access),
+            (unsigned long long)view.zero_id, first, describe_value(first_value).c_str(), expected.c_str(), bad);
     }
     return bad;
 }
 
 template <typename Exact>
-unsigned verify_page(const World& w, const uint64_t* data, unsigned slot, uint32_t incarnation, unsigned page,
-    uintptr_t address, const PageView& view, Exact&& exact, const char* who)
+unsigned verify_page(const World& w, const uint64_t* data, const PageKey& key, uintptr_t address, const PageView& view,
+    Exact&& exact, const char* who)
 {
     const Span all { 0, w.words, 1 };
-    return verify_words(w, data, &all, 1, slot, incarnation, page, address, view, std::forward<Exact>(exact), who);
+    return verify_words(w, data, &all, 1, key, address, view, std::forward<Exact>(exact), who);
 }
 
 // Checks between phases (every other thread has been joined).

@@ -45,7 +45,7 @@ struct Column {
 };
 
 struct Table {
-    Column empty, hot, cold;
+    Column empty, hot, cold, hot_file, cold_file;
 };
 
 const Table& table()
@@ -61,10 +61,12 @@ const Table& table()
             t.empty.add(op.weights.empty, op.run);
             t.hot.add(op.weights.hot, op.run);
             t.cold.add(op.weights.cold, op.run);
+            t.hot_file.add(op.weights.hot_file, op.run);
+            t.cold_file.add(op.weights.cold_file, op.run);
         }
-        if (!t.empty.total || !t.hot.total || !t.cold.total) {
-            std::fprintf(stderr, "stress: no operation for some state of a slot (empty %u, hot %u, cold %u)\n", t.empty.total,
-                t.hot.total, t.cold.total);
+        if (!t.empty.total || !t.hot.total || !t.cold.total || !t.hot_file.total || !t.cold_file.total) {
+            std::fprintf(stderr, "stress: no operation for some state of a slot (empty %u, hot %u, cold %u, hot file %u, cold file %u)\n",
+                t.empty.total, t.hot.total, t.cold.total, t.hot_file.total, t.cold_file.total);
             std::exit(2);
         }
         return t;
@@ -121,12 +123,13 @@ void Mutator::run()
 void Mutator::operate(unsigned si, Slot& s)
 {
     const Table& t = table();
+    const bool file = is_file(kind(s));
     if (!s.live.load(std::memory_order_relaxed))
         t.empty.run(*this, rng_, si, s);
     else if (si < kHotSlots)
-        t.hot.run(*this, rng_, si, s);
+        (file ? t.hot_file : t.hot).run(*this, rng_, si, s);
     else
-        t.cold.run(*this, rng_, si, s);
+        (file ? t.cold_file : t.cold).run(*this, rng_, si, s);
 }
 
 void Mutator::unmap_everything()
@@ -146,6 +149,56 @@ bool Mutator::reserve_pin()
             return false;
     } while (!w_.pinned.compare_exchange_weak(now, now + 1));
     return true;
+}
+
+void Mutator::claim(unsigned si, uintptr_t a, unsigned n, size_t guard, const char* what)
+{
+    const size_t size = size_t(n) * w_.page;
+    if (a % w_.page || a - guard < w_.arena_lo || a + size > w_.arena_hi)
+        failure("%s: %s for slot %u returned %#lx+%u pages: misplaced (arena %#lx-%#lx)", who_, what, si, (unsigned long)a, n,
+            (unsigned long)w_.arena_lo, (unsigned long)w_.arena_hi);
+    for (uintptr_t q = a - guard; q < a + size; q += w_.page) {
+        auto it = w_.owners.find(q);
+        if (it != w_.owners.end())
+            failure("%s: %s for slot %u returned %#lx+%u pages, but page %#lx already belongs to slot %u%s", who_, what, si,
+                (unsigned long)a, n, (unsigned long)q, it->second.slot, it->second.guard ? " (a guard page)" : "");
+        w_.owners[q] = Owner { si, q < a };
+    }
+}
+
+uint32_t Mutator::publish(Slot& s, unsigned si, const Mapping& m)
+{
+    // The stores that describe the new incarnation come before `live`: an
+    // accessor that sees the slot live then sees all of them.
+    const uint32_t inc = s.incarnation.load(std::memory_order_relaxed) + 1;
+    s.base.store(m.base, std::memory_order_relaxed);
+    s.npages.store(m.npages, std::memory_order_relaxed);
+    s.incarnation.store(inc, std::memory_order_relaxed);
+    s.kind.store(m.kind, std::memory_order_relaxed);
+    s.first.store(m.first, std::memory_order_relaxed);
+    for (unsigned p = 0; p < kMaxPages; ++p) {
+        PageView v;
+        if (p < m.npages) {
+            v.mapped = true;
+            v.access = m.access;
+            v.immutable = m.immutable;
+            // A shared file page keeps its identity across incarnations:
+            // what was written to it is still there (see model.h).
+            v.zero_id = m.kind == Kind::SharedFile ? w_.file_zero_id(si, m.first + p) : w_.new_zero_id();
+        }
+        set_view(s, p, v);
+        s.been_writable[p] = writable(m.access);
+        s.been_executable[p] = has(m.access, Access::Execute);
+        s.name[p] = uint8_t(m.name);
+    }
+    s.pinned = m.immutable;
+    s.committed = m.committed;
+    s.guard = m.stack;
+    s.stack = m.stack;
+    s.max_access = m.max_access == Access::None ? m.access : m.max_access;
+    s.last_base = m.base;
+    s.live.store(true, std::memory_order_relaxed);
+    return inc;
 }
 
 void Mutator::probe(const char* what, unsigned si, uintptr_t a, bool write, bool should_fault)

@@ -21,7 +21,7 @@
 //           updates the model and checks the effect (probes, read-backs)
 //           before the sequence goes even again.
 //
-// Operations with no range to work on yet (map, map_conflict), those that
+// Operations with no range to work on yet (map, map_file, map_conflict), those that
 // only check refusals (hole_is_enoent, bad_arguments) and the read-only ones
 // (region_stats, the queries) use the pieces change() is made of: pick_any,
 // call, expect and refuse.
@@ -82,6 +82,19 @@ public:
     uintptr_t address(const Slot& s, unsigned p) const { return s.base.load(std::memory_order_relaxed) + size_t(p) * w_.page; }
     void* pointer(const Slot& s, unsigned p) const { return reinterpret_cast<void*>(address(s, p)); }
     unsigned npages(const Slot& s) const { return s.npages.load(std::memory_order_relaxed); }
+    Kind kind(const Slot& s) const { return s.kind.load(std::memory_order_relaxed); }
+    unsigned first(const Slot& s) const { return s.first.load(std::memory_order_relaxed); }
+
+    // The key verify_page needs for slot page p (file pages: untouched
+    // words from the shadow).
+    PageKey page_key(unsigned si, const Slot& s, unsigned p) const
+    {
+        const Kind k = kind(s);
+        const unsigned vpage = value_page(k, first(s), p);
+        return { si, s.incarnation.load(std::memory_order_relaxed), p, vpage, is_file(k),
+            is_file(k) ? w_.shadow_page(si, vpage) : nullptr };
+    }
+    size_t record(unsigned si, const Slot& s, unsigned p) const { return record_index(si, kind(s), first(s), p); }
 
     // Waits until no accessor can still be acting on a view older than now.
     void grace_period() { stress::grace_period(w_, act_); }
@@ -142,6 +155,29 @@ public:
 
     // Takes one of the few slots allowed to hold immutable pages.
     bool reserve_pin();
+
+    // After a map returned `a` for slot si (n pages, `guard` bytes of stack
+    // guard below): checks that the range is page-aligned, inside the arena
+    // and owned by no slot, and records it as si's (the caller holds
+    // reuse_lock). `what` names the call.
+    void claim(unsigned si, uintptr_t a, unsigned n, size_t guard, const char* what);
+
+    // What a new mapping publishes (map, map_file), with the slot's sequence
+    // odd: a new incarnation of n pages at `a`.
+    struct Mapping {
+        uintptr_t base = 0;
+        unsigned npages = 0;
+        Kind kind = Kind::Anonymous;
+        unsigned first = 0; // file regions: the file page of its first page
+        Access access = Access::None;
+        Access max_access = Access::None;
+        unsigned name = 0;
+        bool immutable = false;
+        bool committed = true;
+        bool stack = false;
+    };
+    // Returns the new incarnation.
+    uint32_t publish(Slot& s, unsigned si, const Mapping& m);
 
     // Expects the access at `a` to raise SIGSEGV (or not).
     void probe(const char* what, unsigned si, uintptr_t a, bool write, bool should_fault);
@@ -235,6 +271,20 @@ private:
     void operate(unsigned si, Slot& s);
 };
 
+// A region's size in pages for a map: hot slots get 1-4 pages; the others
+// mostly small regions, sometimes up to kMaxPages.
+inline unsigned pick_map_size(Rng& rng, bool hot)
+{
+    if (hot)
+        return 1 + rng.below(4);
+    unsigned r = rng.below(100);
+    if (r < 50)
+        return 1 + rng.below(8);
+    if (r < 85)
+        return 9 + rng.below(24);
+    return 33 + rng.below(kMaxPages - 32);
+}
+
 // -- the table of operations --------------------------------------------------
 
 // Runs the operation on slot `si`, which the mutator holds.
@@ -245,10 +295,15 @@ using OperationFn = void (*)(Mutator& m, unsigned si, Slot& s);
 // (today's each add up to 100, so they read as percentages). Hot slots exist
 // to make all accessors fault on the same pages, which only happens while
 // those pages keep going away.
+// File regions have their own columns: some operations only make sense on
+// them (sync), and a few work on them differently or not at all (each
+// operation's file says why).
 struct Weights {
-    unsigned empty = 0; // the slot holds no mapping
-    unsigned hot = 0;   // a hot slot (see kHotSlots) holding a mapping
-    unsigned cold = 0;  // any other slot holding a mapping
+    unsigned empty = 0;     // the slot holds no mapping
+    unsigned hot = 0;       // a hot slot (see kHotSlots) holding an anonymous mapping
+    unsigned cold = 0;      // any other slot holding an anonymous mapping
+    unsigned hot_file = 0;  // a hot slot holding a file region
+    unsigned cold_file = 0; // any other slot holding a file region
 };
 
 struct Operation {

@@ -13,6 +13,7 @@ struct Options {
     uint64_t seed = 0;
     unsigned handler_threads = 0; // 0: each phase picks its own
     unsigned phases = 0;          // 0: chosen from the duration
+    unsigned first_phase = 1;     // the configuration the first phase uses (1-3; the rest follow in turn)
     double watchdog_seconds = 5;
     // Nice value added to the accessor threads. Faults only happen where the
     // mutators keep dropping pages, and with 32 accessors against a handful
@@ -20,6 +21,14 @@ struct Options {
     // machines; +5 roughly triples the others' share. (Measured on 2 CPUs:
     // about 30% more faults served than at 0.)
     int accessor_nice = 5;
+    // Require a discard of a private file region to read the file's contents
+    // back (docs/api.md); off while the runtime keeps the region's written
+    // pages instead (see mutator/discard.cc).
+    bool strict_private_discard = false;
+    // Never pass SyncFlags::Invalidate to a sync that races with the
+    // accessors' writes (see mutator/sync.cc): for runs that must get past
+    // writes that such a sync loses.
+    bool no_racing_invalidate = false;
 };
 
 // Parses the command line; prints the usage and exits with status 2 on a bad

@@ -4,6 +4,9 @@
 
 #include <cerrno>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace stress {
 
 namespace {
@@ -22,9 +25,20 @@ void bad_arguments(Mutator& m, unsigned si, Slot& s)
         if (r) // it must not have succeeded; give it back so no check trips on it later
             (void)w.rt.unmap(*r, o.size);
     };
+    // map_file with the slot's file, which must fail before it maps anything.
+    auto bad_map_file = [&](int fd, const FileMapOptions& fo, int expected, const char* what) {
+        auto r = m.call("map_file (bad arguments)", 0, [&] { return w.rt.map_file(fd, fo); });
+        m.expect(r, expected, what, si, 0, fo.length);
+        if (r)
+            (void)w.rt.unmap(*r, (fo.length + page - 1) / page * page);
+    };
+    FileMapOptions fo;
+    fo.length = page;
+    fo.access = Access::ReadWrite;
+    const int fd = w.files.fd(si);
     MapOptions o;
     o.size = page;
-    switch (rng.below(13)) {
+    switch (rng.below(20)) {
     case 0:
         o.size = 0;
         bad_map(o, EINVAL, "map_anonymous (size 0)");
@@ -79,13 +93,65 @@ void bad_arguments(Mutator& m, unsigned si, Slot& s)
         m.refuse(si, a, page, EINVAL, "protect (bad access)", "protect (unknown access bits)",
             [&] { return w.rt.protect(p, page, Access(8)); });
         break;
-    default:
+    case 12:
         m.refuse(si, a, 0, EINVAL, "discard (size 0)", "discard (size 0)", [&] { return w.rt.discard(p, 0); });
+        break;
+    case 13:
+        fo.length = 0;
+        bad_map_file(fd, fo, EINVAL, "map_file (length 0)");
+        break;
+    case 14:
+        fo.offset = rng.percent(50) ? int64_t(page / 2) : -int64_t(page);
+        bad_map_file(fd, fo, EINVAL, "map_file (offset negative or not page-aligned)");
+        break;
+    case 15:
+        if (rng.percent(50)) {
+            fo.readahead_min_pages = 8, fo.readahead_max_pages = 4;
+            bad_map_file(fd, fo, EINVAL, "map_file (readahead min > max)");
+        } else {
+            fo.readahead_max_pages = 8192;
+            bad_map_file(fd, fo, EINVAL, "map_file (readahead max > 4096)");
+        }
+        break;
+    case 16:
+        fo.sharing = Sharing(7);
+        bad_map_file(fd, fo, EINVAL, "map_file (unknown sharing)");
+        break;
+    case 17:
+        if (rng.percent(50)) {
+            bad_map_file(w.files.directory(), fo, ENODEV, "map_file (a directory)");
+        } else {
+            const int wronly = w.files.reopen(si, O_WRONLY);
+            if (wronly < 0) {
+                failure("%s: cannot open slot %u's file write-only: %s", m.who(), si, errno_name(-wronly));
+                break;
+            }
+            fo.sharing = Sharing::Private;
+            fo.access = Access::Read;
+            bad_map_file(wronly, fo, EACCES, "map_file (descriptor not open for reading)");
+            close(wronly);
+        }
+        break;
+    case 18: {
+        // Flags are checked before the range.
+        const SyncFlags flags = rng.percent(50) ? SyncFlags(8) : SyncFlags::Sync | SyncFlags::Async;
+        m.refuse(si, a, page, EINVAL, "sync (bad flags)", "sync (unknown flags, or Sync with Async)",
+            [&] { return w.rt.sync(p, page, flags); });
+        break;
+    }
+    default:
+        // sync only takes file regions; and a misaligned range anywhere.
+        if (PageRange r; live && !is_file(m.kind(s)) && m.pick_any(s, 1, &r))
+            m.refuse(si, m.address(s, r.a), page, EINVAL, "sync (anonymous)", "sync (over an anonymous region)",
+                [&] { return w.rt.sync(m.pointer(s, r.a), page); });
+        else
+            m.refuse(si, a + 8, page, EINVAL, "sync (misaligned)", "sync (misaligned)",
+                [&] { return w.rt.sync(reinterpret_cast<char*>(p) + 8, page); });
         break;
     }
 }
 
-const RegisterOperation registered { { "bad_arguments", { .empty = 4, .cold = 7 }, bad_arguments } };
+const RegisterOperation registered { { "bad_arguments", { .empty = 4, .cold = 7, .cold_file = 6 }, bad_arguments } };
 
 } // namespace
 

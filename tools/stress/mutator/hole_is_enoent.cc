@@ -37,7 +37,7 @@ void hole_is_enoent(Mutator& m, unsigned si, Slot& s)
         }
         void* ptr = reinterpret_cast<void*>(lo);
         const size_t len = 2 * w.page;
-        switch (rng.below(5)) {
+        switch (rng.below(6)) {
         case 0:
             m.refuse(si, lo, len, ENOENT, "unmap (hole)", "unmap (over a hole)", [&] { return w.rt.unmap(ptr, len); });
             break;
@@ -50,16 +50,21 @@ void hole_is_enoent(Mutator& m, unsigned si, Slot& s)
         case 3:
             m.refuse(si, lo, len, ENOENT, "set_name (hole)", "set_name (over a hole)", [&] { return w.rt.set_name(ptr, len, "hole"); });
             break;
-        default:
+        case 4:
             m.refuse(si, lo, len, ENOENT, "make_immutable (hole)", "make_immutable (over a hole)",
                 [&] { return w.rt.make_immutable(ptr, len); });
+            break;
+        default:
+            // The hole is found before the regions' kind is looked at, so
+            // this is ENOENT over anonymous memory too.
+            m.refuse(si, lo, len, ENOENT, "sync (hole)", "sync (over a hole)", [&] { return w.rt.sync(ptr, len); });
             break;
         }
         return;
     }
 }
 
-const RegisterOperation registered { { "hole_is_enoent", { .cold = 9 }, hole_is_enoent } };
+const RegisterOperation registered { { "hole_is_enoent", { .cold = 9, .cold_file = 7 }, hole_is_enoent } };
 
 } // namespace
 

@@ -64,7 +64,7 @@ void make_immutable(Mutator& m, unsigned si, Slot& s)
         w.pinned.fetch_sub(1);
 }
 
-const RegisterOperation registered { { "make_immutable", { .cold = 3 }, make_immutable } };
+const RegisterOperation registered { { "make_immutable", { .cold = 3, .cold_file = 3 }, make_immutable } };
 
 } // namespace
 

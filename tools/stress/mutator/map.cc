@@ -15,24 +15,12 @@ namespace stress {
 
 namespace {
 
-unsigned pick_size(Rng& rng, bool hot)
-{
-    if (hot)
-        return 1 + rng.below(4);
-    unsigned r = rng.below(100);
-    if (r < 50)
-        return 1 + rng.below(8);
-    if (r < 85)
-        return 9 + rng.below(24);
-    return 33 + rng.below(kMaxPages - 32);
-}
-
 void map(Mutator& m, unsigned si, Slot& s)
 {
     World& w = m.world();
     Rng& rng = m.rng();
     const bool hot = si < kHotSlots;
-    unsigned n = pick_size(rng, hot);
+    unsigned n = pick_map_size(rng, hot);
     Access access = Access::ReadWrite, max_access = Access::None;
     unsigned kind = rng.below(100);
     if (kind < 75) {
@@ -120,17 +108,10 @@ void map(Mutator& m, unsigned si, Slot& s)
     }
     const uintptr_t a = uintptr_t(*r);
     const size_t guard = stack ? w.page : 0;
-    if (a % w.page || (alignment && a % alignment) || a - guard < w.arena_lo || a + o.size > w.arena_hi || (fixed && a != fixed))
-        failure("%s: map_anonymous(%u pages, align %zu%s) returned %#lx: misplaced (arena %#lx-%#lx%s)", m.who(), n, alignment,
-            stack ? ", stack" : "", (unsigned long)a, (unsigned long)w.arena_lo, (unsigned long)w.arena_hi,
-            fixed ? ", asked for a fixed address" : "");
-    for (uintptr_t q = a - guard; q < a + o.size; q += w.page) {
-        auto it = w.owners.find(q);
-        if (it != w.owners.end())
-            failure("%s: map_anonymous for slot %u returned %#lx+%zu pages, but page %#lx already belongs to slot %u%s", m.who(), si,
-                (unsigned long)a, size_t(n), (unsigned long)q, it->second.slot, it->second.guard ? " (a guard page)" : "");
-        w.owners[q] = Owner { si, q < a };
-    }
+    if ((alignment && a % alignment) || (fixed && a != fixed))
+        failure("%s: map_anonymous(%u pages, align %zu%s) returned %#lx: misplaced%s", m.who(), n, alignment, stack ? ", stack" : "",
+            (unsigned long)a, fixed ? " (asked for a fixed address)" : "");
+    m.claim(si, a, n, guard, "map_anonymous");
     if (stack) {
         // The guard is reserved but belongs to no region: it faults, and
         // the API does not treat it as mapped.
@@ -143,34 +124,14 @@ void map(Mutator& m, unsigned si, Slot& s)
                 [&] { return w.rt.protect(g, w.page, Access::ReadWrite); });
     }
 
-    const uint32_t inc = s.incarnation.load(std::memory_order_relaxed) + 1;
-    s.base.store(a, std::memory_order_relaxed);
-    s.npages.store(n, std::memory_order_relaxed);
-    s.incarnation.store(inc, std::memory_order_relaxed);
-    for (unsigned p = 0; p < kMaxPages; ++p) {
-        PageView v;
-        if (p < n) {
-            v.mapped = true;
-            v.access = access;
-            v.immutable = immutable;
-            v.zero_id = w.new_zero_id();
-        }
-        m.set_view(s, p, v);
-        s.been_writable[p] = writable(access);
-        s.been_executable[p] = has(access, Access::Execute);
-        s.name[p] = uint8_t(name);
-    }
-    s.pinned = immutable;
-    s.committed = !noreserve;
-    s.guard = stack;
-    s.stack = stack;
-    s.max_access = max_access == Access::None ? access : max_access;
-    s.last_base = a;
-    s.live.store(true, std::memory_order_relaxed);
+    m.publish(s, si,
+        { .base = a, .npages = n, .access = access, .max_access = max_access, .name = name, .immutable = immutable,
+            .committed = !noreserve, .stack = stack });
     end_change(s);
 }
 
-const RegisterOperation registered { { "map", { .empty = 92 }, map } };
+// Two maps in three are anonymous; map_file.cc has the rest.
+const RegisterOperation registered { { "map", { .empty = 62 }, map } };
 
 } // namespace
 

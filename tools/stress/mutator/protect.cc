@@ -1,5 +1,7 @@
 // tools/stress/mutator/protect.cc — changes the access of a range, and checks
-// that the new protection is enforced.
+// that the new protection is enforced. For a file region the maximum access
+// follows the descriptor (r-x for a shared region mapped through a read-only
+// one), so writable protections there must be refused with EACCES.
 #include "mutator.h"
 
 #include <cerrno>
@@ -56,7 +58,7 @@ void protect(Mutator& m, unsigned si, Slot& s)
         });
 }
 
-const RegisterOperation registered { { "protect", { .hot = 15, .cold = 20 }, protect } };
+const RegisterOperation registered { { "protect", { .hot = 15, .cold = 20, .hot_file = 13, .cold_file = 16 }, protect } };
 
 } // namespace
 

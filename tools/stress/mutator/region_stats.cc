@@ -5,6 +5,8 @@
 // the comparison with the model, so it runs outside the sequence lock.
 #include "mutator.h"
 
+#include <cstring>
+
 namespace stress {
 
 namespace {
@@ -20,6 +22,18 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
     if (!m.expect(res, 0, "region_stats", si, a, w.page))
         return;
     const RegionStats& st = *res;
+    // The kind of region: file regions are never committed and carry no
+    // NoReserve flag; a shared one has the Shared flag.
+    const Kind kind = m.kind(s);
+    const char* want_kind = kind == Kind::SharedFile ? "file-shared" : kind == Kind::PrivateFile ? "file-private" : nullptr;
+    const bool kind_ok = want_kind ? std::strcmp(st.object_kind, want_kind) == 0
+            && has(st.flags, RegionFlags::Shared) == (kind == Kind::SharedFile) && !has(st.flags, RegionFlags::NoReserve)
+                                   : std::strncmp(st.object_kind, "file", 4) != 0;
+    if (!kind_ok) {
+        failure("%s: region_stats(%#lx) on slot %u: object kind '%s', flags %#x, but the slot holds %s", m.who(), (unsigned long)a,
+            si, st.object_kind, unsigned(st.flags), want_kind ? want_kind : "anonymous memory");
+        return;
+    }
     const uintptr_t lo = m.address(s, 0), hi = m.address(s, m.npages(s));
     if (st.base > a || a - st.base >= st.size || st.base % w.page || st.size % w.page || st.base < lo || st.base + st.size > hi) {
         failure("%s: region_stats(%#lx) on slot %u gave region %#lx+%zu pages, not within the slot's %#lx+%u pages", m.who(),
@@ -31,7 +45,7 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
         const PageView v = m.view(s, p);
         if (!v.mapped || v.access != st.access || v.immutable != has(st.flags, RegionFlags::Immutable)
             || st.name != kNames[s.name[p]] || st.max_access != s.max_access
-            || has(st.flags, RegionFlags::NoReserve) == s.committed) {
+            || (!is_file(kind) && has(st.flags, RegionFlags::NoReserve) == s.committed)) {
             failure("%s: region_stats(%#lx) on slot %u: region %#lx+%zu pages (%s, max %s, %s, name '%s') disagrees with the model at page %u (%s%s, max %s, %s, name '%s')",
                 m.who(), (unsigned long)a, si, (unsigned long)st.base, st.size / w.page, access_name(st.access),
                 access_name(st.max_access), has(st.flags, RegionFlags::Immutable) ? "immutable" : "mutable", st.name.c_str(), p,
@@ -42,7 +56,7 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
     }
 }
 
-const RegisterOperation registered { { "region_stats", { .cold = 5 }, check_region_stats } };
+const RegisterOperation registered { { "region_stats", { .cold = 5, .cold_file = 6 }, check_region_stats } };
 
 } // namespace
 

@@ -34,7 +34,7 @@ void set_name(Mutator& m, unsigned si, Slot& s)
         });
 }
 
-const RegisterOperation registered { { "set_name", { .hot = 15, .cold = 8 }, set_name } };
+const RegisterOperation registered { { "set_name", { .hot = 15, .cold = 8, .hot_file = 12, .cold_file = 6 }, set_name } };
 
 } // namespace
 

@@ -1,5 +1,8 @@
 // tools/stress/mutator/unmap.cc — unmaps all of a slot's mapping that can be
 // unmapped; unmap_part.cc uses the same steps for a random piece of it.
+//
+// File regions take the same steps: a shared one writes its pages back as
+// it goes, which the next map_file of the slot's file checks (map_file.cc).
 #include "mutator.h"
 
 #include <mutex>
@@ -64,7 +67,7 @@ namespace {
 
 void unmap_all(Mutator& m, unsigned si, Slot& s) { unmap_slot(m, si, s, true); }
 
-const RegisterOperation registered { { "unmap", { .hot = 30, .cold = 8 }, unmap_all } };
+const RegisterOperation registered { { "unmap", { .hot = 30, .cold = 8, .hot_file = 35, .cold_file = 8 }, unmap_all } };
 
 } // namespace
 

@@ -9,7 +9,7 @@ namespace {
 
 void unmap_part(Mutator& m, unsigned si, Slot& s) { unmap_slot(m, si, s, false); }
 
-const RegisterOperation registered { { "unmap_part", { .cold = 16 }, unmap_part } };
+const RegisterOperation registered { { "unmap_part", { .cold = 16, .cold_file = 16 }, unmap_part } };
 
 } // namespace
 
