@@ -4,8 +4,7 @@
 //   faultline-stress [SECONDS] [--threads N] [--mutators N] [--slots N]
 //                    [--seed N] [--handler-threads N] [--phases N]
 //                    [--watchdog SECONDS] [--accessor-nice N]
-//                    [--first-phase N] [--strict-private-discard]
-//                    [--no-racing-invalidate]
+//                    [--first-phase N]
 //
 // Accessor threads (32 by default) read and write pages of many regions —
 // anonymous ones, and shared and private file regions of a file per slot —

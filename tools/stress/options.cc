@@ -22,8 +22,7 @@ namespace {
     std::fprintf(stderr,
         "usage: faultline-stress [SECONDS] [--threads N] [--mutators N] [--slots N]\n"
         "                        [--seed N] [--handler-threads N] [--phases N] [--watchdog SECONDS]\n"
-        "                        [--accessor-nice N] [--first-phase N] [--strict-private-discard]\n"
-        "                        [--no-racing-invalidate]\n");
+        "                        [--accessor-nice N] [--first-phase N]\n");
     std::exit(2);
 }
 
@@ -84,10 +83,6 @@ Options parse_options(int argc, char** argv)
             o.accessor_nice = int(parse_number(value(), "--accessor-nice", 0, 19));
         else if (a == "--first-phase")
             o.first_phase = unsigned(parse_number(value(), "--first-phase", 1, 3));
-        else if (a == "--strict-private-discard")
-            o.strict_private_discard = true;
-        else if (a == "--no-racing-invalidate")
-            o.no_racing_invalidate = true;
         else if (!a.empty() && a[0] != '-' && !have_seconds) {
             o.seconds = parse_seconds(a.c_str(), "SECONDS");
             have_seconds = true;

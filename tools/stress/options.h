@@ -21,14 +21,6 @@ struct Options {
     // machines; +5 roughly triples the others' share. (Measured on 2 CPUs:
     // about 30% more faults served than at 0.)
     int accessor_nice = 5;
-    // Require a discard of a private file region to read the file's contents
-    // back (docs/api.md); off while the runtime keeps the region's written
-    // pages instead (see mutator/discard.cc).
-    bool strict_private_discard = false;
-    // Never pass SyncFlags::Invalidate to a sync that races with the
-    // accessors' writes (see mutator/sync.cc): for runs that must get past
-    // writes that such a sync loses.
-    bool no_racing_invalidate = false;
 };
 
 // Parses the command line; prints the usage and exits with status 2 on a bad

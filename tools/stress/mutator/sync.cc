@@ -3,13 +3,13 @@
 //
 // Shared regions: half the syncs race with the accessors' writes (a write
 // racing a sync must never be lost, docs/api.md: the accessors' exact checks
-// and the next map's check of the file find it if it is; --no-racing-
-// invalidate keeps Invalidate out of these); the other half first wait them
+// and the next map's check of the file find it if it is, Invalidate
+// included); the other half first wait them
 // out, and then the file must hold exactly what the pages hold, and what the
 // model knows for certain: each accessor's last write where it certainly
 // landed, elsewhere the file's words as the map read them or a value written
-// in this incarnation. `Invalidate` drops the clean cached pages, so the
-// read-back faults them in from the file again.
+// in this incarnation. `Invalidate` drops the clean cached pages of a file no
+// region could write, so the read-back faults them in from the file again.
 //
 // Private regions: sync is accepted and writes nothing, so the file must
 // still be exactly what the map read (nothing else writes the slot's file
@@ -102,8 +102,6 @@ void sync(Mutator& m, unsigned si, Slot& s)
     SyncFlags flags = m.rng().percent(15) ? SyncFlags::Sync | SyncFlags::Async : pick_flags(m.rng());
     const int expected = flags == (SyncFlags::Sync | SyncFlags::Async) ? EINVAL : 0;
     const bool checked = !expected && kind == Kind::SharedFile && m.rng().percent(50);
-    if (!checked && w.opt.no_racing_invalidate)
-        flags = SyncFlags(uint32_t(flags) & ~uint32_t(SyncFlags::Invalidate));
     // A checked sync holds the accessors off (sequence odd, then a grace
     // period) until the read-back is done; an unchecked one changes nothing
     // they could see, so they keep going.
