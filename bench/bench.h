@@ -60,6 +60,11 @@ struct Workload {
     unsigned threads = 1;      // touching threads (informational, for the report)
     std::function<uint64_t(char* base)> run;
     std::function<void(const char* base)> verify;
+    // The baseline's own loop and check, when it does something else than
+    // faultline's side (io_uring reads instead of touching a region, msync
+    // instead of Runtime::sync). Unset: the baseline runs `run` and `verify`.
+    std::function<uint64_t(char* base)> baseline_run;
+    std::function<void(const char* base)> baseline_verify;
 };
 
 struct Result {

@@ -77,8 +77,10 @@ struct Sample {
 };
 
 // One repetition: a fresh region, the timed touch, the untimed check, unmap.
-Sample repetition(const Workload& w, Mapper& mapper)
+Sample repetition(const Workload& w, Mapper& mapper, bool is_baseline)
 {
+    const auto& run = is_baseline && w.baseline_run ? w.baseline_run : w.run;
+    const auto& verify = is_baseline && w.baseline_verify ? w.baseline_verify : w.verify;
     arm_watchdog(w.name + " on " + mapper.name());
     char* base = mapper.map(w.bytes, w.sparse);
     uint64_t elapsed = 0;
@@ -88,9 +90,9 @@ Sample repetition(const Workload& w, Mapper& mapper)
         // the point: a handler that spins, or two that both wake for one
         // fault, cost CPU that wall time alone does not show.
         uint64_t cpu0 = process_cpu_ns();
-        elapsed = w.run(base);
+        elapsed = run(base);
         cpu = process_cpu_ns() - cpu0;
-        w.verify(base);
+        verify(base);
     } catch (const Failure& e) {
         mapper.unmap(base, w.bytes);
         disarm_watchdog();
@@ -119,16 +121,16 @@ Result compare(const Workload& w, Mapper& faultline, Mapper& baseline, const Com
     r.units = w.units;
     try {
         if (options.warmup) {
-            (void)repetition(w, faultline);
-            (void)repetition(w, baseline);
+            (void)repetition(w, faultline, false);
+            (void)repetition(w, baseline, true);
         }
         // Strictly alternating, so that a burst of noise from elsewhere on
         // the machine (another build, a daemon) lands on both sides rather
         // than on every run of one of them.
         std::vector<double> faultline_cpu, baseline_cpu;
         for (unsigned i = 0; i < options.runs; ++i) {
-            Sample f = repetition(w, faultline);
-            Sample b = repetition(w, baseline);
+            Sample f = repetition(w, faultline, false);
+            Sample b = repetition(w, baseline, true);
             r.faultline_runs.push_back(f.wall);
             r.baseline_runs.push_back(b.wall);
             faultline_cpu.push_back(f.cpu);

@@ -4,13 +4,16 @@
 //                   [--fault-around-pages N] [--fault-around-max-pages N] [--handler-threads N]
 //                   [--handler-spin-us N]
 //
-// Prints a table of cases (docs/performance.md explains each); --json writes
+// Prints a table of cases (docs/performance.md explains each): anon_* on
+// anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
+// file_seq_read_warm, file_rand_read_cold, file_write_sync); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
 // Config::fault_around_pages x Config::handler_threads, then over
 // Config::handler_spin_us, instead: the data the runtime's defaults are
 // chosen from.
 #include "bench.h"
+#include "file_workloads.h"
 #include "mappers.h"
 #include "placement.h"
 #include "report.h"
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,9 +78,14 @@ struct Sizes {
     size_t single_faults;    // faults per repetition of anon_single_fault
     size_t sweep_bytes;      // the first-touch workloads of the sweep
     size_t sweep_faults;     // the sparse workload of the sweep
+    size_t file_bytes;       // the test file of the file cases
+    // Pages file_rand_read_cold reads (one in eight of the file): every
+    // read waits for the disk (~0.1 ms on a virtio disk), so reading all
+    // 262,144 pages of 1 GiB would take about a minute per repetition.
+    size_t file_random_reads;
 };
-constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048 };
-constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512 };
+constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768 };
+constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096 };
 
 // Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
 // largest fault-around window the sweep tries (64 pages) never covers the
@@ -96,7 +105,12 @@ void usage(FILE* out)
         "                 handler_spin_us in {0,10,25,50,100}, then for fault_around_max_pages\n"
         "                 in {32,64,128,256,512} (adaptive fault-around's ceiling)\n"
         "  --runs N       timed repetitions per side (default 5; medians are reported)\n"
-        "  --only S       run only the cases whose name contains S\n"
+        "  --only S       run only the cases whose name contains S; the cases are\n"
+        "                 anon_seq_first_touch, anon_rand_first_touch, anon_single_fault,\n"
+        "                 anon_mt_first_touch, anon_read_zero, anon_sparse_touch (and their\n"
+        "                 /same_cpu, /vs_fixed variants), and on a file in $TMPDIR (1 GiB,\n"
+        "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
+        "                 file_rand_read_cold, file_write_sync\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
         "  --wake-order adaptive|after|before\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
@@ -206,6 +220,15 @@ faultline::Config fixed_window(faultline::Config c)
     return c;
 }
 
+void describe(Result& r, const faultline::Config& config, Placement placement)
+{
+    r.fault_around_pages = config.fault_around_pages;
+    r.fault_around_max_pages = config.fault_around_max_pages;
+    r.handler_threads = config.handler_threads;
+    r.handler_spin_us = config.handler_spin_us;
+    r.placement = placement_name(placement);
+}
+
 // Runs one workload: faultline with `config` against `baseline`, under
 // `placement`. Never throws; failures are returned in Result::error.
 Result measure(const Workload& w, const faultline::Config& config, Baseline baseline, Placement placement,
@@ -256,11 +279,35 @@ Result measure(const Workload& w, const faultline::Config& config, Baseline base
         r.unit = w.unit;
         r.error = e.what();
     }
-    r.fault_around_pages = config.fault_around_pages;
-    r.fault_around_max_pages = config.fault_around_max_pages;
-    r.handler_threads = config.handler_threads;
-    r.handler_spin_us = config.handler_spin_us;
-    r.placement = placement_name(placement);
+    describe(r, config, placement);
+    return r;
+}
+
+// A file case: its own sides (file_workloads.h), under the scheduler.
+//
+// Placement is left to the scheduler, with a Runtime per repetition (so the
+// median samples its choices), as in an application: these cases measure
+// what reading and writing a file through a region costs next to the
+// kernel's own paths, and the price of a cross-CPU wake-up alone is what the
+// pinned anon_single_fault variants isolate. It still shows here, and the
+// spread column says how much: file_rand_read_cold pays one fault round trip
+// per page next to a disk read, and file_write_sync one write-protect fault
+// round trip per page (dirty tracking), which costs about 10 µs with the
+// handler on the writer's CPU and about 90 µs with it on another one on the
+// 2-vCPU KVM guest the file cases were first measured on.
+Result measure_file(const std::string& name, const std::function<FileCase()>& make, const faultline::Config& config,
+    const CompareOptions& co)
+{
+    Result r;
+    try {
+        FileCase c = make();
+        r = compare(c.workload, *c.faultline, *c.baseline, co);
+    } catch (const Failure& e) {
+        r.name = name;
+        r.unit = "ns/page";
+        r.error = e.what();
+    }
+    describe(r, config, Placement::Scheduler);
     return r;
 }
 
@@ -325,6 +372,30 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     // And its gain where it can: a dense first touch against the fixed window.
     both([&](std::string n) { return seq_first_touch(n, s.touch_bytes); }, "anon_seq_first_touch/vs_fixed", defaults,
         Baseline::FixedWindow);
+
+    // File regions against the kernel's mmap of the same file (and random
+    // reads against io_uring), on one test file created for the run when a
+    // file case is selected. file_write_sync comes last: it changes the
+    // file (the checks know how, file_workloads.cc).
+    std::shared_ptr<TestFile> file;
+    auto run_file = [&](const std::string& name, auto make) {
+        if (!o.only.empty() && name.find(o.only) == std::string::npos)
+            return;
+        Result r = measure_file(name, [&] {
+            if (!file) {
+                file = std::make_shared<TestFile>(s.file_bytes);
+                printf("%-30s %s\n", "(file cases)", file->describe().c_str());
+            }
+            return make(name);
+        }, defaults, co);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
+    run_file("file_seq_read_cold", [&](std::string n) { return file_seq_read_cold(n, file, defaults); });
+    run_file("file_seq_read_warm", [&](std::string n) { return file_seq_read_warm(n, file, defaults); });
+    run_file("file_rand_read_cold",
+        [&](std::string n) { return file_rand_read_cold(n, file, defaults, s.file_random_reads); });
+    run_file("file_write_sync", [&](std::string n) { return file_write_sync(n, file, defaults); });
     return results;
 }
 
