@@ -7,7 +7,8 @@
 //
 // The file region is used exactly like a mapping: map_file() returns an
 // address, and every page of the file appears there the first time it is
-// touched (faultline reads it from the file with io_uring, then maps it).
+// touched (faultline reads it from the file, with io_uring where it can, and
+// maps it).
 #include <faultline/runtime.h>
 
 #include <chrono>
