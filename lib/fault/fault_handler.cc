@@ -124,7 +124,7 @@ void FaultHandler::abandon() noexcept
         // a waiter: destroying them would wait for it forever. Keep the
         // object (reachable, for leak checkers) and never destroy it here.
         io_worker_->abandon();
-        static io::IoWorker* abandoned_workers[8];
+        [[maybe_unused]] static io::IoWorker* abandoned_workers[8];
         static std::atomic<unsigned> abandoned_count { 0 };
         unsigned i = abandoned_count.fetch_add(1);
         if (i < 8)
