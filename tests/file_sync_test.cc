@@ -199,6 +199,39 @@ TEST_P(FileSync, WritesRacingSyncAndInvalidateAreNeverLost)
         EXPECT_EQ(uint8_t(disk[i * kPage + 7]), last.load()) << "page " << i << " on disk";
 }
 
+TEST_P(FileSync, AWriteAsTheFirstTouchIsDirtyAndWritten)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    TempFile f(64 * kPage, 61);
+    int rw = f.open_again(O_RDWR);
+    // Isolated faults (one page each): the written page is mapped writable
+    // and dirty on its first fault, its neighbours are not touched.
+    auto r = rt->map_file(rw, { .length = 64 * kPage, .access = Access::ReadWrite, .readahead_min_pages = 1, .readahead_max_pages = 1 });
+    close(rw);
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<volatile char*>(*r);
+    const auto& want = f.contents();
+    for (size_t i = 5; i < 64; i += 16)
+        p[i * kPage + 9] = char(~want[i * kPage + 9]);
+    for (size_t i = 5; i < 64; i += 16) {
+        EXPECT_EQ(p[i * kPage + 8], want[i * kPage + 8]) << "the rest of a written page is the file's";
+        EXPECT_EQ(p[i * kPage + 9], char(~want[i * kPage + 9]));
+    }
+    if (tracked(*rt)) {
+        EXPECT_EQ(rt->region_stats(*r)->dirty_pages, 4u);
+    }
+    ASSERT_TRUE(rt->sync(*r, 64 * kPage, SyncFlags::Sync));
+    auto disk = f.read_back();
+    for (size_t i = 0; i < 64; ++i)
+        for (size_t b : { size_t(8), size_t(9) }) {
+            const bool written = i % 16 == 5 && b == 9;
+            ASSERT_EQ(disk[i * kPage + b], written ? char(~want[i * kPage + b]) : want[i * kPage + b]) << "page " << i;
+        }
+    if (tracked(*rt)) {
+        EXPECT_EQ(rt->region_stats(*r)->dirty_pages, 0u);
+    }
+}
+
 TEST_P(FileSync, DiscardOfAPrivateRegionReadsTheFileAgainAndOfASharedOneKeepsItsPages)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });

@@ -124,6 +124,17 @@ Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexc
     if (protect && !wp)
         for (size_t i = page; i < end; ++i)
             cache_->mark_dirty(i);
+    if (wp && ctx.write && !async_write_tracking()) {
+        // A write fault where writes are tracked with faults: the page is
+        // dirty the moment the thread retries, so lift its protection now —
+        // left on, the retried write would raise a write-protect fault, a
+        // second round trip for the same page. (Asynchronous tracking needs
+        // no round trip: the kernel lifts the protection itself.) Lift, then mark (the order a racing
+        // sync needs: SharedInodeVMObject::handle_fault). Should the thread
+        // retry before the lift, it takes that write-protect fault instead.
+        if (sink.write_protect(ctx.page, ctx.page_size, false).ok())
+            cache_->mark_dirty(page);
+    }
     cache_->note_mapped(page, end - page);
     return Outcome::installed(FillKind::Backing, r.pages, ctx.address_of(page), ctx.address_of(end));
 }
