@@ -14,6 +14,7 @@
 
 #include <faultline/export.h>
 #include <faultline/result.h>
+#include <faultline/store.h>
 #include <faultline/types.h>
 
 #include <cstddef>
@@ -53,6 +54,21 @@ struct Config {
     // page is in, and the window is filled while it runs on. Measured in
     // docs/performance.md.
     WakeOrder wake_order = WakeOrder::Adaptive;
+    // The memory budget (docs/design.md, "The budget"): bytes of file and
+    // store pages the runtime keeps resident, every region together (0 = no
+    // limit). Above `budget_high_percent` of it an evictor thread (never a
+    // fault handler) drops clean pages and writes dirty ones back first,
+    // down to `budget_low_percent`; a fault that would take the pages past
+    // the budget itself waits for room. The budget must hold at least one
+    // eviction batch (EINVAL otherwise).
+    uint64_t memory_budget = 0;
+    unsigned budget_high_percent = 95;
+    unsigned budget_low_percent = 85;
+    // Pages the evictor takes per step (the most the resident pages may
+    // stand above the budget).
+    unsigned eviction_batch_pages = 64;
+    // Which pages go first (docs/design.md measures both).
+    EvictionPolicy eviction_policy = EvictionPolicy::Clock;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
     using UffdMode = faultline::UffdMode;
@@ -82,6 +98,11 @@ public:
     // The same, opening `path` (read-only, or read-write for a writable
     // shared mapping).
     Result<void*> map_file(const char* path, const FileMapOptions& options);
+    // Maps `options.length` bytes of a page store from `options.offset`
+    // (faultline/store.h): a region that behaves like a shared file region
+    // of the store. The runtime keeps `store` alive while any region of it
+    // is mapped; regions of one store object share one cache.
+    Result<void*> map_store(std::shared_ptr<Store> store, const StoreMapOptions& options);
     // Writes the dirty pages of the shared file regions over the range back
     // to their files, as msync(2) (docs/api.md, "sync").
     Result<void> sync(void* address, size_t size, SyncFlags flags = SyncFlags::Sync);

@@ -33,6 +33,18 @@ enum class WakeOrder : uint8_t {
     BeforeWindow,
 };
 
+// Which cached file and store pages the evictor drops first under a memory
+// budget (Config::eviction_policy).
+enum class EvictionPolicy : uint8_t {
+    // Second chance: a page touched since the evictor last passed it stays
+    // (the evictor learns of touches by unmapping pages it passes from the
+    // regions' views while keeping them cached, so the next touch is a cheap
+    // minor fault that marks the page referenced).
+    Clock,
+    // The page read longest ago goes first, touched or not (umap's policy).
+    Fifo,
+};
+
 // Access rights of a region, a subset of R|W|X. The numeric values match
 // PROT_READ, PROT_WRITE and PROT_EXEC so they pass straight to mprotect(2).
 enum class Access : uint8_t {
@@ -110,6 +122,9 @@ struct FileMapOptions {
     // Read with O_DIRECT (the runtime's own cache is then the only one;
     // the file system must support it: EINVAL otherwise).
     bool direct_io = false;
+    // Bytes of this region's file pages that may stay resident (0 = only
+    // the runtime's Config::memory_budget applies).
+    uint64_t budget = 0;
 };
 
 // sync(): msync(2)'s flags.
@@ -150,6 +165,14 @@ struct RegionStats {
     uint64_t readahead_pages = 0; // pages read beyond the faulting page
     uint64_t readahead_used = 0;  // of those, pages a region mapped since (the rest: wasted or not yet used)
     size_t dirty_pages = 0;       // pages of this region written and not yet synced
+    // Under a memory budget (the file's or store's cache, like the counters
+    // above): pages resident now, pages evicted clean and after a write-back,
+    // and touches of pages the evictor had unmapped to learn they are used.
+    size_t cached_pages = 0;
+    uint64_t evictions_clean = 0;
+    uint64_t evictions_dirty = 0;
+    uint64_t referenced_refaults = 0;
+    uint64_t budget = 0; // this region's own budget in bytes (0 = none)
     bool has_been_writable = false;
     bool has_been_executable = false;
 };
@@ -174,6 +197,18 @@ struct RuntimeStats {
     uint64_t stale_faults = 0;      // faults on addresses no longer in a region (woken to retry)
     uint64_t sigbus_delivered = 0;  // faults answered with SIGBUS
     uint64_t batches = 0;           // read(2) calls that returned events
+    // The memory budget (Config::memory_budget): file and store pages
+    // resident now, against it; pages evicted (clean, and dirty ones written
+    // back first); pages written back by eviction that failed (they stay);
+    // touches that told the evictor a page is in use; faults that waited for
+    // room under the budget.
+    uint64_t memory_budget = 0;
+    uint64_t budget_resident_bytes = 0;
+    uint64_t evictions_clean = 0;
+    uint64_t evictions_dirty = 0;
+    uint64_t eviction_write_errors = 0;
+    uint64_t referenced_refaults = 0;
+    uint64_t budget_waits = 0;
     size_t committed = 0;           // bytes committed against the limit
     size_t commit_limit = 0;
     size_t region_count = 0;

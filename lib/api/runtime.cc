@@ -23,6 +23,10 @@ Runtime::~Runtime() = default;
 Result<void*> Runtime::map_anonymous(const MapOptions& options) { return core_->map_anonymous(options); }
 Result<void*> Runtime::map_file(int fd, const FileMapOptions& options) { return core_->map_file(fd, options); }
 Result<void*> Runtime::map_file(const char* path, const FileMapOptions& options) { return core_->map_file(path, options); }
+Result<void*> Runtime::map_store(std::shared_ptr<Store> store, const StoreMapOptions& options)
+{
+    return core_->map_store(std::move(store), options);
+}
 Result<void> Runtime::sync(void* address, size_t size, SyncFlags flags) { return core_->sync(uintptr_t(address), size, flags); }
 Result<void> Runtime::unmap(void* address, size_t size) { return core_->unmap(uintptr_t(address), size); }
 Result<void> Runtime::protect(void* address, size_t size, Access access) { return core_->protect(uintptr_t(address), size, access); }

@@ -29,6 +29,9 @@ namespace {
 constexpr unsigned kDefaultReadaheadMin = 1;
 constexpr unsigned kDefaultReadaheadMax = 256;
 constexpr unsigned kMaxReadahead = 4096;
+// Store threads per store (StoreMapOptions::threads).
+constexpr unsigned kDefaultStoreThreads = 2;
+constexpr unsigned kMaxStoreThreads = 64;
 // Pages written per write(2)-sized request during write-back.
 constexpr size_t kWriteRunPages = 256;
 
@@ -64,6 +67,29 @@ void write_done(io::Operation* op, int32_t result) noexcept { static_cast<WriteO
 
 FileRegions::~FileRegions() = default;
 
+Result<std::pair<unsigned, unsigned>> FileRegions::readahead_limits(unsigned min, unsigned max)
+{
+    const unsigned ra_min = min ? min : kDefaultReadaheadMin;
+    const unsigned ra_max = max ? max : std::max(ra_min, kDefaultReadaheadMax);
+    if (ra_min > ra_max || ra_max > kMaxReadahead)
+        return fail(EINVAL, "readahead must be 1 <= min <= max <= 4096 pages");
+    return std::pair { ra_min, ra_max };
+}
+
+FileCache::Options FileRegions::cache_options(bool direct_io) const
+{
+    FileCache::Options co;
+    co.zero_copy = features_.has(os::Feature::Minor);
+    // The cheapest way the kernel offers to learn which pages were written
+    // (docs/performance.md measured both): asynchronously, or with a
+    // write-protect fault per page, or not at all.
+    co.tracking = features_.has(os::Feature::WpAsync) ? FileCache::WriteTracking::Async
+        : features_.has(os::Feature::WpShmem)         ? FileCache::WriteTracking::Faults
+                                                      : FileCache::WriteTracking::None;
+    co.direct_io = direct_io;
+    return co;
+}
+
 Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
 {
     const int fl = fcntl(fd, F_GETFL);
@@ -96,10 +122,7 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
         return fail(EOVERFLOW, "offset + length overflows");
     if (uint64_t(o.offset) + size > FileCache::kMaxPages * page_)
         return fail(EOVERFLOW, "the mapping reaches past the largest file the runtime caches (16 TiB)");
-    const unsigned ra_min = o.readahead_min_pages ? o.readahead_min_pages : kDefaultReadaheadMin;
-    const unsigned ra_max = o.readahead_max_pages ? o.readahead_max_pages : std::max(ra_min, kDefaultReadaheadMax);
-    if (ra_min > ra_max || ra_max > kMaxReadahead)
-        return fail(EINVAL, "readahead must be 1 <= min <= max <= 4096 pages");
+    auto [ra_min, ra_max] = TRY(readahead_limits(o.readahead_min_pages, o.readahead_max_pages));
 
     const bool shared = o.sharing == Sharing::Shared;
     // As mmap(2): a shared mapping may write only through a descriptor open
@@ -115,18 +138,10 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
     if (own < 0)
         return failf(-own, "cannot open the runtime's own descriptor of the file: %s%s", strerror(-own),
             o.direct_io && own == -EINVAL ? " (the file system does not support O_DIRECT)" : "");
-    const Key key { st.st_dev, st.st_ino };
+    const Key key { st.st_dev, st.st_ino, nullptr };
     File& file = files_[key];
     if (!file.cache) {
-        FileCache::Options co;
-        co.zero_copy = features_.has(os::Feature::Minor);
-        // The cheapest way the kernel offers to learn which pages were
-        // written (docs/performance.md measured both): asynchronously, or
-        // with a write-protect fault per page, or not at all.
-        co.tracking = features_.has(os::Feature::WpAsync) ? FileCache::WriteTracking::Async
-            : features_.has(os::Feature::WpShmem)         ? FileCache::WriteTracking::Faults
-                                                          : FileCache::WriteTracking::None;
-        co.direct_io = o.direct_io;
+        FileCache::Options co = cache_options(o.direct_io);
         auto cache = FileCache::create(own, mode == O_RDWR, page_, co);
         if (!cache) {
             files_.erase(key);
@@ -138,32 +153,76 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
     } else {
         close(own);
     }
+    return map_view(file, { .shared = shared, .offset = uint64_t(o.offset), .size = size, .address = o.address,
+        .access = o.access, .max_access = max_access, .name = o.name, .readahead = { ra_min, ra_max }, .budget = o.budget });
+}
+
+Result<void*> FileRegions::map_view(File& file, const View& v)
+{
     auto result = [&]() -> Result<void*> {
-        TRY(file.cache->ensure_size(uint64_t(o.offset) + size));
+        TRY(file.cache->ensure_size(v.offset + v.size));
         boost::intrusive_ptr<InodeVMObject> object;
-        if (shared) {
+        if (v.shared) {
             if (!file.shared)
                 file.shared = TRY(SharedInodeVMObject::try_create(file.cache));
             if (file.shared->async_write_tracking() && start_async_)
                 TRY(start_async_());
-            if (has(o.access, Access::Write))
+            if (has(v.access, Access::Write))
                 file.shared->note_writable();
             object = file.shared;
         } else {
             object = TRY(memory::PrivateInodeVMObject::try_create(file.cache));
         }
         MapOptions mo;
-        mo.size = size;
-        mo.address = o.address;
-        mo.access = o.access;
-        mo.max_access = max_access;
-        mo.flags = shared ? RegionFlags::Shared : RegionFlags::None;
-        mo.name = o.name;
-        return mapper_.map(mo, std::move(object), false, size_t(o.offset), { ra_min, ra_max });
+        mo.size = v.size;
+        mo.address = v.address;
+        mo.access = v.access;
+        mo.max_access = v.max_access;
+        mo.flags = v.shared ? RegionFlags::Shared : RegionFlags::None;
+        mo.name = v.name;
+        return mapper_.map(mo, std::move(object), false, size_t(v.offset), { v.readahead.first, v.readahead.second });
     }();
     if (!result)
         prune();
     return result;
+}
+
+Result<void*> FileRegions::map_store(std::shared_ptr<Store> store, const StoreMapOptions& o)
+{
+    if (!store)
+        return fail(EINVAL, "the store is null");
+    if (uint8_t(o.access) & ~uint8_t(Access::ReadWriteExecute))
+        return fail(EINVAL, "unknown access bits");
+    if (o.length == 0)
+        return fail(EINVAL, "length is zero");
+    if (o.offset < 0 || uint64_t(o.offset) % page_ != 0)
+        return fail(EINVAL, "offset must be a non-negative multiple of the page size");
+    if (o.length > SIZE_MAX - page_)
+        return fail(EOVERFLOW, "length overflows");
+    const size_t size = (o.length + page_ - 1) / page_ * page_;
+    if (uint64_t(size) > uint64_t(INT64_MAX) - uint64_t(o.offset))
+        return fail(EOVERFLOW, "offset + length overflows");
+    if (uint64_t(o.offset) + size > FileCache::kMaxPages * page_)
+        return fail(EOVERFLOW, "the mapping reaches past the largest store the runtime caches (16 TiB)");
+    auto readahead = TRY(readahead_limits(o.readahead_min_pages, o.readahead_max_pages));
+    if (o.threads > kMaxStoreThreads)
+        return failf(EINVAL, "at most %u store threads", kMaxStoreThreads);
+    // As a shared file mapping of a read-only file: a store that cannot
+    // write bounds the region's rights for good.
+    const Access max_access = store->writable() ? Access::ReadWriteExecute : Access::ReadExecute;
+    if (!is_subset(o.access, max_access))
+        return fail(EACCES, "write access to a store region needs a writable store");
+    const Key key { 0, 0, store.get() };
+    auto found = files_.find(key);
+    if (found == files_.end()) {
+        auto queue = TRY(io::StoreQueue::create(store, o.threads ? o.threads : kDefaultStoreThreads, FileCache::kSlots));
+        FileCache::Options co = cache_options(false);
+        auto cache = TRY(FileCache::create_for_store(std::move(queue), page_, co));
+        found = files_.emplace(key, File { std::move(cache), nullptr }).first;
+    }
+    (void)found->second.cache->refresh_size();
+    return map_view(found->second, { .shared = true, .offset = uint64_t(o.offset), .size = size, .address = o.address,
+        .access = o.access, .max_access = max_access, .name = o.name, .readahead = readahead, .budget = o.budget });
 }
 
 void FileRegions::prune()
@@ -272,7 +331,7 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     // collecting them re-protects them, so a write from now on is seen by
     // the next sync.
     const bool async = object.async_write_tracking();
-    const uint64_t size = cache.file_size();
+    const uint64_t size = cache.refresh_size();
     // Never past the end of the file: write-back never extends it.
     end = std::min(end, size_t((size + page_ - 1) / page_));
     if (first >= end)
@@ -328,6 +387,15 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
         op.bytes = size_t(std::min<uint64_t>(uint64_t(op.count) * page_, size - offset));
         if (int injected = os::FaultInjection::take(os::InjectOp::FileWrite, uintptr_t(offset))) {
             op.result = -injected;
+            continue;
+        }
+        if (Store* store = cache.store()) {
+            // A store writes on this thread (sync, unmap and the evictor may
+            // block; a store's write may too).
+            int64_t n = store->write(cache.page_bytes(op.first), op.bytes, offset);
+            op.result = n < 0 ? int32_t(n < -4095 ? -EIO : n) : int32_t(std::min<int64_t>(n, int64_t(op.bytes)));
+            if (op.result >= 0 && size_t(op.result) < op.bytes)
+                op.result = -EIO; // a store has no short writes to finish
             continue;
         }
         if (ring_ && ring_->write(cache.fd(), cache.page_bytes(op.first), uint32_t(op.bytes), offset, &op))
@@ -391,8 +459,9 @@ Result<void> FileRegions::sync(uintptr_t address, size_t size, SyncFlags flags)
         if (auto ok = write_back(*object, first, end); !ok && !first_error)
             first_error = ok.error().code();
         FileCache& cache = object->cache();
-        if (has(flags, SyncFlags::Sync) && cache.writable() && fdatasync(cache.fd()) != 0 && !first_error)
-            first_error = errno;
+        if (has(flags, SyncFlags::Sync) && cache.writable())
+            if (int error = flush(cache); error && !first_error)
+                first_error = error;
         // Clean cached pages go: the next touch reads the file again. Only
         // for a file no region could ever write: a page that is clean now
         // may be written the next instant (with asynchronous write-protect
@@ -420,6 +489,15 @@ void FileRegions::retire(Region& region)
         log::error("writing back region '{}' on unmap failed: {}", region.name(), ok.error().message());
 }
 
+int FileRegions::flush(FileCache& cache)
+{
+    if (Store* store = cache.store()) {
+        int rc = store->flush();
+        return rc < 0 ? -rc : 0;
+    }
+    return fdatasync(cache.fd()) == 0 ? 0 : errno;
+}
+
 void FileRegions::sync_all()
 {
     for (auto& [key, file] : files_) {
@@ -428,7 +506,7 @@ void FileRegions::sync_all()
         if (auto ok = write_back(*file.shared, 0, FileCache::kMaxPages); !ok)
             log::error("writing back a file at runtime destruction failed: {}", ok.error().message());
         if (file.cache->writable())
-            (void)fdatasync(file.cache->fd());
+            (void)flush(*file.cache);
     }
 }
 

@@ -31,6 +31,7 @@
 
 #include <functional>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <utility>
 
@@ -56,6 +57,8 @@ public:
     void on_first_async(std::function<Result<void>()> start) { start_async_ = std::move(start); }
 
     Result<void*> map(int fd, const FileMapOptions& options);
+    // A store region: a shared view of the store's cache (one per store).
+    Result<void*> map_store(std::shared_ptr<Store> store, const StoreMapOptions& options);
     Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
     // A shared file region leaving the runtime: writes its dirty pages back
     // (errors are logged: there is nobody to return them to).
@@ -66,14 +69,37 @@ public:
     void prune();
     // In a fork child: the write-back ring's queues are shared with the
     // parent (io_uring maps them); never drain or close it here.
-    void abandon() noexcept { (void)ring_.release(); }
+    void abandon() noexcept
+    {
+        (void)ring_.release();
+        for (auto& [key, file] : files_)
+            file.cache->abandon_store();
+    }
 
 private:
-    using Key = std::pair<dev_t, ino_t>;
+    // A file is its (device, inode); a store is its object's address.
+    using Key = std::tuple<dev_t, ino_t, const Store*>;
     struct File {
         boost::intrusive_ptr<memory::FileCache> cache;
         boost::intrusive_ptr<memory::SharedInodeVMObject> shared; // created with the first shared region
     };
+    // A region over a file's or store's cache.
+    struct View {
+        bool shared = true;
+        uint64_t offset = 0;
+        size_t size = 0;
+        void* address = nullptr;
+        Access access = Access::Read;
+        Access max_access = Access::Read;
+        std::string name;
+        std::pair<unsigned, unsigned> readahead;
+        uint64_t budget = 0;
+    };
+    Result<void*> map_view(File& file, const View& view);
+    static Result<std::pair<unsigned, unsigned>> readahead_limits(unsigned min, unsigned max);
+    memory::FileCache::Options cache_options(bool direct_io) const;
+    // fdatasync, or the store's flush: 0 or an errno.
+    static int flush(memory::FileCache& cache);
     // Writes the dirty pages of file pages [first, end) of `object`.
     Result<void> write_back(memory::SharedInodeVMObject& object, size_t first, size_t end, memory::Region* retired = nullptr);
     // Write-protects file pages [first, first+count) in every shared

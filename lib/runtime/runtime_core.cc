@@ -247,6 +247,13 @@ Result<void*> RuntimeCore::map_file(const char* path, const FileMapOptions& opti
     return mapped;
 }
 
+Result<void*> RuntimeCore::map_store(std::shared_ptr<Store> store, const StoreMapOptions& options)
+{
+    TRY(check_owner());
+    std::lock_guard api(api_lock_);
+    return files_.map_store(std::move(store), options);
+}
+
 Result<void> RuntimeCore::sync(uintptr_t address, size_t size, SyncFlags flags)
 {
     TRY(check_owner());

@@ -56,6 +56,7 @@ public:
     Result<void*> map_object(const MapOptions& options, boost::intrusive_ptr<memory::VMObject> object);
     Result<void*> map_file(int fd, const FileMapOptions& options);
     Result<void*> map_file(const char* path, const FileMapOptions& options);
+    Result<void*> map_store(std::shared_ptr<Store> store, const StoreMapOptions& options);
     Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
     Result<void> unmap(uintptr_t address, size_t size);
     Result<void> protect(uintptr_t address, size_t size, Access access);

@@ -1,5 +1,7 @@
 #include "memory/objects/file_cache.h"
 
+#include "support/try.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -51,6 +53,40 @@ Result<boost::intrusive_ptr<FileCache>> FileCache::create(int fd, bool writable,
     struct stat st {};
     if (fstat(fd, &st) != 0)
         return failf(errno, "fstat failed: %s", strerror(errno));
+    closer.fd = -1;
+    auto cache = TRY(create_common(fd, writable, page_size, options));
+    cache->device_ = st.st_dev;
+    cache->inode_ = st.st_ino;
+    cache->file_size_.store(uint64_t(st.st_size));
+    return cache;
+}
+
+Result<boost::intrusive_ptr<FileCache>> FileCache::create_for_store(std::shared_ptr<io::StoreQueue> queue,
+    size_t page_size, Options options)
+{
+    const bool writable = queue->store().writable();
+    // O_DIRECT is a file's matter.
+    options.direct_io = false;
+    auto cache = create_common(-1, writable, page_size, options);
+    if (!cache) {
+        queue->shutdown();
+        return cache;
+    }
+    (*cache)->file_size_.store(queue->store().size());
+    (*cache)->store_ = std::move(queue);
+    return cache;
+}
+
+Result<boost::intrusive_ptr<FileCache>> FileCache::create_common(int fd, bool writable, size_t page_size, Options options)
+{
+    struct Closer {
+        int fd;
+        ~Closer()
+        {
+            if (fd >= 0)
+                close(fd);
+        }
+    } closer { fd };
     auto states = PageStates::create(kMaxPages);
     if (!states)
         return std::unexpected(states.error());
@@ -68,9 +104,6 @@ Result<boost::intrusive_ptr<FileCache>> FileCache::create(int fd, bool writable,
         return fail(ENOMEM, "out of memory for a file cache");
     }
     closer.fd = -1;
-    cache->device_ = st.st_dev;
-    cache->inode_ = st.st_ino;
-    cache->file_size_.store(uint64_t(st.st_size));
     cache->memfd_ = memfd_create("faultline-file", MFD_CLOEXEC);
     if (cache->memfd_ < 0)
         return failf(errno, "memfd_create failed: %s", strerror(errno));
@@ -88,6 +121,10 @@ Result<boost::intrusive_ptr<FileCache>> FileCache::create(int fd, bool writable,
 
 FileCache::~FileCache()
 {
+    // No read is in flight (each holds a reference), but this may run on a
+    // store thread, from the completion that dropped the last one.
+    if (store_)
+        store_->shutdown();
     for (auto& [base, bytes] : aliases_)
         munmap(base, bytes);
     if (staging_)
@@ -135,10 +172,21 @@ void FileCache::upgrade_fd(int fd) noexcept
 
 uint64_t FileCache::file_size() noexcept
 {
+    // A store's size is its code, which a handler thread never runs: the
+    // size last seen (refresh_size()) is the fault path's.
+    if (store_)
+        return file_size_.load(std::memory_order_relaxed);
     struct stat st {};
     if (fstat(fd_, &st) == 0)
         file_size_.store(uint64_t(st.st_size), std::memory_order_relaxed);
     return file_size_.load(std::memory_order_relaxed);
+}
+
+uint64_t FileCache::refresh_size() noexcept
+{
+    if (store_)
+        file_size_.store(store_->store().size(), std::memory_order_relaxed);
+    return file_size();
 }
 
 FileCache::Slot* FileCache::slot_covering(size_t page) noexcept
@@ -229,7 +277,11 @@ bool FileCache::submit(Slot& slot, size_t fault_page, IoPort* io) noexcept
     // the regions meanwhile.
     intrusive_ptr_add_ref(this);
     in_flight_.fetch_add(1, std::memory_order_acq_rel);
-    if (!io || !io->read(fd_, target, count * page_size_, uint64_t(first) * page_size_, &slot.op)) {
+    // A store's reads go to its own threads: its code may block, and a
+    // handler must not.
+    const bool queued = store_ ? store_->read(target, count * page_size_, uint64_t(first) * page_size_, &slot.op)
+                               : io && io->read(fd_, target, count * page_size_, uint64_t(first) * page_size_, &slot.op);
+    if (!queued) {
         in_flight_.fetch_sub(1, std::memory_order_acq_rel);
         {
             std::lock_guard guard(slots_lock_);
@@ -249,7 +301,7 @@ bool FileCache::submit(Slot& slot, size_t fault_page, IoPort* io) noexcept
 
 size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
 {
-    if (!io || count == 0)
+    if ((!io && !store_) || count == 0)
         return 0;
     Slot* slot = nullptr;
     size_t last = first;
@@ -290,7 +342,8 @@ void FileCache::read_done(io::Operation* op, int32_t result) noexcept
 void FileCache::finish(Slot& slot, int32_t result) noexcept
 {
     const size_t ps = page_size_;
-    const uint64_t size = file_size();
+    // On a store's thread for a store's read: its size may be asked.
+    const uint64_t size = refresh_size();
     const size_t got = result > 0 ? size_t(result) : 0;
     // Pages are good from the start of the run as long as the read covered
     // them up to the end of the file; the first one that is not (an error,

@@ -23,6 +23,10 @@
 // fault service, which resumes them. A fault on a page whose read is in
 // flight joins that read: concurrent faults on one page cause one read.
 //
+// A cache may serve a user's page store (faultline/store.h) instead of a
+// file: reads then go to the store's own threads (io/store_queue.h) instead
+// of io_uring, and write-back calls the store. Everything else is the same.
+//
 // Page states (PageStates): Unpopulated (not known to be in the memfd),
 // Filling (a read is in flight), Present (in the memfd, whole). Dirty bits
 // (written since last synced) and readahead bits (read ahead, not used yet)
@@ -30,6 +34,7 @@
 #pragma once
 
 #include "io/operation.h"
+#include "io/store_queue.h"
 #include "memory/fault_context.h"
 #include "memory/io_port.h"
 #include "memory/page_states.h"
@@ -74,6 +79,9 @@ public:
 
     // Takes ownership of `fd` (the runtime's own duplicate of the file).
     static Result<boost::intrusive_ptr<FileCache>> create(int fd, bool writable, size_t page_size, Options options);
+    // A cache of a page store, read through `queue`.
+    static Result<boost::intrusive_ptr<FileCache>> create_for_store(std::shared_ptr<io::StoreQueue> queue,
+        size_t page_size, Options options);
     ~FileCache();
     FileCache(const FileCache&) = delete;
     FileCache& operator=(const FileCache&) = delete;
@@ -81,6 +89,13 @@ public:
     dev_t device() const noexcept { return device_; }
     ino_t inode() const noexcept { return inode_; }
     int fd() const noexcept { return fd_; }
+    // The store this cache serves (null for a file).
+    Store* store() const noexcept { return store_ ? &store_->store() : nullptr; }
+    void abandon_store() noexcept
+    {
+        if (store_)
+            store_->abandon();
+    }
     int memfd() const noexcept { return memfd_; }
     bool writable() const noexcept { return writable_; }
     const Options& options() const noexcept { return options_; }
@@ -93,8 +108,11 @@ public:
     // opened it read-write); takes ownership.
     void upgrade_fd(int fd) noexcept;
 
-    // The file's size as of now (fstat; the last known size if that fails).
+    // The file's size as of now (fstat; the last known size if that fails),
+    // or the store's.
     uint64_t file_size() noexcept;
+    // The same, asking the store for its size (never on a handler thread).
+    uint64_t refresh_size() noexcept;
 
     PageStates& states() noexcept { return states_; }
     const PageStates& states() const noexcept { return states_; }
@@ -170,6 +188,8 @@ private:
     };
     FileCache(int fd, bool writable, size_t page_size, Options options, PageStates states, std::atomic<uint8_t>* dirty,
         std::atomic<uint8_t>* ahead);
+    // The part of creation a file and a store share: tables, memfd, staging.
+    static Result<boost::intrusive_ptr<FileCache>> create_common(int fd, bool writable, size_t page_size, Options options);
 
     // Claims pages [first, last) for `slot` (caller holds slots_lock_).
     void claim_run(Slot& slot, size_t first, size_t last) noexcept;
@@ -187,6 +207,7 @@ private:
     dev_t device_ = 0;
     ino_t inode_ = 0;
     int memfd_ = -1;
+    std::shared_ptr<io::StoreQueue> store_;
     // The alias: an unregistered MAP_SHARED view of the memfd. Reads land
     // in it, sync reads it. It only grows, by a new mapping; earlier ones
     // stay until the cache dies, because reads may still target them.

@@ -19,7 +19,7 @@ class SharedInodeVMObject final : public InodeVMObject {
 public:
     static Result<boost::intrusive_ptr<SharedInodeVMObject>> try_create(boost::intrusive_ptr<FileCache> cache);
 
-    const char* kind_name() const noexcept override { return "file-shared"; }
+    const char* kind_name() const noexcept override { return cache().store() ? "store" : "file-shared"; }
     uffd::Mode uffd_modes() const noexcept override;
     Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
 

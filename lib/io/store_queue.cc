@@ -1,0 +1,117 @@
+#include "io/store_queue.h"
+
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <new>
+#include <pthread.h>
+
+namespace faultline::io {
+
+StoreQueue::StoreQueue(std::shared_ptr<Store> store, size_t capacity)
+    : store_(std::move(store))
+    , capacity_(capacity)
+    , ring_(new Request[capacity])
+{
+}
+
+Result<std::shared_ptr<StoreQueue>> StoreQueue::create(std::shared_ptr<Store> store, unsigned threads, size_t capacity)
+{
+    if (!store)
+        return fail(EINVAL, "the store is null");
+    std::shared_ptr<StoreQueue> queue(new (std::nothrow) StoreQueue(std::move(store), capacity));
+    if (!queue)
+        return fail(ENOMEM, "out of memory for a store queue");
+    if (!queue->start(threads)) {
+        queue->shutdown();
+        return fail(EAGAIN, "cannot start the store's threads");
+    }
+    return queue;
+}
+
+bool StoreQueue::start(unsigned threads)
+{
+    // Like the handler threads, store threads run no application signal
+    // handler (a store is called with every signal blocked).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool ok = true;
+    try {
+        for (unsigned i = 0; i < threads; ++i)
+            threads_.emplace_back([self = shared_from_this()] { self->run(); });
+    } catch (const std::exception&) {
+        ok = false;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ok;
+}
+
+StoreQueue::~StoreQueue() = default;
+
+void StoreQueue::shutdown() noexcept
+{
+    {
+        std::lock_guard g(lock_);
+        stopping_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : threads_) {
+        if (!t.joinable())
+            continue;
+        if (t.get_id() == std::this_thread::get_id())
+            t.detach();
+        else
+            t.join();
+    }
+}
+
+bool StoreQueue::read(void* buf, size_t len, uint64_t offset, Operation* op) noexcept
+{
+    {
+        std::lock_guard g(lock_);
+        if (count_ == capacity_ || stopping_)
+            return false;
+        ring_[(head_ + count_) % capacity_] = { buf, len, offset, op };
+        ++count_;
+    }
+    ready_.notify_one();
+    return true;
+}
+
+void StoreQueue::abandon() noexcept
+{
+    // std::thread objects are only handles: overwrite them with empty ones
+    // so that nothing joins or terminates on them. (The parent's threads'
+    // references keep this copy of the queue alive: it is never freed in
+    // the child, whose runtime is inert.)
+    for (std::thread& t : threads_)
+        new (&t) std::thread();
+    stopping_ = true;
+}
+
+void StoreQueue::run() noexcept
+{
+    pthread_setname_np(pthread_self(), "faultline-store");
+    std::unique_lock g(lock_);
+    for (;;) {
+        ready_.wait(g, [&] { return stopping_ || count_ > 0; });
+        // Queued reads are completed even when stopping: their caches wait
+        // for them.
+        if (count_ == 0)
+            return;
+        Request r = ring_[head_];
+        head_ = (head_ + 1) % capacity_;
+        --count_;
+        g.unlock();
+        int64_t n = store_->read(r.buf, r.len, r.offset);
+        // A store that claims more than it was asked for, or a result the
+        // completion cannot carry, is an error, never a page of garbage.
+        if (n > int64_t(r.len) || n > INT32_MAX || n < -4095)
+            n = -EIO;
+        r.op->complete(r.op, int32_t(n));
+        g.lock();
+    }
+}
+
+} // namespace faultline::io
