@@ -76,14 +76,17 @@ Result<std::pair<unsigned, unsigned>> FileRegions::readahead_limits(unsigned min
     return std::pair { ra_min, ra_max };
 }
 
-FileCache::Options FileRegions::cache_options(bool direct_io) const
+FileCache::Options FileRegions::cache_options(bool direct_io, bool budgeted) const
 {
     FileCache::Options co;
     co.zero_copy = features_.has(os::Feature::Minor);
     // The cheapest way the kernel offers to learn which pages were written
     // (docs/performance.md measured both): asynchronously, or with a
-    // write-protect fault per page, or not at all.
-    co.tracking = features_.has(os::Feature::WpAsync) ? FileCache::WriteTracking::Async
+    // write-protect fault per page, or not at all. Under a budget, faults:
+    // eviction must be able to stop a write to a page it drops, and an
+    // asynchronous write leaves no trace until it is collected
+    // (runtime/evictor.h).
+    co.tracking = features_.has(os::Feature::WpAsync) && !budgeted ? FileCache::WriteTracking::Async
         : features_.has(os::Feature::WpShmem)         ? FileCache::WriteTracking::Faults
                                                       : FileCache::WriteTracking::None;
     co.direct_io = direct_io;
@@ -141,7 +144,7 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
     const Key key { st.st_dev, st.st_ino, nullptr };
     File& file = files_[key];
     if (!file.cache) {
-        FileCache::Options co = cache_options(o.direct_io);
+        FileCache::Options co = cache_options(o.direct_io, evictor_.budget() || o.budget);
         auto cache = FileCache::create(own, mode == O_RDWR, page_, co);
         if (!cache) {
             files_.erase(key);
@@ -157,10 +160,29 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
         .access = o.access, .max_access = max_access, .name = o.name, .readahead = { ra_min, ra_max }, .budget = o.budget });
 }
 
+Result<void> FileRegions::apply_budget(File& file, bool writes, uint64_t budget)
+{
+    const bool budgeted = evictor_.budget() || budget;
+    if (!budgeted)
+        return {};
+    const FileCache::Options& co = file.cache->options();
+    const bool tracked = co.zero_copy && co.tracking == FileCache::WriteTracking::Faults;
+    const bool written = writes || (file.shared && file.shared->ever_writable());
+    if (written && !tracked)
+        return fail(EOPNOTSUPP,
+            co.tracking == FileCache::WriteTracking::Async
+                ? "this file is mapped already without a budget, with writes tracked asynchronously, which eviction "
+                  "cannot use: map it with its budget first"
+                : "evicting written pages under a budget needs write-protect and minor faults on shared memory "
+                  "(Linux 5.19; docs/kernels.md)");
+    return evictor_.add(file.cache, budget);
+}
+
 Result<void*> FileRegions::map_view(File& file, const View& v)
 {
     auto result = [&]() -> Result<void*> {
         TRY(file.cache->ensure_size(v.offset + v.size));
+        TRY(apply_budget(file, v.shared && has(v.max_access, Access::Write) && has(v.access, Access::Write), v.budget));
         boost::intrusive_ptr<InodeVMObject> object;
         if (v.shared) {
             if (!file.shared)
@@ -216,7 +238,7 @@ Result<void*> FileRegions::map_store(std::shared_ptr<Store> store, const StoreMa
     auto found = files_.find(key);
     if (found == files_.end()) {
         auto queue = TRY(io::StoreQueue::create(store, o.threads ? o.threads : kDefaultStoreThreads, FileCache::kSlots));
-        FileCache::Options co = cache_options(false);
+        FileCache::Options co = cache_options(false, evictor_.budget() || o.budget);
         auto cache = TRY(FileCache::create_for_store(std::move(queue), page_, co));
         found = files_.emplace(key, File { std::move(cache), nullptr }).first;
     }
@@ -231,7 +253,11 @@ void FileRegions::prune()
         File& f = it->second;
         if (f.shared && f.shared->use_count() == 1)
             f.shared.reset();
-        if (!f.shared && f.cache && f.cache->use_count() == 1)
+        // The evictor holds a reference of its own to an evictable cache.
+        if (!f.shared && f.cache && f.cache->eviction() && f.cache->use_count() == 2) {
+            evictor_.remove(f.cache.get());
+            it = files_.erase(it);
+        } else if (!f.shared && f.cache && !f.cache->eviction() && f.cache->use_count() == 1)
             it = files_.erase(it);
         else
             ++it;

@@ -22,6 +22,7 @@
 #include "memory/region_tree.h"
 #include "os/features.h"
 #include "os/pagemap.h"
+#include "runtime/evictor.h"
 #include "runtime/mapper.h"
 #include "runtime/region_operations.h"
 #include "uffd/userfaultfd.h"
@@ -40,7 +41,7 @@ namespace faultline {
 class FileRegions {
 public:
     FileRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, uffd::Userfaultfd& uffd,
-        const os::FeatureSet& features, size_t page_size, bool allow_write_execute) noexcept
+        const os::FeatureSet& features, size_t page_size, bool allow_write_execute, Evictor& evictor) noexcept
         : mapper_(mapper)
         , ops_(ops)
         , tree_(tree)
@@ -48,6 +49,7 @@ public:
         , features_(features)
         , page_(page_size)
         , allow_write_execute_(allow_write_execute)
+        , evictor_(evictor)
     {
     }
     ~FileRegions();
@@ -97,7 +99,10 @@ private:
     };
     Result<void*> map_view(File& file, const View& view);
     static Result<std::pair<unsigned, unsigned>> readahead_limits(unsigned min, unsigned max);
-    memory::FileCache::Options cache_options(bool direct_io) const;
+    memory::FileCache::Options cache_options(bool direct_io, bool budgeted) const;
+    // Under a budget: checks that the cache can evict what this view may
+    // write, and makes it evictable.
+    Result<void> apply_budget(File& file, bool writes, uint64_t budget);
     // fdatasync, or the store's flush: 0 or an errno.
     static int flush(memory::FileCache& cache);
     // Writes the dirty pages of file pages [first, end) of `object`.
@@ -119,6 +124,7 @@ private:
     const os::FeatureSet& features_;
     size_t page_;
     bool allow_write_execute_;
+    Evictor& evictor_;
     std::map<Key, File> files_;
     std::unique_ptr<io::Ring> ring_; // write-back I/O (API threads), created on first use
     std::unique_ptr<os::Pagemap> pagemap_; // PAGEMAP_SCAN for asynchronous tracking, opened on first use

@@ -50,6 +50,11 @@ void write_region(JsonWriter& w, const JsonReportInput::Region& region)
         w.field("readahead_pages", s.readahead_pages);
         w.field("readahead_used", s.readahead_used);
         w.field("dirty_pages", uint64_t(s.dirty_pages));
+        w.field("cached_pages", uint64_t(s.cached_pages));
+        w.field("evictions_clean", s.evictions_clean);
+        w.field("evictions_dirty", s.evictions_dirty);
+        w.field("referenced_refaults", s.referenced_refaults);
+        w.field("budget", s.budget);
         w.end_object();
     }
     w.field("pages_installed", s.pages_installed);
@@ -104,6 +109,16 @@ std::string json_report(const JsonReportInput& in)
     w.begin_object();
     w.field("committed", uint64_t(st.committed));
     w.field("limit", uint64_t(st.commit_limit));
+    w.end_object();
+    w.key("budget");
+    w.begin_object();
+    w.field("budget", st.memory_budget);
+    w.field("resident", st.budget_resident_bytes);
+    w.field("evictions_clean", st.evictions_clean);
+    w.field("evictions_dirty", st.evictions_dirty);
+    w.field("write_errors", st.eviction_write_errors);
+    w.field("referenced_refaults", st.referenced_refaults);
+    w.field("waits", st.budget_waits);
     w.end_object();
     w.key("threads");
     w.begin_array();

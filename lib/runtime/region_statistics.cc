@@ -34,6 +34,12 @@ RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
         s.file_read_errors = c.read_errors.load(std::memory_order_relaxed);
         s.readahead_pages = c.readahead_pages.load(std::memory_order_relaxed);
         s.readahead_used = c.readahead_used.load(std::memory_order_relaxed);
+        s.cached_pages = inode->cache().cached_pages();
+        s.evictions_clean = c.evictions_clean.load(std::memory_order_relaxed);
+        s.evictions_dirty = c.evictions_dirty.load(std::memory_order_relaxed);
+        s.referenced_refaults = c.referenced_refaults.load(std::memory_order_relaxed);
+        if (const memory::PageBudget* own = inode->cache().own_budget())
+            s.budget = uint64_t(own->budget()) * inode->cache().page_size();
         snap.file = true;
     }
     s.pages_installed = r.counters().pages_installed();

@@ -49,6 +49,15 @@ Result<Config> resolve(Config config)
         return fail(EINVAL, "unknown wake_order");
     if (config.handler_spin_us > 1000000)
         return fail(EINVAL, "handler_spin_us must be at most 1000000");
+    if (config.eviction_batch_pages == 0 || config.eviction_batch_pages > 4096)
+        return fail(EINVAL, "eviction_batch_pages must be between 1 and 4096");
+    if (config.budget_low_percent == 0 || config.budget_low_percent >= config.budget_high_percent
+        || config.budget_high_percent > 100)
+        return fail(EINVAL, "budget watermarks must be 0 < budget_low_percent < budget_high_percent <= 100");
+    if (config.eviction_policy != EvictionPolicy::Clock && config.eviction_policy != EvictionPolicy::Fifo)
+        return fail(EINVAL, "unknown eviction_policy");
+    if (config.memory_budget && config.memory_budget / page < config.eviction_batch_pages)
+        return failf(EINVAL, "memory_budget must hold at least one eviction batch (%u pages)", config.eviction_batch_pages);
     return config;
 }
 
@@ -134,7 +143,8 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , ops_(tree_, arena_, page_)
     , mapper_(uffd_, arena_, tree_, ops_, ledger_, features_, page_, config_.allow_write_execute)
     , statistics_(page_, features_.has(os::Feature::PagemapScan))
-    , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute)
+    , evictor_(tree_, uffd_, page_, config_)
+    , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, evictor_)
 {
     // A shared file region writes its dirty pages back as it leaves.
     mapper_.on_retire([this](Region& r) { files_.retire(r); });
@@ -153,8 +163,13 @@ RuntimeCore::~RuntimeCore()
         if (async_handler_)
             async_handler_->abandon();
         files_.abandon();
+        evictor_.abandon();
         return;
     }
+    // The evictor goes first; faults parked for room under the budget are
+    // let through, since nothing evicts any more (they must end for the
+    // handlers to drain).
+    evictor_.shutdown();
     // Dirty file pages are written back while the handler threads still
     // serve (a write racing the write-back needs its write-protect fault).
     {
@@ -398,6 +413,16 @@ RuntimeStats RuntimeCore::stats() const
         async->fill_stats(s);
     s.committed = ledger_.committed();
     s.commit_limit = ledger_.limit();
+    if (memory::PageBudget* budget = const_cast<Evictor&>(evictor_).budget()) {
+        s.memory_budget = uint64_t(budget->budget()) * page_;
+        s.budget_resident_bytes = uint64_t(budget->resident()) * page_;
+        s.budget_waits = budget->parked_total();
+    }
+    const Evictor::Totals totals = evictor_.totals();
+    s.evictions_clean = totals.evictions_clean;
+    s.evictions_dirty = totals.evictions_dirty;
+    s.eviction_write_errors = totals.write_errors;
+    s.referenced_refaults = totals.referenced_refaults;
     {
         std::shared_lock tree(tree_.lock());
         s.region_count = tree_.region_count();

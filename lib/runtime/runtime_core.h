@@ -26,6 +26,7 @@
 #include "memory/vm_object.h"
 #include "os/features.h"
 #include "runtime/commit_ledger.h"
+#include "runtime/evictor.h"
 #include "runtime/file_regions.h"
 #include "runtime/fork_guard.h"
 #include "runtime/mapper.h"
@@ -102,6 +103,7 @@ private:
     RegionOperations ops_;
     Mapper mapper_;
     RegionStatistics statistics_;
+    Evictor evictor_;
     FileRegions files_;
     std::unique_ptr<fault::FaultHandler> handler_;
     // Shared file regions that track writes asynchronously (WP_ASYNC) are

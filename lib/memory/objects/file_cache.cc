@@ -247,6 +247,16 @@ FileCache::Fetch FileCache::fetch(size_t page, size_t window_first, size_t windo
             first = std::max(first, page + 1 > kCopyModeReadPages ? page + 1 - kCopyModeReadPages : 0);
             last = std::min(last, first + kCopyModeReadPages);
         }
+        // Under a budget, the read takes what room there is, the faulting
+        // page first; with none, the fault waits for the evictor.
+        PageBudget* full = nullptr;
+        const size_t got = charge(last - first, 1, &full);
+        if (got == 0)
+            return full->park(token, port) ? Fetch::Pending : Fetch::Retry;
+        if (got < last - first) {
+            first = std::max(first, std::min(page, last - got));
+            last = first + got;
+        }
         claim_run(*slot, first, last);
         slot->waiters = 1;
         slot->tokens[0] = token;
@@ -288,6 +298,7 @@ bool FileCache::submit(Slot& slot, size_t fault_page, IoPort* io) noexcept
             states_.settle(first, count, PageState::Unpopulated);
             for (size_t i = first; i < first + count; ++i)
                 ahead_[i].store(0, std::memory_order_relaxed);
+            uncharge(count);
             slot.busy = false;
             slot.waiters = 0;
         }
@@ -327,6 +338,12 @@ size_t FileCache::fetch_ahead(size_t first, size_t count, IoPort* io) noexcept
             busy += s.busy;
         if (!slot || busy >= kSlots / 2)
             return 0;
+        // Readahead takes only the room there is and never waits for more.
+        PageBudget* full = nullptr;
+        const size_t got = charge(last - first, 1, &full);
+        if (got == 0)
+            return 0;
+        last = first + got;
         claim_run(*slot, first, last);
     }
     // No faulting page: every page of it is read ahead.
@@ -396,6 +413,10 @@ void FileCache::finish(Slot& slot, int32_t result) noexcept
         std::lock_guard guard(slots_lock_);
         states_.settle(first, good, PageState::Present);
         states_.settle(first + good, slot.count - good, PageState::Unpopulated);
+        uncharge(slot.count - good);
+        if (EvictionList* list = eviction())
+            for (size_t i = first; i < first + good; ++i)
+                list->push_back(i);
         waiters = slot.waiters;
         std::copy(slot.tokens, slot.tokens + waiters, tokens);
         std::copy(slot.pages, slot.pages + waiters, pages);
@@ -418,6 +439,13 @@ void FileCache::mark_dirty(size_t page) noexcept
 
 void FileCache::note_mapped(size_t first, size_t count) noexcept
 {
+    if (EvictionList* list = eviction()) {
+        // The faulting page is the one a thread touched: second chance for
+        // it (the rest of the run was only mapped beside it).
+        list->set_referenced(first);
+        if (list->take_zapped(first))
+            counters_.referenced_refaults.fetch_add(1, std::memory_order_relaxed);
+    }
     for (size_t i = first; i < first + count; ++i)
         if (ahead_[i].load(std::memory_order_relaxed) && ahead_[i].exchange(0, std::memory_order_relaxed))
             counters_.readahead_used.fetch_add(1, std::memory_order_relaxed);
@@ -434,9 +462,110 @@ void FileCache::drop(size_t first, size_t count) noexcept
     for (size_t i = first; i < first + count; ++i) {
         if (states_.get(i) == PageState::Filling)
             continue;
+        const bool cached = states_.get(i) == PageState::Present;
         (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(i * page_size_), off_t(page_size_));
         states_.settle(i, 1, PageState::Unpopulated);
+        if (cached) {
+            if (EvictionList* list = eviction())
+                list->remove(i);
+            uncharge(1);
+        }
     }
+}
+
+void FileCache::evict_drop(size_t page) noexcept
+{
+    std::lock_guard guard(slots_lock_);
+    // Punching the hole unmaps the page from every shared view and every
+    // private view that still maps the memfd's page (the kernel keeps a
+    // private region's own written copy).
+    (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(page * page_size_), off_t(page_size_));
+    states_.settle(page, 1, PageState::Unpopulated);
+    ahead_[page].store(0, std::memory_order_relaxed);
+    if (EvictionList* list = eviction())
+        list->remove(page);
+    uncharge(1);
+}
+
+size_t FileCache::charge(size_t want, size_t need, PageBudget** full) noexcept
+{
+    size_t got = want;
+    if (global_budget_) {
+        got = global_budget_->charge(want, need);
+        if (got == 0) {
+            *full = global_budget_;
+            return 0;
+        }
+    }
+    if (PageBudget* own = own_budget_.get()) {
+        const size_t own_got = own->charge(got, need);
+        if (own_got < got && global_budget_)
+            global_budget_->uncharge(got - own_got);
+        if (own_got == 0) {
+            *full = own;
+            return 0;
+        }
+        got = own_got;
+    }
+    cached_pages_.fetch_add(got, std::memory_order_relaxed);
+    return got;
+}
+
+void FileCache::uncharge(size_t pages) noexcept
+{
+    if (pages == 0)
+        return;
+    if (global_budget_)
+        global_budget_->uncharge(pages);
+    if (PageBudget* own = own_budget_.get())
+        own->uncharge(pages);
+    size_t now = cached_pages_.load(std::memory_order_relaxed);
+    while (!cached_pages_.compare_exchange_weak(now, now > pages ? now - pages : 0, std::memory_order_relaxed)) {
+    }
+}
+
+Result<void> FileCache::enable_eviction(PageBudget* global, size_t own_pages, unsigned high_percent,
+    unsigned low_percent, size_t batch_pages, void (*wake)(void*), void* context)
+{
+    std::lock_guard guard(slots_lock_);
+    if (own_pages) {
+        if (own_budget_)
+            own_budget_->tighten(own_pages);
+        else if (cached_pages_.load() == 0) {
+            own_budget_.reset(new (std::nothrow) PageBudget(own_pages, high_percent, low_percent, batch_pages, wake, context));
+            if (!own_budget_)
+                return fail(ENOMEM, "out of memory for a cache budget");
+        } else {
+            // Pages cached before the budget existed were never charged to
+            // it; charging them now keeps the count exact.
+            own_budget_.reset(new (std::nothrow) PageBudget(own_pages, high_percent, low_percent, batch_pages, wake, context));
+            if (!own_budget_)
+                return fail(ENOMEM, "out of memory for a cache budget");
+            own_budget_->set_overrun(true);
+            (void)own_budget_->charge(cached_pages_.load(), 0);
+            own_budget_->set_overrun(false);
+        }
+    }
+    if (global && !global_budget_) {
+        global_budget_ = global;
+        if (size_t n = cached_pages_.load()) {
+            global->set_overrun(true);
+            (void)global->charge(n, 0);
+            global->set_overrun(false);
+        }
+    }
+    if (!eviction_owner_) {
+        // Every page a file of 16 TiB can have but the last (the list's
+        // entries are 32 bits wide).
+        eviction_owner_ = TRY(EvictionList::create(kMaxPages - 1));
+        states_.for_each_marked_span(0, kMaxPages - 1, [&](size_t at, size_t n) {
+            for (size_t i = at; i < at + n; ++i)
+                if (states_.get(i) == PageState::Present)
+                    eviction_owner_->push_back(i);
+        });
+        eviction_.store(eviction_owner_.get(), std::memory_order_release);
+    }
+    return {};
 }
 
 } // namespace faultline::memory

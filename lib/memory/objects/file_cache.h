@@ -37,6 +37,8 @@
 #include "io/store_queue.h"
 #include "memory/fault_context.h"
 #include "memory/io_port.h"
+#include "memory/objects/eviction_list.h"
+#include "memory/page_budget.h"
 #include "memory/page_states.h"
 
 #include <faultline/result.h>
@@ -156,6 +158,22 @@ public:
     // again on the next touch).
     void drop(size_t first, size_t count) noexcept;
 
+    // Eviction under a memory budget (runtime/evictor.h). API threads:
+    // makes the cache's pages evictable, charging them to `global` (the
+    // runtime's budget, may be null) and to a budget of the cache's own of
+    // `own_pages` (0 = none; a later, smaller one tightens it). Pages
+    // already cached join the eviction list.
+    Result<void> enable_eviction(PageBudget* global, size_t own_pages, unsigned high_percent, unsigned low_percent,
+        size_t batch_pages, void (*wake)(void*), void* context);
+    EvictionList* eviction() const noexcept { return eviction_.load(std::memory_order_acquire); }
+    PageBudget* own_budget() const noexcept { return own_budget_.get(); }
+    // Pages in the memfd or being read into it.
+    size_t cached_pages() const noexcept { return cached_pages_.load(std::memory_order_relaxed); }
+    // Evictor: removes a page it holds Dropping (EvictionList::commit_evict)
+    // from the memfd — every view of it with it; private regions keep their
+    // own written copies — and from the budgets.
+    void evict_drop(size_t page) noexcept;
+
     struct Counters {
         std::atomic<uint64_t> bytes_read { 0 };
         std::atomic<uint64_t> bytes_written { 0 };
@@ -164,6 +182,10 @@ public:
         std::atomic<uint64_t> readahead_pages { 0 };
         std::atomic<uint64_t> readahead_used { 0 };
         std::atomic<uint64_t> dirty_pages { 0 };
+        std::atomic<uint64_t> evictions_clean { 0 };
+        std::atomic<uint64_t> evictions_dirty { 0 };
+        std::atomic<uint64_t> eviction_write_errors { 0 };
+        std::atomic<uint64_t> referenced_refaults { 0 };
     };
     Counters& counters() noexcept { return counters_; }
     const Counters& counters() const noexcept { return counters_; }
@@ -199,6 +221,10 @@ private:
     static void read_done(io::Operation* op, int32_t result) noexcept;
     void finish(Slot& slot, int32_t result) noexcept;
     Slot* slot_covering(size_t page) noexcept;
+    // Charges up to `want` pages (at least `need`) to the budgets; 0 when
+    // they have no room, with `*full` the budget that refused.
+    size_t charge(size_t want, size_t need, PageBudget** full) noexcept;
+    void uncharge(size_t pages) noexcept;
 
     int fd_;
     bool writable_;
@@ -225,6 +251,11 @@ private:
     char* staging_ = nullptr; // copy mode: kSlots * kCopyModeReadPages pages
     std::atomic<size_t> in_flight_ { 0 };
     Counters counters_;
+    std::atomic<size_t> cached_pages_ { 0 };
+    PageBudget* global_budget_ = nullptr;
+    std::unique_ptr<PageBudget> own_budget_;
+    std::unique_ptr<EvictionList> eviction_owner_;
+    std::atomic<EvictionList*> eviction_ { nullptr };
 };
 
 } // namespace faultline::memory

@@ -51,6 +51,10 @@ Outcome InodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noe
 
 Outcome InodeVMObject::resume_fault(const FaultContext& ctx, PageSink& sink, int64_t result) noexcept
 {
+    // The budget had no room and now has (memory/page_budget.h): fault
+    // again.
+    if (result == -EAGAIN)
+        return { Resolution::Retry };
     if (result < 0)
         return Outcome::sigbus();
     if (!cache_->options().zero_copy) {
@@ -101,9 +105,28 @@ Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexc
     // region and the readahead window: one UFFDIO_CONTINUE maps them all.
     const PageStates& states = cache_->states();
     const size_t limit = std::max<size_t>(1, ctx.around.max_pages);
+    // Under a budget, every page mapped is pinned until it is mapped (and
+    // marked dirty where this fault writes it): the evictor never drops a
+    // page between our look at it and the thread's use of it
+    // (memory/objects/eviction_list.h). A page being dropped is not mapped;
+    // the thread faults again and reads it anew.
+    EvictionList* list = cache_->eviction();
+    if (list && !list->pin(page))
+        return { Resolution::Retry };
     size_t end = page + 1;
-    while (end < ctx.end_object_page() && end - page < limit && states.get(end) == PageState::Present)
+    while (end < ctx.end_object_page() && end - page < limit && states.get(end) == PageState::Present
+        && (!list || list->pin(end)))
         ++end;
+    struct Unpin {
+        EvictionList* list;
+        size_t first, end;
+        ~Unpin()
+        {
+            if (list)
+                for (size_t i = first; i < end; ++i)
+                    list->unpin(i);
+        }
+    } unpin { list, page, end };
     const bool protect = protect_installed();
     bool wp = protect && continue_wp_.load(std::memory_order_relaxed);
     uffd::FillResult r = sink.map_cached(ctx.page, (end - page) * ctx.page_size, wp);

@@ -33,8 +33,19 @@ Outcome SharedInodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sin
         // A sync clears the mark and then protects; in the other order a
         // sync between our mark and our lift would leave the page writable
         // and clean, and every later write to it would be lost.
+        // Under a budget the page is pinned from before the lift to after
+        // the mark, so that the evictor, which re-protects a page and then
+        // writes it back before dropping it, sees this write (the mark) or
+        // gives the page up (the pin) — never drops it with the write
+        // unrecorded. A page already being dropped is not unprotected: the
+        // thread faults again on the page read anew.
+        EvictionList* list = cache_->eviction();
+        if (list && !list->pin(ctx.object_page()))
+            return { Resolution::Retry };
         uffd::FillResult r = sink.write_protect(ctx.page, ctx.page_size, false);
         cache_->mark_dirty(ctx.object_page());
+        if (list)
+            list->unpin(ctx.object_page());
         if (!r.ok())
             return Outcome::from_failure(r);
         return Outcome::installed(FillKind::WriteProtect, 0);

@@ -1,0 +1,354 @@
+#include "runtime/evictor.h"
+
+#include "memory/objects/inode_vm_object.h"
+#include "memory/objects/shared_inode_vm_object.h"
+#include "support/log.h"
+#include "support/try.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <new>
+#include <pthread.h>
+#include <shared_mutex>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace faultline {
+
+using memory::EvictionList;
+using memory::FileCache;
+using memory::PageState;
+
+Evictor::Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config) noexcept
+    : tree_(tree)
+    , uffd_(uffd)
+    , page_(page_size)
+    , config_(config)
+{
+    if (config.memory_budget)
+        budget_.reset(new (std::nothrow) memory::PageBudget(size_t(config.memory_budget / page_size),
+            config.budget_high_percent, config.budget_low_percent, config.eviction_batch_pages, &Evictor::wake_thunk,
+            this));
+}
+
+Evictor::~Evictor() { shutdown(); }
+
+void Evictor::shutdown() noexcept
+{
+    if (abandoned_)
+        return; // a fork child's copy: the ports and budgets are the parent's business
+    {
+        std::lock_guard g(lock_);
+        stopping_ = true;
+    }
+    wakeup_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+    std::lock_guard g(lock_);
+    for (auto& cache : caches_)
+        if (memory::PageBudget* own = cache->own_budget()) {
+            own->set_overrun(true);
+            own->release_waiters();
+        }
+    if (budget_) {
+        budget_->set_overrun(true);
+        budget_->release_waiters();
+    }
+}
+
+Result<void> Evictor::add(const boost::intrusive_ptr<FileCache>& cache, uint64_t own_bytes)
+{
+    const size_t own_pages = size_t((own_bytes + page_ - 1) / page_);
+    if (own_bytes && own_pages < config_.eviction_batch_pages)
+        return failf(EINVAL, "a region's budget must hold at least one eviction batch (%u pages)",
+            config_.eviction_batch_pages);
+    TRY(cache->enable_eviction(budget_.get(), own_pages, config_.budget_high_percent, config_.budget_low_percent,
+        config_.eviction_batch_pages, &Evictor::wake_thunk, this));
+    std::lock_guard g(lock_);
+    if (std::find(caches_.begin(), caches_.end(), cache) == caches_.end())
+        caches_.push_back(cache);
+    if (!thread_.joinable()) {
+        // Like the handler threads, the evictor runs no application signal
+        // handler.
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (const std::system_error& e) {
+            pthread_sigmask(SIG_SETMASK, &old, nullptr);
+            return failf(EAGAIN, "cannot start the evictor thread: %s", e.what());
+        }
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+    return {};
+}
+
+void Evictor::remove(const FileCache* cache)
+{
+    std::lock_guard g(lock_);
+    for (auto it = caches_.begin(); it != caches_.end(); ++it)
+        if (it->get() == cache) {
+            const auto& c = cache->counters();
+            retired_.evictions_clean += c.evictions_clean.load();
+            retired_.evictions_dirty += c.evictions_dirty.load();
+            retired_.write_errors += c.eviction_write_errors.load();
+            retired_.referenced_refaults += c.referenced_refaults.load();
+            caches_.erase(it);
+            return;
+        }
+}
+
+void Evictor::wake() noexcept
+{
+    {
+        std::lock_guard g(lock_);
+        woken_ = true;
+    }
+    wakeup_.notify_one();
+}
+
+void Evictor::abandon() noexcept
+{
+    new (&thread_) std::thread();
+    stopping_ = true;
+    abandoned_ = true;
+}
+
+Evictor::Totals Evictor::totals() const
+{
+    std::lock_guard g(lock_);
+    Totals t = retired_;
+    for (const auto& cache : caches_) {
+        const auto& c = cache->counters();
+        t.evictions_clean += c.evictions_clean.load();
+        t.evictions_dirty += c.evictions_dirty.load();
+        t.write_errors += c.eviction_write_errors.load();
+        t.referenced_refaults += c.referenced_refaults.load();
+    }
+    return t;
+}
+
+template <typename Fn>
+void Evictor::for_each_shared_view(const FileCache& cache, size_t first, size_t count, Fn&& fn)
+{
+    tree_.for_each([&](memory::Region& r) {
+        auto* object = dynamic_cast<memory::SharedInodeVMObject*>(&r.object());
+        if (!object || &object->cache() != &cache)
+            return;
+        const size_t r_first = r.object_offset() / page_;
+        const size_t r_end = r_first + r.size() / page_;
+        const size_t lo = std::max(first, r_first), hi = std::min(first + count, r_end);
+        if (lo < hi)
+            fn(r.base() + (lo - r_first) * page_, (hi - lo) * page_);
+    });
+}
+
+bool Evictor::write_back(FileCache& cache, size_t first, size_t count, uint64_t size)
+{
+    const uint64_t offset = uint64_t(first) * page_;
+    if (offset >= size)
+        return true; // wholly past the end: nothing of it belongs to the file
+    // Never past the end of the file: eviction never extends it.
+    const size_t bytes = size_t(std::min<uint64_t>(uint64_t(count) * page_, size - offset));
+    const char* data = cache.page_bytes(first);
+    if (Store* store = cache.store()) {
+        const int64_t n = store->write(data, bytes, offset);
+        if (n == int64_t(bytes)) {
+            cache.counters().bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+            return true;
+        }
+        return false;
+    }
+    size_t done = 0;
+    while (done < bytes) {
+        ssize_t n = pwrite(cache.fd(), data + done, bytes - done, off_t(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += size_t(n);
+    }
+    cache.counters().bytes_written.fetch_add(done, std::memory_order_relaxed);
+    return done == bytes;
+}
+
+size_t Evictor::evict(FileCache& cache, size_t want)
+{
+    EvictionList* list = cache.eviction();
+    if (!list)
+        return 0;
+    memory::PageStates& states = cache.states();
+    // Written pages can be evicted only where every write is seen by a
+    // write-protect fault (memory/objects/eviction_list.h); elsewhere only a
+    // cache no region could ever write.
+    bool may_be_dirty = false, dirty_evictable = false;
+    {
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each([&](memory::Region& r) {
+            auto* object = dynamic_cast<memory::SharedInodeVMObject*>(&r.object());
+            if (object && &object->cache() == &cache && object->ever_writable()) {
+                may_be_dirty = true;
+                dirty_evictable = object->tracks_writes() && !object->async_write_tracking();
+            }
+        });
+    }
+    if (may_be_dirty && !dirty_evictable)
+        return 0;
+    const bool clock = config_.eviction_policy == EvictionPolicy::Clock;
+    std::vector<size_t> victims, referenced;
+    // Each page is looked at most twice per call (a second chance, then
+    // its turn), so a list of pinned or referenced pages ends the call.
+    size_t looks = 2 * list->size() + 1;
+    while (victims.size() < want && looks-- > 0) {
+        size_t page;
+        if (!list->rotate_front(page))
+            break;
+        if (states.get(page) != PageState::Present) {
+            list->remove(page); // dropped by other means (sync, discard)
+            continue;
+        }
+        if (clock && list->clear_referenced(page)) {
+            referenced.push_back(page);
+            continue;
+        }
+        if (list->begin_evict(page))
+            victims.push_back(page);
+    }
+    if (!referenced.empty()) {
+        // Second chance: unmap from the shared views (the page stays
+        // cached), so that the next touch tells us it is still in use.
+        std::sort(referenced.begin(), referenced.end());
+        std::shared_lock tree(tree_.lock());
+        for (size_t page : referenced) {
+            list->set_zapped(page);
+            for_each_shared_view(cache, page, 1, [&](uintptr_t address, size_t bytes) {
+                (void)madvise(reinterpret_cast<void*>(address), bytes, MADV_DONTNEED);
+            });
+        }
+    }
+    if (victims.empty())
+        return 0;
+    std::sort(victims.begin(), victims.end());
+    std::vector<size_t> dirty;
+    for (size_t page : victims)
+        if (cache.dirty(page))
+            dirty.push_back(page);
+    std::vector<bool> failed(victims.size(), false);
+    if (!dirty.empty()) {
+        // Re-protect, then clear, then write: a write from now on faults,
+        // and its fault pins the page (cancelling the eviction) before it
+        // lifts the protection.
+        {
+            std::shared_lock tree(tree_.lock());
+            for (size_t page : dirty)
+                for_each_shared_view(cache, page, 1, [&](uintptr_t address, size_t bytes) {
+                    long rc = uffd_.writeprotect(address, bytes, true, false);
+                    if (rc < 0 && rc != -ENOENT)
+                        log::warn("evictor: write-protecting {:#x} failed: {}", address, strerror(int(-rc)));
+                });
+        }
+        const uint64_t size = cache.refresh_size();
+        for (size_t i = 0; i < dirty.size();) {
+            size_t run = 1;
+            while (i + run < dirty.size() && dirty[i + run] == dirty[i] + run && run < 256)
+                ++run;
+            for (size_t k = 0; k < run; ++k)
+                (void)cache.clear_dirty(dirty[i + k]);
+            if (!write_back(cache, dirty[i], run, size)) {
+                // The pages stay, dirty, for the next sync or pass.
+                cache.counters().eviction_write_errors.fetch_add(run, std::memory_order_relaxed);
+                for (size_t k = 0; k < run; ++k) {
+                    cache.mark_dirty(dirty[i + k]);
+                    auto at = std::lower_bound(victims.begin(), victims.end(), dirty[i + k]);
+                    failed[size_t(at - victims.begin())] = true;
+                }
+            }
+            i += run;
+        }
+    }
+    size_t dropped = 0;
+    for (size_t k = 0; k < victims.size(); ++k) {
+        const size_t page = victims[k];
+        // A fault pinned the page since, or a write re-dirtied it (its pin
+        // came and went): it stays.
+        if (failed[k] || cache.dirty(page) || !list->commit_evict(page)) {
+            list->end_evict(page);
+            continue;
+        }
+        const bool was_dirty = std::binary_search(dirty.begin(), dirty.end(), page);
+        cache.evict_drop(page);
+        list->end_evict(page);
+        (was_dirty ? cache.counters().evictions_dirty : cache.counters().evictions_clean)
+            .fetch_add(1, std::memory_order_relaxed);
+        ++dropped;
+    }
+    return dropped;
+}
+
+void Evictor::run() noexcept
+{
+    pthread_setname_np(pthread_self(), "faultline-evict");
+    std::vector<boost::intrusive_ptr<FileCache>> caches;
+    size_t next = 0;
+    for (;;) {
+        {
+            std::unique_lock g(lock_);
+            // The timeout is a safety net only: every charge above a high
+            // mark and every parked fault wakes the thread.
+            wakeup_.wait_for(g, std::chrono::milliseconds(100), [&] { return stopping_ || woken_; });
+            if (stopping_)
+                return;
+            woken_ = false;
+            caches = caches_;
+        }
+        if (caches.empty())
+            continue;
+        const size_t batch = config_.eviction_batch_pages;
+        // Caches over budgets of their own first, then the runtime's.
+        for (auto& cache : caches) {
+            memory::PageBudget* own = cache->own_budget();
+            if (!own)
+                continue;
+            bool progress = true;
+            while (progress && (own->over_high() || (own->waiters() && own->above_low()))) {
+                while (own->above_low()) {
+                    if (evict(*cache, std::min(batch, own->resident() - own->low())) == 0) {
+                        progress = false;
+                        break;
+                    }
+                    own->release_waiters();
+                }
+            }
+            own->set_overrun(!progress && own->waiters() > 0);
+            own->release_waiters();
+        }
+        memory::PageBudget* global = budget_.get();
+        if (!global)
+            continue;
+        if (global->over_high() || global->waiters()) {
+            // Round robin over the caches, a batch each, until the low mark.
+            size_t idle = 0;
+            while (global->above_low() && idle < caches.size()) {
+                FileCache& cache = *caches[next++ % caches.size()];
+                if (evict(cache, std::min(batch, global->resident() - global->low())) == 0) {
+                    ++idle;
+                    continue;
+                }
+                idle = 0;
+                global->set_overrun(false);
+                global->release_waiters();
+            }
+            // Nothing more could go while faults wait: let them through
+            // rather than leave them parked (counted as overrun).
+            global->set_overrun(global->above_low() && idle >= caches.size() && global->waiters() > 0);
+            global->release_waiters();
+        }
+    }
+}
+
+} // namespace faultline
