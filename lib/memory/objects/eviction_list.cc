@@ -28,8 +28,8 @@ EvictionList::EvictionList(size_t pages, uint32_t* next, uint32_t* prev, std::at
 
 Result<std::unique_ptr<EvictionList>> EvictionList::create(size_t pages) noexcept
 {
-    if (pages == 0 || pages >= UINT32_MAX)
-        return fail(EINVAL, "an eviction list covers 1 to 2^32-2 pages");
+    if (pages == 0 || pages > UINT32_MAX)
+        return fail(EINVAL, "an eviction list covers 1 to 2^32-1 pages");
     auto* next = static_cast<uint32_t*>(reserve(pages * sizeof(uint32_t)));
     auto* prev = static_cast<uint32_t*>(reserve(pages * sizeof(uint32_t)));
     auto* flags = static_cast<std::atomic<uint8_t>*>(reserve(pages));

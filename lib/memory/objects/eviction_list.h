@@ -36,7 +36,7 @@ namespace faultline::memory {
 
 class EvictionList {
 public:
-    // Pages [0, pages) may be listed; pages must be < UINT32_MAX.
+    // Pages [0, pages) may be listed; at most 2^32-1 of them.
     static Result<std::unique_ptr<EvictionList>> create(size_t pages) noexcept;
     ~EvictionList();
     EvictionList(const EvictionList&) = delete;
