@@ -29,11 +29,12 @@ struct Prepare {
 // placement carries over to the next repetition.
 class FileRegionMapper final : public Mapper {
 public:
-    FileRegionMapper(std::shared_ptr<TestFile> file, faultline::Config config, Prepare prepare)
-        : file_(std::move(file)), config_(config), prepare_(prepare)
+    FileRegionMapper(std::shared_ptr<TestFile> file, faultline::Config config, Prepare prepare,
+        std::string label = "faultline")
+        : file_(std::move(file)), config_(config), prepare_(prepare), label_(std::move(label))
     {
     }
-    std::string name() const override { return "faultline"; }
+    std::string name() const override { return label_; }
     char* map(size_t bytes, bool sparse) override;
     void unmap(char* base, size_t bytes) override;
     // Runtime::sync(SyncFlags::Sync) of the current region.
@@ -44,6 +45,7 @@ private:
     std::shared_ptr<TestFile> file_;
     faultline::Config config_;
     Prepare prepare_;
+    std::string label_;
     std::unique_ptr<faultline::Runtime> runtime_;
 };
 
