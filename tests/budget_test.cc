@@ -3,6 +3,7 @@
 // than the budget; dirty pages written back before eviction and read back
 // byte-exact; a store whose writes fail (pages stay, others go); unmap while
 // eviction runs; a region's own budget; bad configurations.
+#include "fork_support.h"
 #include "support/temp_file.h"
 #include "test_support.h"
 
@@ -215,6 +216,114 @@ TEST(BudgetStore, AStoreWhoseWritesFailKeepsItsDirtyPagesAndEvictsTheClean)
     store->fail_writes = false;
     ASSERT_TRUE(rt->sync(p, 1024 * kPage));
     EXPECT_EQ(store->at(5 * kPage), 'd');
+}
+
+TEST(Budget, ABudgetOfOneBatchParksFaultsAndNeverHangs)
+{
+    // The smallest budget there is (one batch) and 8 threads faulting at
+    // once: most faults find no room and park until the evictor frees some.
+    Config c = budget_config(kBatch);
+    FAULTLINE_RUNTIME_OR_SKIP(rt, c);
+    TempFile f(1024 * kPage, 21);
+    auto r = rt->map_file(f.fd(), { .length = f.size() });
+    ASSERT_TRUE(r) << r.error().message();
+    const char* p = static_cast<const char*>(*r);
+    Watchdog dog("8 threads reading under a one-batch budget", 120);
+    std::atomic<size_t> bad { 0 };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            std::mt19937 rng(100 + t);
+            for (int i = 0; i < 400; ++i) {
+                const size_t at = (rng() % 1024) * kPage + rng() % kPage;
+                bad += p[at] != f.contents()[at];
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(bad.load(), 0u);
+    const RuntimeStats st = rt->stats();
+    EXPECT_LE(st.budget_resident_bytes, 2 * kBatch * kPage);
+    EXPECT_GT(st.evictions_clean, 0u);
+}
+
+TEST(Budget, ARegionBudgetBoundsItsFileAndPrivateRegionsKeepTheirWrites)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config {});
+    TempFile f(1024 * kPage, 8);
+    const size_t budget_pages = 128;
+    auto r = rt->map_file(f.fd(),
+        { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private, .budget = budget_pages * kPage });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    // Private writes are the region's own copies: never written to the file,
+    // never evicted (the cache's pages go, the copies stay).
+    for (size_t page = 0; page < 64; ++page)
+        p[page * kPage + 1] = 'w';
+    for (int pass = 0; pass < 2; ++pass)
+        for (size_t page = 0; page < 1024; ++page)
+            ASSERT_EQ(p[page * kPage + 2000], f.contents()[page * kPage + 2000]);
+    auto st = rt->region_stats(p);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->budget, budget_pages * kPage);
+    EXPECT_GT(st->evictions_clean, 0u);
+    EXPECT_LE(st->cached_pages, budget_pages + 64);
+    for (size_t page = 0; page < 64; ++page)
+        ASSERT_EQ(p[page * kPage + 1], 'w') << "a private copy survives eviction of the file's page";
+    char c = 0;
+    ASSERT_EQ(pread(f.fd(), &c, 1, off_t(1)), 1);
+    EXPECT_EQ(c, f.contents()[1]) << "private writes never reach the file";
+}
+
+TEST(Budget, WritableSharedMappingsNeedFaultTrackingUnderABudget)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, budget_config(256));
+    TempFile f(64 * kPage, 2);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite });
+    if (rt->has_feature("wp_shmem") && rt->has_feature("minor")) {
+        ASSERT_TRUE(r) << r.error().message();
+        return;
+    }
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), EOPNOTSUPP);
+    EXPECT_EQ(rt->stats().region_count, 0u);
+    // Read-only mappings are evictable without write tracking.
+    EXPECT_TRUE(rt->map_file(f.fd(), { .length = f.size() }));
+}
+
+TEST(Budget, AFileMappedWithoutABudgetFirstRefusesAWritableBudgetedView)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config {});
+    if (!rt->has_feature("wp_async"))
+        GTEST_SKIP() << "only asynchronous write tracking conflicts with a later budget";
+    TempFile f(256 * kPage, 4);
+    auto a = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite });
+    ASSERT_TRUE(a);
+    auto b = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .budget = 128 * kPage });
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.error().code(), EOPNOTSUPP);
+}
+
+TEST(Budget, AForkChildOfABudgetedRuntimeEndsCleanly)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, budget_config(64));
+    TempFile f(1024 * kPage, 6);
+    auto r = rt->map_file(f.fd(), { .length = f.size() });
+    ASSERT_TRUE(r);
+    const char* p = static_cast<const char*>(*r);
+    for (size_t page = 0; page < 1024; page += 3)
+        ASSERT_EQ(p[page * kPage], f.contents()[page * kPage]);
+    ForkedChild child([&](ForkedChild&) {
+        // The child's copy of the runtime is inert: destroying it must not
+        // join the parent's evictor or post to its faults.
+        rt.reset();
+    },
+        30);
+    ASSERT_TRUE(child.started());
+    auto out = child.reap(30);
+    EXPECT_TRUE(out.exited_zero()) << out.describe();
+    for (size_t page = 0; page < 1024; page += 5)
+        ASSERT_EQ(p[page * kPage], f.contents()[page * kPage]) << "the parent keeps serving under its budget";
 }
 
 TEST(BudgetConfig, BadBudgetsAreRefused)

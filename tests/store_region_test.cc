@@ -3,6 +3,7 @@
 // unmap, one cache per store object, a slow store that blocks nobody but its
 // own faults, failing reads (SIGBUS in the faulting thread only) and writes
 // (the pages stay dirty, sync returns the errno), and bad input.
+#include "fork_support.h"
 #include "support/guarded_access.h"
 #include "test_support.h"
 
@@ -304,6 +305,23 @@ TEST(StoreRegion, TheStoreLivesAsLongAsItsRegions)
         ASSERT_TRUE(rt->unmap(*r, 8 * kPage));
     }
     EXPECT_TRUE(weak.expired()) << "released once no region maps it";
+}
+
+TEST(StoreRegion, AForkChildOfARuntimeWithAStoreEndsCleanly)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config {});
+    auto store = std::make_shared<MemoryStore>(64 * kPage, false);
+    auto r = rt->map_store(store, { .length = 64 * kPage });
+    ASSERT_TRUE(r);
+    const volatile char* p = static_cast<char*>(*r);
+    EXPECT_EQ(p[kPage], pattern(kPage));
+    // The store's threads wait on their condition variable in the parent;
+    // the child's copy of the runtime must neither join nor wait for them.
+    ForkedChild child([&](ForkedChild&) { rt.reset(); }, 30);
+    ASSERT_TRUE(child.started());
+    auto out = child.reap(30);
+    EXPECT_TRUE(out.exited_zero()) << out.describe();
+    EXPECT_EQ(p[9 * kPage], pattern(9 * kPage)) << "the parent keeps reading its store";
 }
 
 } // namespace

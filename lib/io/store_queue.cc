@@ -51,6 +51,10 @@ StoreQueue::~StoreQueue() = default;
 
 void StoreQueue::shutdown() noexcept
 {
+    // A fork child's copy: its lock may have been held by a parent's thread
+    // at the fork, and its threads are not there to join.
+    if (abandoned_)
+        return;
     {
         std::lock_guard g(lock_);
         stopping_ = true;
@@ -88,6 +92,7 @@ void StoreQueue::abandon() noexcept
     for (std::thread& t : threads_)
         new (&t) std::thread();
     stopping_ = true;
+    abandoned_ = true;
 }
 
 void StoreQueue::run() noexcept

@@ -60,6 +60,7 @@ private:
     size_t head_ = 0;
     size_t count_ = 0;
     bool stopping_ = false;
+    bool abandoned_ = false;
     std::mutex lock_;
     std::condition_variable ready_;
     std::vector<std::thread> threads_;

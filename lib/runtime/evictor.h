@@ -64,7 +64,9 @@ public:
     // Stops the thread, then opens every budget and releases the faults
     // parked on them (runtime destruction: nothing evicts any more).
     void shutdown() noexcept;
-    // In a fork child: the thread is the parent's.
+    // In a fork child: the thread is the parent's. The object must then not
+    // be destroyed either (its condition variable counts the parent's
+    // thread as a waiter): the runtime leaks its copy.
     void abandon() noexcept;
 
     struct Totals {

@@ -143,8 +143,8 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , ops_(tree_, arena_, page_)
     , mapper_(uffd_, arena_, tree_, ops_, ledger_, features_, page_, config_.allow_write_execute)
     , statistics_(page_, features_.has(os::Feature::PagemapScan))
-    , evictor_(tree_, uffd_, page_, config_)
-    , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, evictor_)
+    , evictor_(std::make_unique<Evictor>(tree_, uffd_, page_, config_))
+    , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, *evictor_)
 {
     // A shared file region writes its dirty pages back as it leaves.
     mapper_.on_retire([this](Region& r) { files_.retire(r); });
@@ -163,13 +163,14 @@ RuntimeCore::~RuntimeCore()
         if (async_handler_)
             async_handler_->abandon();
         files_.abandon();
-        evictor_.abandon();
+        evictor_->abandon();
+        (void)evictor_.release();
         return;
     }
     // The evictor goes first; faults parked for room under the budget are
     // let through, since nothing evicts any more (they must end for the
     // handlers to drain).
-    evictor_.shutdown();
+    evictor_->shutdown();
     // Dirty file pages are written back while the handler threads still
     // serve (a write racing the write-back needs its write-protect fault).
     {
@@ -413,12 +414,12 @@ RuntimeStats RuntimeCore::stats() const
         async->fill_stats(s);
     s.committed = ledger_.committed();
     s.commit_limit = ledger_.limit();
-    if (memory::PageBudget* budget = const_cast<Evictor&>(evictor_).budget()) {
+    if (memory::PageBudget* budget = evictor_->budget()) {
         s.memory_budget = uint64_t(budget->budget()) * page_;
         s.budget_resident_bytes = uint64_t(budget->resident()) * page_;
         s.budget_waits = budget->parked_total();
     }
-    const Evictor::Totals totals = evictor_.totals();
+    const Evictor::Totals totals = evictor_->totals();
     s.evictions_clean = totals.evictions_clean;
     s.evictions_dirty = totals.evictions_dirty;
     s.eviction_write_errors = totals.write_errors;

@@ -103,7 +103,10 @@ private:
     RegionOperations ops_;
     Mapper mapper_;
     RegionStatistics statistics_;
-    Evictor evictor_;
+    // Owned through a pointer so that a fork child can leak its copy: the
+    // copy's condition variable still counts the parent's evictor thread
+    // as a waiter, and destroying it would wait for that thread forever.
+    std::unique_ptr<Evictor> evictor_;
     FileRegions files_;
     std::unique_ptr<fault::FaultHandler> handler_;
     // Shared file regions that track writes asynchronously (WP_ASYNC) are
