@@ -234,15 +234,24 @@ size_t Evictor::evict(FileCache& cache, size_t want)
     if (victims.empty())
         return 0;
     std::sort(victims.begin(), victims.end());
+    // From the dirty bits to the drops, no sync or unmap writes this cache
+    // (FileCache::writeback_lock).
+    std::lock_guard writing(cache.writeback_lock());
     std::vector<size_t> dirty;
     for (size_t page : victims)
         if (cache.dirty(page))
             dirty.push_back(page);
     std::vector<bool> failed(victims.size(), false);
     if (!dirty.empty()) {
-        // Re-protect, then clear, then write: a write from now on faults,
-        // and its fault pins the page (cancelling the eviction) before it
-        // lifts the protection.
+        // Clear, then re-protect, then write — sync's order. A write-protect
+        // fault lifts and then marks, so with this order a page that is
+        // writable anywhere is always dirty: had we protected first, a
+        // fault's lift and mark could fall between our protect and our
+        // clear and leave the page writable and clean, and a later eviction
+        // would drop it without writing what was written since. A write
+        // from the protect on faults, and its pin cancels this eviction.
+        for (size_t page : dirty)
+            (void)cache.clear_dirty(page);
         {
             std::shared_lock tree(tree_.lock());
             for (size_t page : dirty)
@@ -257,8 +266,6 @@ size_t Evictor::evict(FileCache& cache, size_t want)
             size_t run = 1;
             while (i + run < dirty.size() && dirty[i + run] == dirty[i] + run && run < 256)
                 ++run;
-            for (size_t k = 0; k < run; ++k)
-                (void)cache.clear_dirty(dirty[i + k]);
             if (!write_back(cache, dirty[i], run, size)) {
                 // The pages stay, dirty, for the next sync or pass.
                 cache.counters().eviction_write_errors.fetch_add(run, std::memory_order_relaxed);

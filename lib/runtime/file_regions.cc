@@ -348,6 +348,13 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     FileCache& cache = object.cache();
     if (!cache.writable())
         return {};
+    // One writer of a cache's pages at a time: between clearing a page's
+    // dirty bit and writing it, the page is clean to anyone who looks, and
+    // an evictor that looked then would drop the only copy of the data
+    // (runtime/evictor.h takes the same lock around its write-back and
+    // drop). It also makes a sync wait for an eviction's writes, so that
+    // its fdatasync covers them.
+    std::lock_guard writing(cache.writeback_lock());
     const bool tracked = object.tracks_writes();
     // Untracked, every cached page might differ from the file — but only if
     // some region could ever write one.

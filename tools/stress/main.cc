@@ -58,6 +58,8 @@ struct PhaseConfig {
     unsigned handler_threads;
     unsigned fault_around_pages;
     const char* disable;
+    size_t budget_pages = 0; // Config::memory_budget in pages (0 = none)
+    EvictionPolicy policy = EvictionPolicy::Clock;
 };
 
 // Each phase runs a fresh Runtime in a different configuration: the default
@@ -72,10 +74,17 @@ struct PhaseConfig {
 // faults: reads land in a staging buffer, no write tracking at all, so sync
 // writes every cached page) with the I/O worker thread instead of io_uring.
 // (The features hidden for file regions change nothing for anonymous ones.)
+//
+// The last two run under a memory budget far smaller than the files the
+// slots map (Clock, then FIFO): the evictor writes dirty pages back and
+// drops pages while accessors read and write them and mutators sync,
+// discard and unmap — and the model must still find every byte.
 constexpr PhaseConfig kPhaseConfigs[] = {
     { 1, 16, "" },
     { 4, 1, "wp_async" },
     { 2, 64, "zeropage,mseal,minor,io_uring" },
+    { 2, 16, "", 48, EvictionPolicy::Clock },
+    { 3, 8, "", 32, EvictionPolicy::Fifo },
 };
 
 struct Totals {
@@ -97,6 +106,11 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
     config.handler_threads = opt.handler_threads ? opt.handler_threads : pc.handler_threads;
     config.fault_around_pages = pc.fault_around_pages;
     config.disable = pc.disable;
+    if (pc.budget_pages) {
+        config.memory_budget = pc.budget_pages * size_t(sysconf(_SC_PAGESIZE));
+        config.eviction_batch_pages = 8;
+        config.eviction_policy = pc.policy;
+    }
     auto created = Runtime::create(config);
     if (!created) {
         std::fprintf(stderr, "stress: FAIL: Runtime::create failed: %s: %s\n", errno_name(created.error().code()),
@@ -109,9 +123,12 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
     std::string features;
     for (auto& f : rt->features())
         features += (features.empty() ? "" : ",") + f;
-    std::printf("stress: phase %u/%u: %.0f s, %u handler thread(s), fault-around %u, hidden '%s', features %s%s\n", phase + 1, phases,
+    std::printf("stress: phase %u/%u: %.0f s, %u handler thread(s), fault-around %u, hidden '%s', features %s%s", phase + 1, phases,
         seconds, config.handler_threads, config.fault_around_pages, pc.disable, features.c_str(),
         rt->user_mode_only() ? " (user-mode-only)" : "");
+    if (pc.budget_pages)
+        std::printf(", budget %zu pages (%s)", pc.budget_pages, pc.policy == EvictionPolicy::Clock ? "clock" : "fifo");
+    std::printf("\n");
     std::fflush(stdout);
 
     {
@@ -221,7 +238,7 @@ int main(int argc, char** argv)
     const Options opt = parse_options(argc, argv);
     unsigned phases = opt.phases;
     if (!phases)
-        phases = opt.seconds >= 9 ? 3 : 1;
+        phases = opt.seconds >= 15 ? 5 : opt.seconds >= 9 ? 3 : 1;
 
     install_signal_handlers();
     FileSet files(opt.slots, kMaxPages, size_t(sysconf(_SC_PAGESIZE)));

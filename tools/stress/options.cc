@@ -82,7 +82,7 @@ Options parse_options(int argc, char** argv)
         else if (a == "--accessor-nice")
             o.accessor_nice = int(parse_number(value(), "--accessor-nice", 0, 19));
         else if (a == "--first-phase")
-            o.first_phase = unsigned(parse_number(value(), "--first-phase", 1, 3));
+            o.first_phase = unsigned(parse_number(value(), "--first-phase", 1, 5));
         else if (!a.empty() && a[0] != '-' && !have_seconds) {
             o.seconds = parse_seconds(a.c_str(), "SECONDS");
             have_seconds = true;

@@ -190,6 +190,11 @@ public:
     Counters& counters() noexcept { return counters_; }
     const Counters& counters() const noexcept { return counters_; }
 
+    // Held by whoever writes pages back (sync, unmap, the evictor) from
+    // reading dirty bits to the end of its writes and drops. Never taken on
+    // a handler thread.
+    std::mutex& writeback_lock() noexcept { return writeback_lock_; }
+
     // Reads still in flight (runtime shutdown waits for none).
     size_t reads_in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
 
@@ -247,6 +252,7 @@ private:
     std::atomic<uint8_t>* dirty_;
     std::atomic<uint8_t>* ahead_;
     std::mutex slots_lock_;
+    std::mutex writeback_lock_;
     Slot slots_[kSlots];
     char* staging_ = nullptr; // copy mode: kSlots * kCopyModeReadPages pages
     std::atomic<size_t> in_flight_ { 0 };

@@ -42,6 +42,13 @@ Outcome SharedInodeVMObject::handle_fault(const FaultContext& ctx, PageSink& sin
         EvictionList* list = cache_->eviction();
         if (list && !list->pin(ctx.object_page()))
             return { Resolution::Retry };
+        if (list && cache_->states().get(ctx.object_page()) != PageState::Present) {
+            // A fault raised before the evictor dropped the page: there is
+            // nothing to unprotect or to mark (a dirty mark here would make a
+            // sync write the hole). The thread faults again and reads it.
+            list->unpin(ctx.object_page());
+            return { Resolution::Retry };
+        }
         uffd::FillResult r = sink.write_protect(ctx.page, ctx.page_size, false);
         cache_->mark_dirty(ctx.object_page());
         if (list)
