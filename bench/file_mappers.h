@@ -40,6 +40,14 @@ public:
     // Runtime::sync(SyncFlags::Sync) of the current region.
     void sync(char* base, size_t bytes);
     faultline::RegionStats stats(const void* base) const;
+    // Whether the runtime finds written pages exactly (minor faults and
+    // write-protect): otherwise every cached page of a writable file counts
+    // as dirty, synced or not (docs/api.md, sync).
+    bool tracks_writes() const
+    {
+        return runtime_ && runtime_->has_feature("minor")
+            && (runtime_->has_feature("wp_shmem") || runtime_->has_feature("wp_async"));
+    }
 
 private:
     std::shared_ptr<TestFile> file_;
