@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace stress {
@@ -29,6 +30,7 @@ namespace {
 FileSet::FileSet(unsigned slots, unsigned pages, size_t page_size)
     : page_size_(page_size)
     , shared_(slots)
+    , stores_(slots)
 {
     // A descriptor per slot here, and the runtime keeps two per file it
     // caches (its own and the memfd): raise the soft limit as far as allowed
@@ -89,6 +91,64 @@ int FileSet::reopen(unsigned slot, int flags) const
 {
     int fd = open(path(slot).c_str(), flags | O_CLOEXEC);
     return fd >= 0 ? fd : -errno;
+}
+
+namespace {
+
+// The slot's file as a user store: what a program bringing its own storage
+// would write, and the path a store region's faults take (the store's
+// threads, never a handler).
+class SlotStore final : public faultline::Store {
+public:
+    SlotStore(int fd, uint64_t size)
+        : fd_(fd)
+        , size_(size)
+    {
+    }
+    uint64_t size() noexcept override { return size_; }
+    bool writable() const noexcept override { return true; }
+    int64_t read(void* buffer, size_t bytes, uint64_t offset) noexcept override
+    {
+        return transfer(false, buffer, bytes, offset);
+    }
+    int64_t write(const void* buffer, size_t bytes, uint64_t offset) noexcept override
+    {
+        return transfer(true, const_cast<void*>(buffer), bytes, offset);
+    }
+    int flush() noexcept override { return fdatasync(fd_) == 0 ? 0 : -errno; }
+
+private:
+    int64_t transfer(bool write, void* buffer, size_t bytes, uint64_t offset) noexcept
+    {
+        size_t done = 0;
+        while (done < bytes) {
+            ssize_t n = write ? pwrite(fd_, static_cast<char*>(buffer) + done, bytes - done, off_t(offset + done))
+                              : pread(fd_, static_cast<char*>(buffer) + done, bytes - done, off_t(offset + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return done ? int64_t(done) : -errno;
+            if (n == 0)
+                break;
+            done += size_t(n);
+        }
+        return int64_t(done);
+    }
+    int fd_;
+    uint64_t size_;
+};
+
+} // namespace
+
+std::shared_ptr<faultline::Store> FileSet::store(unsigned slot)
+{
+    // Only the mutator holding the slot gets here: no lock.
+    if (!stores_[slot]) {
+        struct stat st {};
+        (void)fstat(fds_[slot], &st);
+        stores_[slot] = std::make_shared<SlotStore>(fds_[slot], uint64_t(st.st_size));
+    }
+    return stores_[slot];
 }
 
 bool FileSet::read_page(unsigned slot, unsigned page, uint64_t* out) const

@@ -16,7 +16,10 @@
 // maps what the earlier ones wrote back.
 #pragma once
 
+#include <faultline/store.h>
+
 #include <bitset>
+#include <memory>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -65,6 +68,15 @@ public:
     // file). Only ever added to, so a wrapped field can only make the check
     // weaker, never wrong. Belongs to the mutator holding the slot.
     void note_shared(unsigned slot, uint32_t incarnation) { shared_[slot].set(incarnation & 0x7fff); }
+
+    // Slots whose file is mapped through a user Store (Runtime::map_store)
+    // instead of map_file: the store reads and writes the slot's file with
+    // pread/pwrite, so the model of a shared file region holds unchanged.
+    // Such a slot is only ever mapped through its store (one object per
+    // slot and run, so one cache): a file cache of the same file beside it
+    // would not see the store's writes.
+    static bool via_store(unsigned slot) { return slot % 4 == 3; }
+    std::shared_ptr<faultline::Store> store(unsigned slot);
     bool was_shared(unsigned slot, uint32_t incarnation_field) const { return shared_[slot].test(incarnation_field & 0x7fff); }
 
 private:
@@ -73,6 +85,7 @@ private:
     int dir_fd_ = -1;
     bool direct_ok_ = false;
     std::vector<std::bitset<0x8000>> shared_;
+    std::vector<std::shared_ptr<faultline::Store>> stores_;
 };
 
 } // namespace stress

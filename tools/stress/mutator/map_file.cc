@@ -69,7 +69,10 @@ void map_file(Mutator& m, unsigned si, Slot& s)
     Rng& rng = m.rng();
     const unsigned n = std::min(pick_map_size(rng, si < kHotSlots), kMaxPages);
     const unsigned first = rng.below(kMaxPages - n + 1);
-    const bool shared = rng.percent(60);
+    // Some slots map their file through a user store (files.h): always
+    // shared, by the store, never O_DIRECT.
+    const bool store = FileSet::via_store(si);
+    const bool shared = store || rng.percent(60);
     const unsigned pick = rng.below(100);
     const Access access = pick < 60 ? Access::ReadWrite : pick < 92 ? Access::Read : Access::ReadExecute;
 
@@ -84,13 +87,13 @@ void map_file(Mutator& m, unsigned si, Slot& s)
         o.readahead_min_pages = 1u << rng.below(4);
         o.readahead_max_pages = o.readahead_min_pages << rng.below(6);
     }
-    o.direct_io = rng.percent(10);
+    o.direct_io = !store && rng.percent(10);
 
     // The descriptor: the slot's read-write one, a read-only one (a shared
     // region may then never be writable: max access r-x, and asking for
     // write access is refused), or the path, which the runtime opens
     // read-write only for a writable shared map.
-    const unsigned how = rng.below(100);
+    const unsigned how = store ? 0 : rng.below(100);
     const bool by_path = how >= 85;
     const bool read_only_fd = how >= 70 && how < 85;
     const bool fd_writable = by_path ? shared && writable(access) : !read_only_fd;
@@ -104,7 +107,13 @@ void map_file(Mutator& m, unsigned si, Slot& s)
         return;
     }
     const std::string path = w.files.path(si);
-    auto do_map = [&] { return by_path ? w.rt.map_file(path.c_str(), o) : w.rt.map_file(fd, o); };
+    auto do_map = [&] {
+        if (store)
+            return w.rt.map_store(w.files.store(si), { .length = o.length, .offset = o.offset, .address = o.address,
+                .access = o.access, .name = o.name, .readahead_min_pages = o.readahead_min_pages,
+                .readahead_max_pages = o.readahead_max_pages, .threads = 1 + si % 3 });
+        return by_path ? w.rt.map_file(path.c_str(), o) : w.rt.map_file(fd, o);
+    };
     struct Closer { // the read-only descriptor is ours; the runtime keeps its own
         int fd;
         bool own;
@@ -138,7 +147,7 @@ void map_file(Mutator& m, unsigned si, Slot& s)
     auto r = m.call("map_file", uintptr_t(o.address), do_map);
     if (!r) {
         failure("%s: map_file(%s, pages %u+%u, %s, %s, readahead %u-%u%s%s) for slot %u failed: %s: %s", m.who(),
-            shared ? "shared" : "private", first, n, access_name(access), by_path ? "by path" : read_only_fd ? "read-only fd" : "read-write fd",
+            store ? "store" : shared ? "shared" : "private", first, n, access_name(access), by_path ? "by path" : read_only_fd ? "read-only fd" : "read-write fd",
             o.readahead_min_pages, o.readahead_max_pages, o.direct_io ? ", O_DIRECT" : "", o.address ? ", fixed" : "", si,
             errno_name(r.error().code()), r.error().message());
         end_change(s);

@@ -25,10 +25,13 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
     // The kind of region: file regions are never committed and carry no
     // NoReserve flag; a shared one has the Shared flag.
     const Kind kind = m.kind(s);
-    const char* want_kind = kind == Kind::SharedFile ? "file-shared" : kind == Kind::PrivateFile ? "file-private" : nullptr;
+    // (A slot whose file is mapped through a store holds a store region.)
+    const char* want_kind = kind == Kind::SharedFile ? (FileSet::via_store(si) ? "store" : "file-shared")
+        : kind == Kind::PrivateFile                  ? "file-private"
+                                                     : nullptr;
     const bool kind_ok = want_kind ? std::strcmp(st.object_kind, want_kind) == 0
             && has(st.flags, RegionFlags::Shared) == (kind == Kind::SharedFile) && !has(st.flags, RegionFlags::NoReserve)
-                                   : std::strncmp(st.object_kind, "file", 4) != 0;
+                                   : std::strncmp(st.object_kind, "file", 4) != 0 && std::strcmp(st.object_kind, "store") != 0;
     if (!kind_ok) {
         failure("%s: region_stats(%#lx) on slot %u: object kind '%s', flags %#x, but the slot holds %s", m.who(), (unsigned long)a,
             si, st.object_kind, unsigned(st.flags), want_kind ? want_kind : "anonymous memory");
