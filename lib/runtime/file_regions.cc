@@ -67,6 +67,24 @@ void write_done(io::Operation* op, int32_t result) noexcept { static_cast<WriteO
 
 FileRegions::~FileRegions() = default;
 
+Result<size_t> FileRegions::window_size(Access access, size_t length, int64_t offset) const
+{
+    if (uint8_t(access) & ~uint8_t(Access::ReadWriteExecute))
+        return fail(EINVAL, "unknown access bits");
+    if (length == 0)
+        return fail(EINVAL, "length is zero");
+    if (offset < 0 || uint64_t(offset) % page_ != 0)
+        return fail(EINVAL, "offset must be a non-negative multiple of the page size");
+    if (length > SIZE_MAX - page_)
+        return fail(EOVERFLOW, "length overflows");
+    const size_t size = (length + page_ - 1) / page_ * page_;
+    if (uint64_t(size) > uint64_t(INT64_MAX) - uint64_t(offset))
+        return fail(EOVERFLOW, "offset + length overflows");
+    if (uint64_t(offset) + size > FileCache::kMaxPages * page_)
+        return fail(EOVERFLOW, "the mapping reaches past the largest file or store the runtime caches (16 TiB)");
+    return size;
+}
+
 Result<std::pair<unsigned, unsigned>> FileRegions::readahead_limits(unsigned min, unsigned max)
 {
     const unsigned ra_min = min ? min : kDefaultReadaheadMin;
@@ -112,19 +130,7 @@ Result<void*> FileRegions::map(int fd, const FileMapOptions& o)
         return fail(EACCES, "the descriptor is not open for reading");
     if (o.sharing != Sharing::Shared && o.sharing != Sharing::Private)
         return fail(EINVAL, "unknown sharing");
-    if (uint8_t(o.access) & ~uint8_t(Access::ReadWriteExecute))
-        return fail(EINVAL, "unknown access bits");
-    if (o.length == 0)
-        return fail(EINVAL, "length is zero");
-    if (o.offset < 0 || uint64_t(o.offset) % page_ != 0)
-        return fail(EINVAL, "offset must be a non-negative multiple of the page size");
-    if (o.length > SIZE_MAX - page_)
-        return fail(EOVERFLOW, "length overflows");
-    const size_t size = (o.length + page_ - 1) / page_ * page_;
-    if (uint64_t(size) > uint64_t(INT64_MAX) - uint64_t(o.offset))
-        return fail(EOVERFLOW, "offset + length overflows");
-    if (uint64_t(o.offset) + size > FileCache::kMaxPages * page_)
-        return fail(EOVERFLOW, "the mapping reaches past the largest file the runtime caches (16 TiB)");
+    const size_t size = TRY(window_size(o.access, o.length, o.offset));
     auto [ra_min, ra_max] = TRY(readahead_limits(o.readahead_min_pages, o.readahead_max_pages));
 
     const bool shared = o.sharing == Sharing::Shared;
@@ -213,19 +219,7 @@ Result<void*> FileRegions::map_store(std::shared_ptr<Store> store, const StoreMa
 {
     if (!store)
         return fail(EINVAL, "the store is null");
-    if (uint8_t(o.access) & ~uint8_t(Access::ReadWriteExecute))
-        return fail(EINVAL, "unknown access bits");
-    if (o.length == 0)
-        return fail(EINVAL, "length is zero");
-    if (o.offset < 0 || uint64_t(o.offset) % page_ != 0)
-        return fail(EINVAL, "offset must be a non-negative multiple of the page size");
-    if (o.length > SIZE_MAX - page_)
-        return fail(EOVERFLOW, "length overflows");
-    const size_t size = (o.length + page_ - 1) / page_ * page_;
-    if (uint64_t(size) > uint64_t(INT64_MAX) - uint64_t(o.offset))
-        return fail(EOVERFLOW, "offset + length overflows");
-    if (uint64_t(o.offset) + size > FileCache::kMaxPages * page_)
-        return fail(EOVERFLOW, "the mapping reaches past the largest store the runtime caches (16 TiB)");
+    const size_t size = TRY(window_size(o.access, o.length, o.offset));
     auto readahead = TRY(readahead_limits(o.readahead_min_pages, o.readahead_max_pages));
     if (o.threads > kMaxStoreThreads)
         return failf(EINVAL, "at most %u store threads", kMaxStoreThreads);

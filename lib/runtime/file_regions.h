@@ -99,6 +99,9 @@ private:
     };
     Result<void*> map_view(File& file, const View& view);
     static Result<std::pair<unsigned, unsigned>> readahead_limits(unsigned min, unsigned max);
+    // Checks a view's access bits, length and offset as mmap(2) does;
+    // returns the length rounded up to whole pages.
+    Result<size_t> window_size(Access access, size_t length, int64_t offset) const;
     memory::FileCache::Options cache_options(bool direct_io, bool budgeted) const;
     // Under a budget: checks that the cache can evict what this view may
     // write, and makes it evictable.
