@@ -363,8 +363,9 @@ TEST(Umap, FetchAndPinReadsTheRangeIn)
     EXPECT_GE(st->amount_resident, 8 * kUmapPage);
     // Where writes are tracked page by page (without, every cached page of a
     // writable region counts as dirty: docs/kernels.md).
-    if (rt->has_feature("minor") && (rt->has_feature("wp_shmem") || rt->has_feature("wp_async")))
+    if (rt->has_feature("minor") && (rt->has_feature("wp_shmem") || rt->has_feature("wp_async"))) {
         EXPECT_EQ(st->dirty_pages, 0u) << "fetching reads; it dirties nothing";
+    }
     const size_t reads = store.reads().size();
     errno = 0;
     umap_fetch_and_pin(c + 30 * kUmapPage, 4 * kUmapPage);
