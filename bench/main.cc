@@ -6,7 +6,8 @@
 //
 // Prints a table of cases (docs/performance.md explains each): anon_* on
 // anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
-// file_seq_read_warm, file_rand_read_cold, file_write_sync); --json writes
+// file_seq_read_warm, file_rand_read_cold, file_write_sync; umap_rand_read
+// through the umap-compatible API); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
 // Config::fault_around_pages x Config::handler_threads, then over
@@ -18,6 +19,7 @@
 #include "mappers.h"
 #include "placement.h"
 #include "report.h"
+#include "umap_workloads.h"
 #include "workloads.h"
 
 #include <faultline/runtime.h>
@@ -116,7 +118,8 @@ void usage(FILE* out)
         "                 anon_mt_first_touch, anon_read_zero, anon_sparse_touch (and their\n"
         "                 /same_cpu, /vs_fixed variants), and on a file in $TMPDIR (1 GiB,\n"
         "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
-        "                 file_rand_read_cold, file_budget_hotcold, file_write_sync\n"
+        "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
+        "                 file_write_sync\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
         "  --wake-order adaptive|after|before\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
@@ -401,6 +404,9 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     run_file("file_seq_read_warm", [&](std::string n) { return file_seq_read_warm(n, file, defaults); });
     run_file("file_rand_read_cold",
         [&](std::string n) { return file_rand_read_cold(n, file, defaults, s.file_random_reads); });
+    // umap programs relinked against libfaultline-umap (docs/umap.md): the
+    // same reads as file_rand_read_cold, through umap().
+    run_file("umap_rand_read", [&](std::string n) { return umap_rand_read(n, file, s.file_random_reads); });
     run_file("file_budget_hotcold", [&](std::string n) {
         return file_budget_hotcold(n, file, defaults, s.budget_region_bytes, s.budget_reads);
     });

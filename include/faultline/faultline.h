@@ -73,6 +73,35 @@ typedef struct faultline_region_stats {
     size_t dirty_pages;          /* file regions: this region's pages written and not yet synced */
 } faultline_region_stats;
 
+/* A page store implemented in C (faultline_map_store; the C++ interface is
+ * faultline/store.h, whose comments hold for these callbacks too). Every
+ * callback gets the `ctx` given to faultline_map_store.
+ *
+ * Threads: read runs on the store's own threads (two; never a fault-handler
+ * thread), up to two reads at once; write and flush run on the thread that
+ * syncs or unmaps (or evicts under a memory budget), possibly beside reads of
+ * other pages. size may run on any of those. The callbacks must be safe to
+ * call that way. */
+typedef struct faultline_store_ops {
+    /* The store's size in bytes (pages wholly past it raise SIGBUS). */
+    uint64_t (*size)(void* ctx);
+    /* Reads `bytes` (whole pages) at `offset` (page-aligned) into `buffer`:
+     * the bytes read (fewer only where the store ends) or -errno. A failed
+     * read raises SIGBUS in the faulting threads only. */
+    int64_t (*read)(void* ctx, void* buffer, size_t bytes, uint64_t offset);
+    /* Writes `bytes` at `offset` (never past size): the bytes written or
+     * -errno (the pages stay dirty; faultline_sync returns the error).
+     * NULL = a read-only store: write access to its regions is -EACCES. */
+    int64_t (*write)(void* ctx, const void* buffer, size_t bytes, uint64_t offset);
+    /* Makes what write stored durable (faultline_sync with FAULTLINE_SYNC):
+     * 0 or -errno. May be NULL. */
+    int (*flush)(void* ctx);
+    /* Called exactly once, when the runtime no longer uses the store: after
+     * its region is unmapped (or the runtime destroyed) and its last write
+     * has returned; never when faultline_map_store fails. May be NULL. */
+    void (*release)(void* ctx);
+} faultline_store_ops;
+
 /* config may be NULL for defaults. On success *out holds the handle. */
 FAULTLINE_API int faultline_create(const faultline_config* config, faultline_runtime_t* out);
 /* Unmaps every region and stops the handler threads. -EBADF if stale. */
@@ -86,6 +115,13 @@ FAULTLINE_API int faultline_map(faultline_runtime_t rt, void* address, size_t si
  * `flags` is FAULTLINE_FILE_*. The runtime keeps its own descriptor. */
 FAULTLINE_API int faultline_map_file(faultline_runtime_t rt, int fd, int64_t offset, size_t length, unsigned access,
                   unsigned flags, const char* name, void** out);
+/* Maps `length` bytes of a C store from `offset` (a page multiple): a region
+ * that behaves like a shared file region of the store (docs/api.md,
+ * faultline_map_store). `ops` is copied; `ctx` belongs to the caller until
+ * ops->release is called. Each successful call makes its own store object
+ * (one cache): map a store once and share the region. */
+FAULTLINE_API int faultline_map_store(faultline_runtime_t rt, const faultline_store_ops* ops, void* ctx, int64_t offset,
+                  size_t length, unsigned access, const char* name, void** out);
 /* Writes the dirty pages of the shared file regions over the range back
  * (docs/api.md, sync); `flags` is FAULTLINE_SYNC, _ASYNC and/or _INVALIDATE. */
 FAULTLINE_API int faultline_sync(faultline_runtime_t rt, void* address, size_t size, unsigned flags);

@@ -5,6 +5,8 @@
 // runtime's handle finds nothing and returns -EBADF; a call racing with
 // faultline_destroy() either completes before the destruction starts or
 // sees -EBADF, because destroy takes the table lock exclusively.
+#include "api/callback_store.h"
+
 #include <faultline/faultline.h>
 #include <faultline/runtime.h>
 
@@ -153,6 +155,46 @@ int faultline_map_file(faultline_runtime_t handle, int fd, int64_t offset, size_
         auto r = rt.map_file(fd, o);
         if (!r)
             return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_map_store(faultline_runtime_t handle, const faultline_store_ops* ops, void* ctx, int64_t offset,
+    size_t length, unsigned access, const char* name, void** out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    if (!ops)
+        return remember(EINVAL, "ops is NULL");
+    if (!ops->size || !ops->read)
+        return remember(EINVAL, "a store needs its size and read callbacks");
+    if (access & ~kAccessBits)
+        return remember(EINVAL, "unknown access bits");
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto store = std::make_shared<api::CallbackStore>(*ops, ctx);
+        StoreMapOptions o;
+        o.length = length;
+        o.offset = offset;
+        o.access = Access(access);
+        if (name)
+            o.name = name;
+        // Armed before mapping: once the region exists, another thread may
+        // unmap it and drop the runtime's reference before map_store even
+        // returns here; our own reference keeps the destructor from running
+        // until we have decided.
+        store->arm();
+        Result<void*> r = fail(ENOMEM, "out of memory");
+        try {
+            r = rt.map_store(store, o);
+        } catch (...) {
+            store->disarm();
+            throw;
+        }
+        if (!r) {
+            store->disarm(); // the caller keeps ctx: no release for a failed map
+            return to_rc(r.error());
+        }
         *out = *r;
         return 0;
     });

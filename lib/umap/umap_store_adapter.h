@@ -1,0 +1,38 @@
+// umap/umap_store_adapter.h — a Umap::Store seen as a faultline::Store.
+//
+// umap calls read_from_store/write_to_store once per umap page, and stores
+// written for it may count on that (one compressed block per page, say).
+// faultline reads several pages at once and writes back runs of dirty system
+// pages; this adapter cuts every call at umap page boundaries so a store sees
+// at most one umap page per call, as in umap. A Umap::Store has no size: the
+// store ends where the region does (offset + length), which is also where
+// umap stops asking.
+#pragma once
+
+#include <faultline/store.h>
+#include <umap/store/Store.hpp>
+
+namespace faultline::umap {
+
+class UmapStoreAdapter final : public faultline::Store {
+public:
+    // `store` is the application's (it outlives the region: umap's rule).
+    UmapStoreAdapter(Umap::Store* store, uint64_t end, uint64_t umap_page_size) noexcept
+        : store_(store)
+        , end_(end)
+        , page_(umap_page_size)
+    {
+    }
+
+    uint64_t size() noexcept override { return end_; }
+    int64_t read(void* buffer, size_t bytes, uint64_t offset) noexcept override;
+    bool writable() const noexcept override { return true; }
+    int64_t write(const void* buffer, size_t bytes, uint64_t offset) noexcept override;
+
+private:
+    Umap::Store* const store_;
+    const uint64_t end_;
+    const uint64_t page_;
+};
+
+} // namespace faultline::umap
