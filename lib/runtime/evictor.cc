@@ -48,7 +48,7 @@ void Evictor::shutdown() noexcept
     wakeup_.notify_all();
     if (thread_.joinable())
         thread_.join();
-    std::lock_guard g(lock_);
+    std::lock_guard g(registry_lock_);
     for (auto& cache : caches_)
         if (memory::PageBudget* own = cache->own_budget()) {
             own->set_overrun(true);
@@ -68,9 +68,13 @@ Result<void> Evictor::add(const boost::intrusive_ptr<FileCache>& cache, uint64_t
             config_.eviction_batch_pages);
     TRY(cache->enable_eviction(budget_.get(), own_pages, config_.budget_high_percent, config_.budget_low_percent,
         config_.eviction_batch_pages, &Evictor::wake_thunk, this));
+    {
+        std::lock_guard pass(pass_lock_);
+        std::lock_guard registry(registry_lock_);
+        if (std::find(caches_.begin(), caches_.end(), cache) == caches_.end())
+            caches_.push_back(cache);
+    }
     std::lock_guard g(lock_);
-    if (std::find(caches_.begin(), caches_.end(), cache) == caches_.end())
-        caches_.push_back(cache);
     if (!thread_.joinable()) {
         // Like the handler threads, the evictor runs no application signal
         // handler.
@@ -90,7 +94,11 @@ Result<void> Evictor::add(const boost::intrusive_ptr<FileCache>& cache, uint64_t
 
 void Evictor::remove(const FileCache* cache)
 {
-    std::lock_guard g(lock_);
+    // Waits for a pass in progress: once this returns, the evictor holds no
+    // reference to the cache, and a cache no region views is freed at once
+    // (with its pages, uncharged from the budget).
+    std::lock_guard pass(pass_lock_);
+    std::lock_guard registry(registry_lock_);
     for (auto it = caches_.begin(); it != caches_.end(); ++it)
         if (it->get() == cache) {
             const auto& c = cache->counters();
@@ -121,7 +129,7 @@ void Evictor::abandon() noexcept
 
 Evictor::Totals Evictor::totals() const
 {
-    std::lock_guard g(lock_);
+    std::lock_guard g(registry_lock_);
     Totals t = retired_;
     for (const auto& cache : caches_) {
         const auto& c = cache->counters();
@@ -300,7 +308,6 @@ size_t Evictor::evict(FileCache& cache, size_t want)
 void Evictor::run() noexcept
 {
     pthread_setname_np(pthread_self(), "faultline-evict");
-    std::vector<boost::intrusive_ptr<FileCache>> caches;
     size_t next = 0;
     for (;;) {
         {
@@ -311,8 +318,12 @@ void Evictor::run() noexcept
             if (stopping_)
                 return;
             woken_ = false;
-            caches = caches_;
         }
+        // The pass holds pass_lock_: caches are added and removed only
+        // between passes (API threads wait for the pass; handlers never take
+        // this lock).
+        std::lock_guard pass(pass_lock_);
+        auto& caches = caches_;
         if (caches.empty())
             continue;
         const size_t batch = config_.eviction_batch_pages;

@@ -90,7 +90,9 @@ private:
     size_t page_;
     Config config_;
     std::unique_ptr<memory::PageBudget> budget_;
-    mutable std::mutex lock_;
+    mutable std::mutex lock_;         // woken_, stopping_ (handlers take it through wake())
+    std::mutex pass_lock_;            // held by an eviction pass; caches_ changes only under it
+    mutable std::mutex registry_lock_; // caches_ and retired_, for readers that must not wait for a pass
     std::condition_variable wakeup_;
     bool woken_ = false;
     bool stopping_ = false;

@@ -125,6 +125,10 @@ FileCache::~FileCache()
     // store thread, from the completion that dropped the last one.
     if (store_)
         store_->shutdown();
+    // The pages go with the memfd: the runtime's budget no longer holds
+    // them (it outlives every cache: runtime/evictor.h).
+    if (global_budget_)
+        global_budget_->uncharge(cached_pages_.load());
     for (auto& [base, bytes] : aliases_)
         munmap(base, bytes);
     if (staging_)
