@@ -1,12 +1,21 @@
 #include "io/store_queue.h"
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <csignal>
 #include <new>
 #include <pthread.h>
 
 namespace faultline::io {
+
+namespace {
+// Store threads detached by shutdown() and not finished yet (process-wide:
+// a queue does not know its runtime, and the wait is for a thread's last
+// few instructions).
+std::atomic<int> g_detached { 0 };
+} // namespace
 
 StoreQueue::StoreQueue(std::shared_ptr<Store> store, size_t capacity)
     : store_(std::move(store))
@@ -39,7 +48,15 @@ bool StoreQueue::start(unsigned threads)
     bool ok = true;
     try {
         for (unsigned i = 0; i < threads; ++i)
-            threads_.emplace_back([self = shared_from_this()] { self->run(); });
+            threads_.emplace_back([self = shared_from_this()]() mutable {
+                self->run();
+                // Dropping the last reference may free the queue and the
+                // store: only then has a detached thread finished.
+                const bool detached = self->detached_self_;
+                self.reset();
+                if (detached)
+                    g_detached.fetch_sub(1, std::memory_order_release);
+            });
     } catch (const std::exception&) {
         ok = false;
     }
@@ -63,8 +80,11 @@ void StoreQueue::shutdown() noexcept
     for (std::thread& t : threads_) {
         if (!t.joinable())
             continue;
-        if (t.get_id() == std::this_thread::get_id())
+        if (t.get_id() == std::this_thread::get_id()) {
+            detached_self_ = true;
+            g_detached.fetch_add(1, std::memory_order_acq_rel);
             t.detach();
+        }
         else
             t.join();
     }
@@ -81,6 +101,12 @@ bool StoreQueue::read(void* buf, size_t len, uint64_t offset, Operation* op) noe
     }
     ready_.notify_one();
     return true;
+}
+
+void StoreQueue::wait_for_detached() noexcept
+{
+    while (g_detached.load(std::memory_order_acquire) > 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
 void StoreQueue::abandon() noexcept

@@ -42,6 +42,12 @@ public:
     // In a fork child: the threads are the parent's; forget them without
     // joining (runtime/fork_guard.h).
     void abandon() noexcept;
+    // Waits until every store thread that shutdown() could not join (it
+    // was the caller) has finished — and with it, possibly, the queue and
+    // the user's store. A runtime's destruction ends with this, so that a
+    // store is released before the runtime is gone (C callers free their
+    // context then).
+    static void wait_for_detached() noexcept;
 
 private:
     struct Request {
@@ -61,6 +67,7 @@ private:
     size_t count_ = 0;
     bool stopping_ = false;
     bool abandoned_ = false;
+    bool detached_self_ = false; // shutdown() ran on one of the threads, which was detached
     std::mutex lock_;
     std::condition_variable ready_;
     std::vector<std::thread> threads_;

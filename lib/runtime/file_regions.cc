@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
+#include <chrono>
+#include <thread>
 
 namespace faultline {
 
@@ -514,6 +516,13 @@ void FileRegions::retire(Region& region)
     const size_t first = region.object_offset() / page_;
     if (auto ok = write_back(*object, first, first + region.size() / page_, &region); !ok)
         log::error("writing back region '{}' on unmap failed: {}", region.name(), ok.error().message());
+}
+
+void FileRegions::wait_for_reads() const noexcept
+{
+    for (const auto& [key, file] : files_)
+        while (file.cache->reads_in_flight() > 0)
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
 int FileRegions::flush(FileCache& cache)

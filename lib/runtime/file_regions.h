@@ -67,6 +67,10 @@ public:
     void retire(memory::Region& region);
     // Every writable shared file region (runtime destruction).
     void sync_all();
+    // Waits until no read of any file or store is in flight — readahead
+    // included, which no fault waits for (runtime destruction, while the
+    // handler threads still reap io_uring completions).
+    void wait_for_reads() const noexcept;
     // Forgets files no region views any more.
     void prune();
     // In a fork child: the write-back ring's queues are shared with the

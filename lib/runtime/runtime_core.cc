@@ -180,6 +180,7 @@ RuntimeCore::~RuntimeCore()
     // Faults parked pending a completion are finished first (their
     // completions need the handler threads). Then stop serving: once the
     // threads are gone nothing touches the tree.
+    files_.wait_for_reads();
     handler_->drain();
     if (async_handler_) {
         async_handler_->drain();

@@ -94,6 +94,18 @@ private:
 
     Config config_;
     ForkGuard fork_guard_;
+    // Destroyed last: waits for store threads that could not be joined
+    // (io/store_queue.h), so that every store is released by the time the
+    // runtime is gone. Not in a fork child, whose copies of those threads
+    // never existed.
+    struct StoreThreadsGone {
+        const ForkGuard& guard;
+        ~StoreThreadsGone()
+        {
+            if (guard.in_owner())
+                io::StoreQueue::wait_for_detached();
+        }
+    } store_threads_gone_ { fork_guard_ };
     size_t page_;
     uffd::Userfaultfd uffd_;
     memory::Arena arena_;
