@@ -100,7 +100,7 @@ Config UmapConfig::runtime_config() const
     const uint64_t page = std::max<uint64_t>(page_size, 1);
     rc.memory_budget = pages_in_buffer > UINT64_MAX / page ? UINT64_MAX : pages_in_buffer * page;
     rc.budget_high_percent = unsigned(std::clamp(evict_high_percent, 1, 100));
-    rc.budget_low_percent = unsigned(std::clamp(evict_low_percent, 0, 99));
+    rc.budget_low_percent = unsigned(std::clamp(evict_low_percent, 1, 99)); // the runtime needs 0 < low < high
     // The budget must hold one eviction batch; a small UMAP_BUFSIZE gets
     // small batches (an eighth of the buffer) so it is still honoured.
     const uint64_t budget_pages = rc.memory_budget / std::max<uint64_t>(system_page_size, 1);
