@@ -62,8 +62,9 @@ enum class RegionFlags : uint32_t {
     // Layout and access can never change again (protect, unmap, rename and
     // advise fail with EPERM); sealed with mseal(2) where the kernel has it.
     Immutable = 1u << 2,
-    // Reserved for purgeable memory (roadmap): refused with EOPNOTSUPP until
-    // purgeable regions exist.
+    // Purgeable memory: pages can be made volatile and then purged by the
+    // runtime (Runtime::allocate_purgeable, docs/purgeable.md). Private
+    // anonymous memory only: with Shared or Stack it is refused (EINVAL).
     Purgeable = 1u << 3,
     // Commit nothing against the runtime's commit limit. A fault may then
     // fail for lack of memory, which is delivered as SIGBUS.
@@ -150,6 +151,16 @@ struct RegionStats {
     uint64_t readahead_pages = 0; // pages read beyond the faulting page
     uint64_t readahead_used = 0;  // of those, pages a region mapped since (the rest: wasted or not yet used)
     size_t dirty_pages = 0;       // pages of this region written and not yet synced
+    // Purgeable regions (docs/purgeable.md). Resident figures are read from
+    // the page tables; purge figures are the region's object's, shared by
+    // the pieces of a split region.
+    size_t volatile_bytes = 0;        // bytes of this region marked volatile
+    size_t volatile_resident = 0;     // resident bytes among them (not counting the zero page)
+    size_t nonvolatile_resident = 0;  // resident non-volatile bytes
+    size_t purged_pages = 0;          // pages of this region purged and not yet reported by set_nonvolatile
+    uint64_t purges = 0;              // spans of the object purged
+    uint64_t purged_bytes = 0;        // resident bytes of the object dropped by purges
+    uint64_t purged_refaults = 0;     // faults on purged volatile pages of the object
     bool has_been_writable = false;
     bool has_been_executable = false;
 };
