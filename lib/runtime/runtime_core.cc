@@ -467,6 +467,7 @@ std::string RuntimeCore::to_json() const
         in.regions.push_back(std::move(region));
     }
     in.stats = stats();
+    in.purge = purgeable_.stats();
     return json_report(in);
 }
 
