@@ -117,10 +117,10 @@ TEST(PurgeableObject, PurgedPageAnswersByItsOption)
     port.full = true;
     EXPECT_EQ(callback->handle_fault(context(0, &completions), sink2).resolution, Resolution::Retry);
     // The callback's answer: zeros for the page alone, or SIGBUS.
-    auto out = callback->resume_fault(context(0, &completions), sink, 0);
+    auto out = callback->resume_fault(context(0, &completions), sink2, 0);
     EXPECT_EQ(out.resolution, Resolution::Installed);
     EXPECT_EQ(out.pages, 1u);
-    EXPECT_EQ(callback->resume_fault(context(1, &completions), sink, -EFAULT).resolution, Resolution::Sigbus);
+    EXPECT_EQ(callback->resume_fault(context(1, &completions), sink2, -EFAULT).resolution, Resolution::Sigbus);
 }
 
 } // namespace
