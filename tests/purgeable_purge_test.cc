@@ -214,6 +214,20 @@ TEST(PurgeTriggers, RealPsiTriggerPurges)
     EXPECT_EQ(r.purged_ranges[0], (PageRange { p, 16 * kPage }));
 }
 
+// FAULTLINE_DISABLE=psi (the fallback): no trigger is opened, and the other
+// purges work as before.
+TEST(PurgeTriggers, WithoutPsiTheOtherTriggersRemain)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = "psi", .purge = { .budget = 4 * kPage } });
+    EXPECT_FALSE(rt->has_feature("psi"));
+    char* p = static_cast<char*>(rt->allocate_purgeable(8 * kPage).value());
+    std::memset(p, 1, 8 * kPage);
+    EXPECT_FALSE(rt->purge_stats().pressure_trigger_open);
+    ASSERT_TRUE(rt->set_volatile(p, 8 * kPage));
+    EXPECT_EQ(rt->purge_stats().volatile_resident, 0u);
+    EXPECT_TRUE(rt->set_nonvolatile(p, 8 * kPage).value().purged);
+}
+
 // PurgedAccess::Sigbus: a purged page touched while volatile raises SIGBUS
 // (the process dies of it when nothing catches it).
 TEST(PurgedAccessDeathTest, SigbusKillsTheToucher)
