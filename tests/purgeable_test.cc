@@ -1,6 +1,7 @@
 // Purgeable memory: the API, exact purge reports, commit accounting and bad
 // input (docs/purgeable.md). Order, triggers, callbacks and concurrency are
 // in purgeable_purge_test.cc.
+#include "fork_support.h"
 #include "test_support.h"
 
 #include <faultline/runtime.h>
@@ -359,4 +360,38 @@ TEST(PurgeableBadInput, MixedRangeChangesNothing)
     EXPECT_EQ(r.error().code(), EINVAL);
     EXPECT_EQ(rt->region_stats(base).value().volatile_bytes, 0u);
     EXPECT_EQ(rt->stats().committed, 8 * kPage);
+}
+
+// A fork child's copy of a runtime with purgeable memory (and a running
+// purge worker) is inert like any other: every purgeable call is ECHILD,
+// destroying the copy touches nothing of the parent's, and the parent's
+// volatility is unchanged.
+TEST(PurgeableFork, ChildCopyIsInert)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    char* p = static_cast<char*>(rt->allocate_purgeable(8 * kPage).value());
+    fill(p, 8, 1);
+    ASSERT_TRUE(rt->set_volatile(p, 4 * kPage));
+    ForkedChild child([&](ForkedChild& self) {
+        auto echild = [&](const char* call, const auto& result) {
+            self.check(!result && result.error().code() == ECHILD, "%s in the child: %s", call,
+                result ? "succeeded" : result.error().message());
+        };
+        echild("allocate_purgeable", rt->allocate_purgeable(kPage));
+        echild("set_volatile", rt->set_volatile(p + 4 * kPage, kPage));
+        echild("set_nonvolatile", rt->set_nonvolatile(p, kPage));
+        echild("purge", rt->purge(kPurgeAll));
+        echild("set_purge_callbacks", rt->set_purge_callbacks({}));
+        self.check(holds(p, 8, 1), "the child's copy lost bytes");
+        rt.reset(); // the copy's destructor must not touch the parent's worker
+    });
+    ASSERT_TRUE(child.started());
+    auto out = child.reap();
+    EXPECT_TRUE(out.exited_zero()) << out.describe();
+    EXPECT_EQ(rt->region_stats(p).value().volatile_bytes, 4 * kPage);
+    ASSERT_EQ(rt->purge(kPurgeAll).value().purged_bytes, 4 * kPage);
+    auto r = rt->set_nonvolatile(p, 8 * kPage).value();
+    ASSERT_EQ(r.purged_ranges.size(), 1u);
+    EXPECT_EQ(r.purged_ranges[0], range(p, 0, 4));
+    EXPECT_TRUE(holds(p + 4 * kPage, 4, 5));
 }
