@@ -292,9 +292,50 @@ TEST(PurgedAccess, CallbackDecidesOnTheWorkerThread)
     EXPECT_EQ(pages[0], p);
     EXPECT_EQ(pages[1], p + 2 * kPage);
     for (auto& name : threads) {
-        EXPECT_EQ(name, "faultline-purge");
+        EXPECT_EQ(name, "faultline-touch"); // the purge worker's touch thread
         EXPECT_NE(name, "faultline-uffd");
     }
+}
+
+// A purge callback that calls the runtime, while an unmap holds the
+// runtime's lock waiting for a touch of a purged page parked on its
+// callback: the touch is answered by a thread of its own, so the unmap ends,
+// and then the purge callback gets the lock. (Answered by the purge thread,
+// the touch would wait behind the purge callback, which waits for the unmap.)
+TEST(PurgedAccess, UnmapWaitingForAParkedTouchDoesNotDeadlockWithPurgeCallbacks)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    char* p = static_cast<char*>(rt->allocate_purgeable(kPage, { .purged_access = PurgedAccess::Callback,
+        .on_purged_access = [](void*) { return true; } }).value());
+    char* other = static_cast<char*>(rt->allocate_purgeable(kPage).value());
+    p[0] = 1;
+    other[0] = 2;
+    ASSERT_TRUE(rt->set_volatile(p, kPage));
+    ASSERT_TRUE(rt->purge(kPurgeAll));
+    std::atomic<bool> in_before { false }, go { false }, called { false };
+    ASSERT_TRUE(rt->set_purge_callbacks({ .before_purge = [&](const PurgeEvent&) {
+        in_before = true;
+        while (!go.load())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        (void)rt->region_stats(other); // takes the runtime's lock
+        called = true;
+        return true;
+    } }));
+    ASSERT_TRUE(rt->set_volatile(other, kPage));
+    std::thread purger([&] { (void)rt->purge(kPurgeAll); });
+    ASSERT_TRUE(eventually([&] { return in_before.load(); })); // the purge thread is in the callback
+    // The touch reads zeros, or meets the unmapped range if the unmap wins.
+    std::thread toucher([&] {
+        const int sig = guarded_access([&] { volatile char c = p[0]; (void)c; });
+        EXPECT_TRUE(sig == 0 || sig == SIGSEGV) << sig;
+    });
+    std::thread unmapper([&] { EXPECT_TRUE(rt->unmap(p, kPage)); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // ordering only: any order must complete
+    go = true;
+    toucher.join();
+    unmapper.join();
+    purger.join();
+    EXPECT_TRUE(called.load());
 }
 
 TEST(PurgedAccess, ThrowingCallbackMeansSigbus)

@@ -42,8 +42,8 @@ enum class PurgedAccess : uint8_t {
     // non-volatile (it then reads zeros).
     Sigbus,
     // Calls PurgeableOptions::on_purged_access on a runtime worker thread
-    // while the touching thread waits; it returns true for zeros, false
-    // (or throws) for SIGBUS.
+    // (never a fault handler) while the touching thread waits; it returns
+    // true for zeros, false (or throws) for SIGBUS.
     Callback,
 };
 
@@ -65,10 +65,11 @@ struct PurgeableOptions {
     RegionFlags flags = RegionFlags::None;
     std::string name;
     PurgedAccess purged_access = PurgedAccess::Zero;
-    // PurgedAccess::Callback: called with the page's address on a runtime
-    // worker thread. It must not touch that page (the touching thread is
-    // waiting for this answer), nor purgeable memory of another region in
-    // Callback mode; it may call the runtime (docs/purgeable.md).
+    // PurgedAccess::Callback: called with the page's address on the purge
+    // worker's touch thread while the touching thread waits. It must not
+    // touch that page, nor purged pages of Callback regions, nor call the
+    // runtime: the waiting fault pins its region, and an unmap of it waits
+    // for this answer with the runtime's lock held (docs/purgeable.md).
     std::function<bool(void* page)> on_purged_access;
 };
 

@@ -25,7 +25,9 @@ Result<std::unique_ptr<PurgeWorker>> PurgeWorker::start(Purger& purger, const Pu
     }
     try {
         worker->thread_ = std::thread([w = worker.get()] { w->run_loop(); });
+        worker->touch_thread_ = std::thread([w = worker.get()] { w->touch_loop(); });
     } catch (const std::system_error& e) {
+        worker->stop();
         return failf(EAGAIN, "cannot start the purge worker: %s", e.what());
     }
     return worker;
@@ -68,7 +70,7 @@ bool PurgeWorker::post(memory::PurgeableVMObject& object, uintptr_t page, memory
             return false;
         touches_[(touch_head_ + touch_count_++) % kTouches] = { &object, page, token, &completions };
     }
-    notify();
+    touched_.notify_one();
     return true;
 }
 
@@ -78,25 +80,31 @@ void PurgeWorker::inject_pressure() noexcept
     notify();
 }
 
-void PurgeWorker::answer_touches() noexcept
+void PurgeWorker::touch_loop() noexcept
 {
+    pthread_setname_np(pthread_self(), "faultline-touch");
+    std::unique_lock g(lock_);
     for (;;) {
-        Touch t;
-        {
-            std::lock_guard g(lock_);
-            if (touch_count_ == 0)
-                return;
-            t = touches_[touch_head_];
-            touch_head_ = (touch_head_ + 1) % kTouches;
-            --touch_count_;
-        }
+        touched_.wait(g, [&] { return stopping_ || touch_count_ > 0; });
+        if (touch_count_ == 0)
+            return; // stopping, nothing left to answer
+        const Touch t = touches_[touch_head_];
+        touch_head_ = (touch_head_ + 1) % kTouches;
+        --touch_count_;
+        const bool stopping = stopping_;
+        g.unlock();
+        // While stopping, what is still queued gets SIGBUS: the runtime is
+        // going away and no callback should start now.
         int64_t result = -EFAULT;
-        try {
-            result = t.object->ask_purged_access(reinterpret_cast<void*>(t.page)) ? 0 : -EFAULT;
-        } catch (...) {
-            log::warn("a purged-access callback threw: SIGBUS for the page at {:#x}", t.page);
+        if (!stopping) {
+            try {
+                result = t.object->ask_purged_access(reinterpret_cast<void*>(t.page)) ? 0 : -EFAULT;
+            } catch (...) {
+                log::warn("a purged-access callback threw: SIGBUS for the page at {:#x}", t.page);
+            }
         }
         t.completions->post(t.token, result);
+        g.lock();
     }
 }
 
@@ -114,7 +122,6 @@ void PurgeWorker::run_loop() noexcept
         }
         uint64_t ignored;
         (void)!read(event_fd_, &ignored, sizeof ignored);
-        answer_touches();
         for (;;) {
             Job* job = nullptr;
             {
@@ -134,7 +141,6 @@ void PurgeWorker::run_loop() noexcept
                 job->result = std::move(result);
             }
             done_.notify_all();
-            answer_touches();
         }
         {
             std::lock_guard g(lock_);
@@ -167,17 +173,11 @@ void PurgeWorker::run_loop() noexcept
             log::error("purge worker: out of memory while purging");
         }
     }
-    // Stopping: fail what is still queued; no thread may stay parked.
+    // Stopping: fail what is still queued (the touch thread answers its own).
     std::lock_guard g(lock_);
     for (Job* job : jobs_)
         job->result = fail(ESHUTDOWN, "the purge worker has stopped");
     jobs_.clear();
-    while (touch_count_) {
-        Touch& t = touches_[touch_head_];
-        touch_head_ = (touch_head_ + 1) % kTouches;
-        --touch_count_;
-        t.completions->post(t.token, -EFAULT);
-    }
     done_.notify_all();
 }
 
@@ -188,8 +188,11 @@ void PurgeWorker::stop() noexcept
         stopping_ = true;
     }
     notify();
+    touched_.notify_all();
     if (thread_.joinable())
         thread_.join();
+    if (touch_thread_.joinable())
+        touch_thread_.join();
 }
 
 void PurgeWorker::abandon() noexcept
@@ -198,6 +201,7 @@ void PurgeWorker::abandon() noexcept
     // destructor neither joins nor terminates.
     // The lock may have been held by a parent thread at fork: not taken.
     new (&thread_) std::thread();
+    new (&touch_thread_) std::thread();
     abandoned_ = true;
 }
 

@@ -2,18 +2,23 @@
 //
 // Purging, the user's callbacks and PSI monitoring never run on a fault
 // handler thread: a handler that called user code could be made to wait on a
-// page it alone can serve. They run here, on one thread started with the
-// first purgeable region:
+// page it alone can serve. They run here, on two threads started with the
+// first purgeable region. The purge thread ("faultline-purge") takes
 //   - purge requests from API threads (Runtime::purge, the budget check after
 //     set_volatile, an allocation or re-commit that needs room), each waited
 //     for by its caller;
-//   - touches of purged pages in PurgedAccess::Callback regions, posted by
-//     handler threads into a fixed ring (no allocation there) — the callback's
-//     answer completes the parked fault;
 //   - the PSI trigger (POLLPRI) and injected pressure events;
 //   - the budget, every budget_interval_ms while volatile memory exists.
-// A request made on this thread itself (from a callback) is refused with
-// EDEADLK instead of waiting for itself.
+// A request made on the purge thread itself (from a purge callback) is
+// refused with EDEADLK instead of waiting for itself.
+//
+// The touch thread ("faultline-touch") answers touches of purged pages in
+// PurgedAccess::Callback regions, posted by handler threads into a fixed
+// ring (no allocation there): the user's callback decides, and its answer
+// completes the parked fault. It is a thread of its own because a parked
+// fault pins its region: an unmap holding the runtime's lock waits for it,
+// so the thread that answers it must never wait behind a purge callback
+// that is itself waiting for that lock.
 #pragma once
 
 #include "memory/purged_access_port.h"
@@ -61,7 +66,7 @@ public:
 private:
     PurgeWorker(Purger& purger, const PurgeConfig& config) : purger_(purger), config_(config) {}
     void run_loop() noexcept;
-    void answer_touches() noexcept;
+    void touch_loop() noexcept;
     void notify() noexcept;
 
     struct Job {
@@ -81,9 +86,11 @@ private:
     std::optional<os::PsiTrigger> psi_;
     int event_fd_ = -1;
     std::thread thread_;
+    std::thread touch_thread_;
     std::atomic<std::thread::id> thread_id_ {};
     std::mutex lock_;
     std::condition_variable done_;
+    std::condition_variable touched_;
     std::deque<Job*> jobs_;
     Touch touches_[kTouches];
     size_t touch_head_ = 0, touch_count_ = 0;
