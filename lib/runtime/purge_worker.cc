@@ -57,7 +57,7 @@ Result<PurgeResult> PurgeWorker::run(const PurgeRequest& request)
         return fail(ESHUTDOWN, "the purge worker has stopped");
     jobs_.push_back(&job);
     notify();
-    done_.wait(g, [&] { return job.result.has_value(); });
+    done_->wait(g, [&] { return job.result.has_value(); });
     return std::move(*job.result);
 }
 
@@ -70,7 +70,7 @@ bool PurgeWorker::post(memory::PurgeableVMObject& object, uintptr_t page, memory
             return false;
         touches_[(touch_head_ + touch_count_++) % kTouches] = { &object, page, token, &completions };
     }
-    touched_.notify_one();
+    touched_->notify_one();
     return true;
 }
 
@@ -85,7 +85,7 @@ void PurgeWorker::touch_loop() noexcept
     pthread_setname_np(pthread_self(), "faultline-touch");
     std::unique_lock g(lock_);
     for (;;) {
-        touched_.wait(g, [&] { return stopping_ || touch_count_ > 0; });
+        touched_->wait(g, [&] { return stopping_ || touch_count_ > 0; });
         if (touch_count_ == 0)
             return; // stopping, nothing left to answer
         const Touch t = touches_[touch_head_];
@@ -140,7 +140,7 @@ void PurgeWorker::run_loop() noexcept
                 std::lock_guard g(lock_);
                 job->result = std::move(result);
             }
-            done_.notify_all();
+            done_->notify_all();
         }
         {
             std::lock_guard g(lock_);
@@ -178,7 +178,7 @@ void PurgeWorker::run_loop() noexcept
     for (Job* job : jobs_)
         job->result = fail(ESHUTDOWN, "the purge worker has stopped");
     jobs_.clear();
-    done_.notify_all();
+    done_->notify_all();
 }
 
 void PurgeWorker::stop() noexcept
@@ -188,7 +188,7 @@ void PurgeWorker::stop() noexcept
         stopping_ = true;
     }
     notify();
-    touched_.notify_all();
+    touched_->notify_all();
     if (thread_.joinable())
         thread_.join();
     if (touch_thread_.joinable())
@@ -202,6 +202,8 @@ void PurgeWorker::abandon() noexcept
     // The lock may have been held by a parent thread at fork: not taken.
     new (&thread_) std::thread();
     new (&touch_thread_) std::thread();
+    (void)done_.release();
+    (void)touched_.release();
     abandoned_ = true;
 }
 

@@ -89,8 +89,11 @@ private:
     std::thread touch_thread_;
     std::atomic<std::thread::id> thread_id_ {};
     std::mutex lock_;
-    std::condition_variable done_;
-    std::condition_variable touched_;
+    // Held by pointer so that a fork child can leak them: glibc's
+    // pthread_cond_destroy waits for the waiters it sees, and the child sees
+    // the parent's threads waiting in the copy, which never leave.
+    std::unique_ptr<std::condition_variable> done_ = std::make_unique<std::condition_variable>();
+    std::unique_ptr<std::condition_variable> touched_ = std::make_unique<std::condition_variable>();
     std::deque<Job*> jobs_;
     Touch touches_[kTouches];
     size_t touch_head_ = 0, touch_count_ = 0;
