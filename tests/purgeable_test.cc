@@ -315,6 +315,13 @@ TEST(PurgeableBadInput, AllocationOptions)
     EXPECT_EQ(rt->stats().committed, 0u);
 }
 
+TEST(PurgeableBadInput, Config)
+{
+    auto rt = Runtime::create(Config { .purge = { .order = PurgeOrder(5) } });
+    ASSERT_FALSE(rt);
+    EXPECT_EQ(rt.error().code(), EINVAL);
+}
+
 TEST(PurgeableBadInput, Ranges)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);

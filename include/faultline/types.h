@@ -126,7 +126,7 @@ constexpr bool has(SyncFlags set, SyncFlags bit) { return (uint32_t(set) & uint3
 // Counters kept per region. Resident/dirty/cow figures are read from the
 // kernel's page tables when asked (never tracked on the fault path). Each
 // fault counter is incremented by a code path that exists today; the region
-// kinds on the roadmap add theirs (file pages, copy-on-write, purged, swap)
+// kinds on the roadmap add theirs (copy-on-write, swap)
 // as they land.
 struct RegionStats {
     uintptr_t base = 0;

@@ -50,6 +50,8 @@ Result<Config> resolve(Config config)
         return fail(EINVAL, "unknown wake_order");
     if (config.handler_spin_us > 1000000)
         return fail(EINVAL, "handler_spin_us must be at most 1000000");
+    if (config.purge.order != PurgeOrder::Fifo && config.purge.order != PurgeOrder::Lifo)
+        return fail(EINVAL, "unknown purge order");
     return config;
 }
 
