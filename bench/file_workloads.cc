@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <unistd.h>
 #include <vector>
@@ -155,15 +156,14 @@ FileCase file_seq_read_warm(std::string name, std::shared_ptr<TestFile> file, co
     return seq_read(std::move(name), std::move(file), config, false);
 }
 
-FileCase file_rand_read_cold(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config,
-    size_t reads)
+FileCase random_reads(std::string name, std::shared_ptr<TestFile> file, size_t reads, std::unique_ptr<Mapper> side,
+    std::function<void(const char* base, size_t bytes_needed)> check, const std::string& where)
 {
     // The first `reads` pages of a fixed shuffle: distinct pages spread over
     // the whole file, in the same order on both sides and in every run.
     auto order = std::make_shared<std::vector<uint32_t>>(all_pages(file->pages()));
     std::shuffle(order->begin(), order->end(), std::mt19937_64(0x5eed));
     order->resize(std::min(reads, order->size()));
-    auto fl = std::make_unique<FileRegionMapper>(file, config, Prepare {});
     auto reader = std::make_unique<UringReader>(file);
     auto sum = std::make_shared<uint64_t>(0);
     FileCase c;
@@ -181,9 +181,10 @@ FileCase file_rand_read_cold(std::string name, std::shared_ptr<TestFile> file, c
         *sum = total;
         return elapsed;
     };
-    w.verify = [file, order, sum, mapper = fl.get()](const char* base) {
-        check_sum(*sum, check_mapped(*file, base, *order, "read through the region"), "read through the region");
-        check_cold(mapper->stats(base), order->size() * page_size());
+    w.verify = [file, order, sum, check, where](const char* base) {
+        check_sum(*sum, check_mapped(*file, base, *order, where), where);
+        if (check)
+            check(base, order->size() * page_size());
     };
     w.baseline_run = [order, sum, r = reader.get()](char*) {
         uint64_t total = 0;
@@ -197,9 +198,17 @@ FileCase file_rand_read_cold(std::string name, std::shared_ptr<TestFile> file, c
     w.baseline_verify = [file, order, sum](const char*) {
         check_sum(*sum, expected_sum(*file, *order), "io_uring reads");
     };
-    c.faultline = std::move(fl);
+    c.faultline = std::move(side);
     c.baseline = std::move(reader);
     return c;
+}
+
+FileCase file_rand_read_cold(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config,
+    size_t reads)
+{
+    auto fl = std::make_unique<FileRegionMapper>(file, config, Prepare {});
+    auto check = [mapper = fl.get()](const char* base, size_t bytes) { check_cold(mapper->stats(base), bytes); };
+    return random_reads(std::move(name), file, reads, std::move(fl), check, "read through the region");
 }
 
 FileCase file_write_sync(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config)

@@ -12,6 +12,7 @@
 
 #include <faultline/runtime.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,12 @@ FileCase file_seq_read_warm(std::string name, std::shared_ptr<TestFile> file, co
 // Baseline: io_uring 4 KiB reads of the same offsets, one at a time.
 FileCase file_rand_read_cold(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config,
     size_t reads);
+// The loop of file_rand_read_cold against its baseline, with `side` as the
+// faultline side (a file region, a umap() region, ...): every page read is
+// compared with the file (`where` names the side in a failure), then
+// `check` (may be empty) sees the mapping and the bytes a cold pass reads.
+FileCase random_reads(std::string name, std::shared_ptr<TestFile> file, size_t reads, std::unique_ptr<Mapper> side,
+    std::function<void(const char* base, size_t bytes_needed)> check, const std::string& where);
 // Writes one byte in every page of a shared read-write mapping, then
 // Runtime::sync(SyncFlags::Sync); cold. Baseline: mmap(MAP_SHARED,
 // PROT_READ|PROT_WRITE), the same writes, msync(MS_SYNC).
