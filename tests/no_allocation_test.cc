@@ -162,3 +162,59 @@ TEST(NoAllocation, FaultPathAllocatesNothing)
     EXPECT_GT(rt->stats().fault_events, 100u);
     EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving faults";
 }
+
+// The file path under a memory budget: reads queued on io_uring and resumed
+// by completions, minor faults, write-protect faults, readahead, faults
+// parked for room and released by the evictor, pins against eviction — all
+// on handler threads, none of which may allocate (the evictor may: it is a
+// worker).
+TEST(NoAllocation, FilePathUnderABudgetAllocatesNothing)
+{
+    Config c { .handler_threads = 2 };
+    c.memory_budget = 64 * kPage;
+    c.eviction_batch_pages = 16;
+    FAULTLINE_RUNTIME_OR_SKIP(rt, c);
+    if (!rt->has_feature("minor") || !rt->has_feature("wp_shmem"))
+        GTEST_SKIP() << "writable file regions under a budget need minor and write-protect faults on shared memory";
+    const size_t pages = 1024;
+    char path[] = "/tmp/faultline-noalloc-XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    ASSERT_EQ(ftruncate(fd, off_t(pages * kPage)), 0);
+    auto r = rt->map_file(fd, { .length = pages * kPage, .access = Access::ReadWrite });
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<char*>(*r);
+    auto tids = handler_tids();
+    ASSERT_EQ(tids.size(), 2u) << "expected two handler threads named faultline-uffd";
+    for (size_t i = 0; i < tids.size(); ++i)
+        g_watched[i].store(tids[i]);
+
+    g_allocations.store(0);
+    g_watching.store(true);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            unsigned x = 12345u + unsigned(t);
+            for (int i = 0; i < 3000; ++i) {
+                x = x * 1103515245u + 12345u;
+                const size_t page = (x >> 8) % pages;
+                if (i % 3 == 0)
+                    p[page * kPage + t] = char(i);
+                else
+                    (void)static_cast<volatile char*>(p)[page * kPage];
+            }
+            // A stream too: readahead windows.
+            for (size_t page = 0; page < pages; page += 1)
+                (void)static_cast<volatile char*>(p)[page * kPage + 64];
+        });
+    for (auto& t : threads)
+        t.join();
+    g_watching.store(false);
+    const RuntimeStats st = rt->stats();
+    close(fd);
+
+    EXPECT_GT(st.evictions_clean + st.evictions_dirty, 0u) << "the budget must have evicted";
+    EXPECT_GT(st.faults_pending, 0u) << "reads must have been pending";
+    EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving file faults under a budget";
+}
