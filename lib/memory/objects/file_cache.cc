@@ -549,6 +549,7 @@ Result<void> FileCache::enable_eviction(PageBudget* global, size_t own_pages, un
             (void)own_budget_->charge(cached_pages_.load(), 0);
             own_budget_->set_overrun(false);
         }
+        own_budget_ptr_.store(own_budget_.get(), std::memory_order_release);
     }
     if (global && !global_budget_) {
         global_budget_ = global;

@@ -166,7 +166,9 @@ public:
     Result<void> enable_eviction(PageBudget* global, size_t own_pages, unsigned high_percent, unsigned low_percent,
         size_t batch_pages, void (*wake)(void*), void* context);
     EvictionList* eviction() const noexcept { return eviction_.load(std::memory_order_acquire); }
-    PageBudget* own_budget() const noexcept { return own_budget_.get(); }
+    // (Read by the evictor and statistics without the cache's lock: set once,
+    // published with release.)
+    PageBudget* own_budget() const noexcept { return own_budget_ptr_.load(std::memory_order_acquire); }
     // Pages in the memfd or being read into it.
     size_t cached_pages() const noexcept { return cached_pages_.load(std::memory_order_relaxed); }
     // Evictor: removes a page it holds Dropping (EvictionList::commit_evict)
@@ -260,6 +262,7 @@ private:
     std::atomic<size_t> cached_pages_ { 0 };
     PageBudget* global_budget_ = nullptr;
     std::unique_ptr<PageBudget> own_budget_;
+    std::atomic<PageBudget*> own_budget_ptr_ { nullptr };
     std::unique_ptr<EvictionList> eviction_owner_;
     std::atomic<EvictionList*> eviction_ { nullptr };
 };
