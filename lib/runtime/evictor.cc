@@ -23,16 +23,18 @@ using memory::EvictionList;
 using memory::FileCache;
 using memory::PageState;
 
-Evictor::Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config) noexcept
+Evictor::Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config)
     : tree_(tree)
     , uffd_(uffd)
     , page_(page_size)
     , config_(config)
 {
     if (config.memory_budget)
-        budget_.reset(new (std::nothrow) memory::PageBudget(size_t(config.memory_budget / page_size),
+        // Its wake-up names this evictor: caches that outlive it only ever
+        // uncharge (the handler threads, which charge, stop first).
+        budget_ = std::make_shared<memory::PageBudget>(size_t(config.memory_budget / page_size),
             config.budget_high_percent, config.budget_low_percent, config.eviction_batch_pages, &Evictor::wake_thunk,
-            this));
+            this);
 }
 
 Evictor::~Evictor() { shutdown(); }
@@ -66,7 +68,7 @@ Result<void> Evictor::add(const boost::intrusive_ptr<FileCache>& cache, uint64_t
     if (own_bytes && own_pages < config_.eviction_batch_pages)
         return failf(EINVAL, "a region's budget must hold at least one eviction batch (%u pages)",
             config_.eviction_batch_pages);
-    TRY(cache->enable_eviction(budget_.get(), own_pages, config_.budget_high_percent, config_.budget_low_percent,
+    TRY(cache->enable_eviction(budget_, own_pages, config_.budget_high_percent, config_.budget_low_percent,
         config_.eviction_batch_pages, &Evictor::wake_thunk, this));
     {
         std::lock_guard pass(pass_lock_);

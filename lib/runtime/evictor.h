@@ -49,7 +49,7 @@ namespace faultline {
 
 class Evictor {
 public:
-    Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config) noexcept;
+    Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config);
     ~Evictor();
     Evictor(const Evictor&) = delete;
     Evictor& operator=(const Evictor&) = delete;
@@ -89,7 +89,7 @@ private:
     uffd::Userfaultfd& uffd_;
     size_t page_;
     Config config_;
-    std::unique_ptr<memory::PageBudget> budget_;
+    std::shared_ptr<memory::PageBudget> budget_; // shared with the caches, which may outlive this
     mutable std::mutex lock_;         // woken_, stopping_ (handlers take it through wake())
     std::mutex pass_lock_;            // held by an eviction pass; caches_ changes only under it
     mutable std::mutex registry_lock_; // caches_ and retired_, for readers that must not wait for a pass

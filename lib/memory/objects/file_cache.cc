@@ -497,7 +497,7 @@ size_t FileCache::charge(size_t want, size_t need, PageBudget** full) noexcept
     if (global_budget_) {
         got = global_budget_->charge(want, need);
         if (got == 0) {
-            *full = global_budget_;
+            *full = global_budget_.get();
             return 0;
         }
     }
@@ -528,7 +528,7 @@ void FileCache::uncharge(size_t pages) noexcept
     }
 }
 
-Result<void> FileCache::enable_eviction(PageBudget* global, size_t own_pages, unsigned high_percent,
+Result<void> FileCache::enable_eviction(std::shared_ptr<PageBudget> global, size_t own_pages, unsigned high_percent,
     unsigned low_percent, size_t batch_pages, void (*wake)(void*), void* context)
 {
     std::lock_guard guard(slots_lock_);
@@ -552,11 +552,11 @@ Result<void> FileCache::enable_eviction(PageBudget* global, size_t own_pages, un
         own_budget_ptr_.store(own_budget_.get(), std::memory_order_release);
     }
     if (global && !global_budget_) {
-        global_budget_ = global;
+        global_budget_ = std::move(global);
         if (size_t n = cached_pages_.load()) {
-            global->set_overrun(true);
-            (void)global->charge(n, 0);
-            global->set_overrun(false);
+            global_budget_->set_overrun(true);
+            (void)global_budget_->charge(n, 0);
+            global_budget_->set_overrun(false);
         }
     }
     if (!eviction_owner_) {

@@ -163,7 +163,7 @@ public:
     // runtime's budget, may be null) and to a budget of the cache's own of
     // `own_pages` (0 = none; a later, smaller one tightens it). Pages
     // already cached join the eviction list.
-    Result<void> enable_eviction(PageBudget* global, size_t own_pages, unsigned high_percent, unsigned low_percent,
+    Result<void> enable_eviction(std::shared_ptr<PageBudget> global, size_t own_pages, unsigned high_percent, unsigned low_percent,
         size_t batch_pages, void (*wake)(void*), void* context);
     EvictionList* eviction() const noexcept { return eviction_.load(std::memory_order_acquire); }
     // (Read by the evictor and statistics without the cache's lock: set once,
@@ -260,7 +260,9 @@ private:
     std::atomic<size_t> in_flight_ { 0 };
     Counters counters_;
     std::atomic<size_t> cached_pages_ { 0 };
-    PageBudget* global_budget_ = nullptr;
+    // Shared: a cache can outlive the evictor that owns the runtime's budget
+    // (regions die with the region tree, after it), and uncharges it then.
+    std::shared_ptr<PageBudget> global_budget_;
     std::unique_ptr<PageBudget> own_budget_;
     std::atomic<PageBudget*> own_budget_ptr_ { nullptr };
     std::unique_ptr<EvictionList> eviction_owner_;
