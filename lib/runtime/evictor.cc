@@ -329,30 +329,45 @@ void Evictor::run() noexcept
         if (caches.empty())
             continue;
         const size_t batch = config_.eviction_batch_pages;
+        // Nothing could go while faults wait. Pages being read (charged,
+        // not yet evictable) and pins end by themselves: try again shortly.
+        // Only a budget whose every page stays put pass after pass (dirty
+        // pages whose write-back fails) is opened, so that no fault waits
+        // for ever (the overrun; docs/design.md).
+        bool again = false;
+        auto stalled = [&](bool reading) {
+            if (reading || ++stalled_passes_ < kStalledPassesBeforeOverrun) {
+                again = true;
+                return false;
+            }
+            return true;
+        };
         // Caches over budgets of their own first, then the runtime's.
         for (auto& cache : caches) {
             memory::PageBudget* own = cache->own_budget();
-            if (!own)
+            if (!own || !(own->over_high() || own->waiters()))
                 continue;
-            bool progress = true;
-            while (progress && (own->over_high() || (own->waiters() && own->above_low()))) {
-                while (own->above_low()) {
-                    if (evict(*cache, std::min(batch, own->resident() - own->low())) == 0) {
-                        progress = false;
-                        break;
-                    }
-                    own->release_waiters();
+            bool progress = false, stuck = false;
+            while (own->above_low()) {
+                if (evict(*cache, std::min(batch, own->resident() - own->low())) == 0) {
+                    stuck = true;
+                    break;
                 }
+                progress = true;
+                stalled_passes_ = 0;
+                own->set_overrun(false);
+                own->release_waiters();
             }
-            own->set_overrun(!progress && own->waiters() > 0);
-            own->release_waiters();
+            if (stuck && !progress && own->waiters() && stalled(cache->reads_in_flight() > 0))
+                own->set_overrun(true);
+            if (progress || own->overrun() || !own->above_low())
+                own->release_waiters();
         }
         memory::PageBudget* global = budget_.get();
-        if (!global)
-            continue;
-        if (global->over_high() || global->waiters()) {
+        if (global && (global->over_high() || global->waiters())) {
             // Round robin over the caches, a batch each, until the low mark.
             size_t idle = 0;
+            bool progress = false;
             while (global->above_low() && idle < caches.size()) {
                 FileCache& cache = *caches[next++ % caches.size()];
                 if (evict(cache, std::min(batch, global->resident() - global->low())) == 0) {
@@ -360,13 +375,25 @@ void Evictor::run() noexcept
                     continue;
                 }
                 idle = 0;
+                progress = true;
+                stalled_passes_ = 0;
                 global->set_overrun(false);
                 global->release_waiters();
             }
-            // Nothing more could go while faults wait: let them through
-            // rather than leave them parked (counted as overrun).
-            global->set_overrun(global->above_low() && idle >= caches.size() && global->waiters() > 0);
-            global->release_waiters();
+            if (!progress && global->above_low() && global->waiters()) {
+                bool reading = false;
+                for (auto& cache : caches)
+                    reading = reading || cache->reads_in_flight() > 0;
+                if (stalled(reading))
+                    global->set_overrun(true);
+            }
+            if (progress || global->overrun() || !global->above_low())
+                global->release_waiters();
+        }
+        if (again) {
+            std::this_thread::sleep_for(std::chrono::microseconds(500));
+            std::lock_guard g(lock_);
+            woken_ = true;
         }
     }
 }

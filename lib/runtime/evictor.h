@@ -99,6 +99,10 @@ private:
     bool abandoned_ = false;
     std::vector<boost::intrusive_ptr<memory::FileCache>> caches_;
     Totals retired_; // counters of caches removed since
+    // Passes in a row that freed nothing while faults waited, with no read
+    // in flight (the evictor thread's own).
+    unsigned stalled_passes_ = 0;
+    static constexpr unsigned kStalledPassesBeforeOverrun = 20;
     std::thread thread_;
 };
 
