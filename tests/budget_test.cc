@@ -328,8 +328,17 @@ TEST(Budget, WritableSharedMappingsNeedFaultTrackingUnderABudget)
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), EOPNOTSUPP);
     EXPECT_EQ(rt->stats().region_count, 0u);
-    // Read-only mappings are evictable without write tracking.
-    EXPECT_TRUE(rt->map_file(f.fd(), { .length = f.size() }));
+    // Read-only mappings are evictable without write tracking...
+    auto ro = rt->map_file(f.fd(), { .length = f.size() });
+    ASSERT_TRUE(ro);
+    EXPECT_EQ(static_cast<volatile char*>(*ro)[5], f.contents()[5]);
+    // ... and cannot be made writable later either (nothing changes).
+    auto p = rt->protect(*ro, f.size(), Access::ReadWrite);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code(), EOPNOTSUPP);
+    auto st = rt->region_stats(*ro);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->access, Access::Read);
 }
 
 TEST(Budget, AFileMappedWithoutABudgetFirstRefusesAWritableBudgetedView)

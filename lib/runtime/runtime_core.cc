@@ -303,7 +303,20 @@ Result<void> RuntimeCore::protect(uintptr_t address, size_t size, Access access)
     if (uint8_t(access) & ~uint8_t(Access::ReadWriteExecute))
         return fail(EINVAL, "unknown access bits");
     std::lock_guard api(api_lock_);
-    auto regions = TRY(ops_.prepare(address, size, {}, [&](Region& r) { return r.check_protect(access, config_.allow_write_execute); }));
+    auto regions = TRY(ops_.prepare(address, size, {}, [&](Region& r) -> Result<void> {
+        if (auto ok = r.check_protect(access, config_.allow_write_execute); !ok)
+            return ok;
+        // Under a budget, written pages are evicted only where every write
+        // raises a write-protect fault (runtime/evictor.h): as map_file
+        // refuses such a writable view, so does protect.
+        auto* file = dynamic_cast<memory::SharedInodeVMObject*>(&r.object());
+        if (has(access, Access::Write) && file && file->cache().eviction()
+            && !(file->tracks_writes() && !file->async_write_tracking()))
+            return fail(EOPNOTSUPP,
+                "writing a file region under a memory budget needs write-protect and minor faults on shared memory "
+                "(docs/kernels.md)");
+        return {};
+    }));
     if (int rc = os::protect(address, size, int(access)); rc < 0) {
         // The mappings before the one refused have the new access already.
         ops_.restore_access(regions, address, size);
