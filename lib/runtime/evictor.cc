@@ -324,7 +324,7 @@ void Evictor::run() noexcept
         // The pass holds pass_lock_: caches are added and removed only
         // between passes (API threads wait for the pass; handlers never take
         // this lock).
-        std::lock_guard pass(pass_lock_);
+        std::unique_lock pass(pass_lock_);
         auto& caches = caches_;
         if (caches.empty())
             continue;
@@ -391,6 +391,7 @@ void Evictor::run() noexcept
                 global->release_waiters();
         }
         if (again) {
+            pass.unlock();
             std::this_thread::sleep_for(std::chrono::microseconds(500));
             std::lock_guard g(lock_);
             woken_ = true;
