@@ -5,7 +5,6 @@
 
 #include "runtime/region_statistics.h"
 
-#include <faultline/purgeable.h>
 #include <faultline/types.h>
 
 #include <string>
@@ -27,7 +26,6 @@ struct JsonReportInput {
     };
     std::vector<Region> regions;
     RuntimeStats stats;
-    PurgeStats purge;
 };
 
 std::string json_report(const JsonReportInput& input);
