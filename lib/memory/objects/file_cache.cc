@@ -41,19 +41,14 @@ FileCache::FileCache(int fd, bool writable, size_t page_size, Options options, P
 
 Result<boost::intrusive_ptr<FileCache>> FileCache::create(int fd, bool writable, size_t page_size, Options options)
 {
-    // Whatever fails below, the descriptor handed over is closed.
-    struct Closer {
-        int fd;
-        ~Closer()
-        {
-            if (fd >= 0)
-                close(fd);
-        }
-    } closer { fd };
+    // Whatever fails, the descriptor handed over is closed (create_common
+    // takes it over from here on).
     struct stat st {};
-    if (fstat(fd, &st) != 0)
-        return failf(errno, "fstat failed: %s", strerror(errno));
-    closer.fd = -1;
+    if (fstat(fd, &st) != 0) {
+        const int error = errno;
+        close(fd);
+        return failf(error, "fstat failed: %s", strerror(error));
+    }
     auto cache = TRY(create_common(fd, writable, page_size, options));
     cache->device_ = st.st_dev;
     cache->inode_ = st.st_ino;
