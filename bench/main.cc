@@ -6,8 +6,9 @@
 //
 // Prints a table of cases (docs/performance.md explains each): anon_* on
 // anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
-// file_seq_read_warm, file_rand_read_cold, file_write_sync; umap_rand_read
-// through the umap-compatible API); --json writes
+// file_seq_read_warm, file_rand_read_cold, file_budget_hotcold, file_write_sync;
+// umap_rand_read through the umap-compatible API), purge_refault_1g and
+// volatile_toggle_1m on purgeable memory; --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
 // Config::fault_around_pages x Config::handler_threads, then over
@@ -18,6 +19,7 @@
 #include "file_workloads.h"
 #include "mappers.h"
 #include "placement.h"
+#include "purge_workloads.h"
 #include "report.h"
 #include "umap_workloads.h"
 #include "workloads.h"
@@ -91,9 +93,11 @@ struct Sizes {
     // once, the cold reads (one in ten) nearly all miss.
     size_t budget_region_bytes;
     size_t budget_reads;
+    size_t purge_bytes;      // purge_refault_1g's region
+    size_t toggle_pairs;     // set_volatile + set_nonvolatile pairs per repetition of volatile_toggle_1m
 };
-constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000 };
-constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000 };
+constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000 };
+constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000 };
 
 // Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
 // largest fault-around window the sweep tries (64 pages) never covers the
@@ -119,7 +123,8 @@ void usage(FILE* out)
         "                 /same_cpu, /vs_fixed variants), and on a file in $TMPDIR (1 GiB,\n"
         "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
         "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
-        "                 file_write_sync\n"
+        "                 file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
+        "                 volatile_toggle_1m (purgeable memory)\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
         "  --wake-order adaptive|after|before\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
@@ -411,6 +416,26 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
         return file_budget_hotcold(n, file, defaults, s.budget_region_bytes, s.budget_reads);
     });
     run_file("file_write_sync", [&](std::string n) { return file_write_sync(n, file, defaults); });
+
+    // Purgeable memory: a purge and the re-touch it costs, against
+    // MADV_DONTNEED; a volatility toggle, against a pair of mprotect calls.
+    auto run_purge = [&](const std::string& name, auto make) {
+        if (!o.only.empty() && name.find(o.only) == std::string::npos)
+            return;
+        Result r;
+        try {
+            PurgeCase c = make(name);
+            r = compare(c.workload, *c.faultline, *c.baseline, co);
+        } catch (const Failure& e) {
+            r.name = name;
+            r.error = e.what();
+        }
+        describe(r, defaults, Placement::Scheduler);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
+    run_purge("purge_refault_1g", [&](std::string n) { return purge_refault(n, s.purge_bytes, defaults); });
+    run_purge("volatile_toggle_1m", [&](std::string n) { return volatile_toggle(n, MiB, s.toggle_pairs, defaults); });
     return results;
 }
 

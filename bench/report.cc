@@ -212,7 +212,7 @@ void result_json(Json& j, const Result& r)
     j.field("placement", r.placement);
     j.field_int("threads", r.threads);
     j.field_int("bytes", r.bytes);
-    j.field_int(r.unit == "ns/fault" ? "faults" : "pages", r.units);
+    j.field_int(r.unit == "ns/fault" ? "faults" : r.unit == "ns/page" ? "pages" : "units", r.units);
     j.key("config");
     j.open('{');
     j.field_int("fault_around_pages", r.fault_around_pages);

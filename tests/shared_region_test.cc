@@ -91,10 +91,12 @@ TEST(SharedRegion, SplitsAndProtects)
     EXPECT_EQ(p[kPage], 7);
 }
 
-TEST(SharedRegion, PurgeableIsNotAvailableYet)
+// Purgeable regions are private anonymous memory (docs/purgeable.md).
+TEST(SharedRegion, SharedPurgeableIsRefused)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
-    auto r = rt->map_anonymous({ .size = kPage, .flags = RegionFlags::Purgeable });
+    auto r = rt->map_anonymous({ .size = kPage, .flags = RegionFlags::Purgeable | RegionFlags::Shared });
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code(), EOPNOTSUPP);
+    EXPECT_EQ(r.error().code(), EINVAL);
+    EXPECT_EQ(rt->stats().region_count, 0u);
 }

@@ -54,6 +54,11 @@ typedef struct faultline_config {
     unsigned fault_around_pages;/* 0 = default */
     int allow_write_execute;
     unsigned fault_around_max_pages; /* 0 = automatic (see Config::fault_around_max_pages) */
+    /* Purgeable memory (PurgeConfig): */
+    size_t purge_budget;         /* volatile resident bytes allowed; 0 = no budget */
+    int purge_lifo;              /* purge the most recently made volatile first */
+    const char* pressure_trigger;/* PSI trigger; NULL = default, "" = none */
+    size_t pressure_purge_bytes; /* per pressure event; 0 = all volatile memory */
 } faultline_config;
 
 typedef struct faultline_region_stats {
@@ -71,6 +76,13 @@ typedef struct faultline_region_stats {
     uint64_t file_bytes_read;    /* file regions: the file's, shared by all its regions */
     uint64_t file_bytes_written;
     size_t dirty_pages;          /* file regions: this region's pages written and not yet synced */
+    /* purgeable regions (RegionStats): */
+    size_t volatile_bytes;
+    size_t volatile_resident;
+    size_t nonvolatile_resident;
+    size_t purged_pages;
+    uint64_t purges;
+    uint64_t purged_bytes;
 } faultline_region_stats;
 
 /* A page store implemented in C (faultline_map_store; the C++ interface is
@@ -101,6 +113,58 @@ typedef struct faultline_store_ops {
      * has returned; never when faultline_map_store fails. May be NULL. */
     void (*release)(void* ctx);
 } faultline_store_ops;
+/* Purgeable memory (docs/purgeable.md). */
+enum {
+    FAULTLINE_PURGED_ZERO = 0,     /* a purged page touched while volatile reads zeros */
+    FAULTLINE_PURGED_SIGBUS = 1,   /* ... raises SIGBUS */
+    FAULTLINE_PURGED_CALLBACK = 2, /* ... asks on_purged_access (non-zero: zeros, 0: SIGBUS) */
+};
+enum {
+    FAULTLINE_PURGE_OBSOLETE = 0, /* purge priority classes, purged in this order */
+    FAULTLINE_PURGE_LOW = 1,
+    FAULTLINE_PURGE_NORMAL = 2,
+    FAULTLINE_PURGE_HIGH = 3,
+};
+#define FAULTLINE_PURGE_ALL SIZE_MAX
+
+typedef struct faultline_purgeable_options {
+    size_t alignment;
+    void* address;
+    unsigned access;             /* 0 = read-write */
+    unsigned flags;              /* FAULTLINE_REGION_*; PURGEABLE is implied */
+    const char* name;
+    unsigned purged_access;      /* FAULTLINE_PURGED_* */
+    int (*on_purged_access)(void* page, void* user); /* on the purge worker thread */
+    void* user;
+} faultline_purgeable_options;
+
+typedef struct faultline_page_range {
+    void* address;
+    size_t size;
+} faultline_page_range;
+
+typedef struct faultline_purge_event {
+    void* address;
+    size_t size;
+    unsigned priority;
+    unsigned reason;             /* 0 explicit, 1 budget, 2 pressure, 3 commit limit */
+    size_t purged_bytes;         /* after-purge only */
+} faultline_purge_event;
+
+typedef struct faultline_purge_stats {
+    size_t volatile_bytes;
+    size_t volatile_resident;
+    size_t nonvolatile_resident;
+    size_t reclaimable;
+    uint64_t purges;
+    uint64_t purged_bytes;
+    uint64_t purged_refaults;
+    uint64_t vetoes;
+    uint64_t pressure_events;
+    uint64_t budget_purges;
+    uint64_t commit_purges;
+    int pressure_trigger_open;
+} faultline_purge_stats;
 
 /* config may be NULL for defaults. On success *out holds the handle. */
 FAULTLINE_API int faultline_create(const faultline_config* config, faultline_runtime_t* out);
@@ -130,6 +194,25 @@ FAULTLINE_API int faultline_protect(faultline_runtime_t rt, void* address, size_
 FAULTLINE_API int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);
 FAULTLINE_API int faultline_make_immutable(faultline_runtime_t rt, void* address, size_t size);
 FAULTLINE_API int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
+/* Maps a purgeable region of `size` bytes; options may be NULL for defaults. */
+FAULTLINE_API int faultline_allocate_purgeable(faultline_runtime_t rt, size_t size, const faultline_purgeable_options* options,
+                  void** out);
+/* Makes the range volatile with a FAULTLINE_PURGE_* priority. */
+FAULTLINE_API int faultline_set_volatile(faultline_runtime_t rt, void* address, size_t size, unsigned priority);
+/* Makes the range non-volatile. Returns 1 when something was purged, 0 when
+ * not, or -errno (-ENOMEM: still volatile, nothing lost). The purged ranges
+ * are written to `ranges` (up to `capacity`; may be NULL); `*count` (may be
+ * NULL) receives how many there are in all. */
+FAULTLINE_API int faultline_set_nonvolatile(faultline_runtime_t rt, void* address, size_t size, faultline_page_range* ranges,
+                  size_t capacity, size_t* count);
+/* Purges at least `bytes` of resident volatile memory (FAULTLINE_PURGE_ALL:
+ * all of it); `*purged_bytes` (may be NULL) receives what was dropped. */
+FAULTLINE_API int faultline_purge(faultline_runtime_t rt, size_t bytes, size_t* purged_bytes);
+/* Purge callbacks, on the purge worker thread; either may be NULL. before
+ * returning 0 vetoes the span. */
+FAULTLINE_API int faultline_set_purge_callbacks(faultline_runtime_t rt, int (*before)(const faultline_purge_event*, void*),
+                  void (*after)(const faultline_purge_event*, void*), void* user);
+FAULTLINE_API int faultline_get_purge_stats(faultline_runtime_t rt, faultline_purge_stats* out);
 /* Writes the JSON region table into buf (NUL-terminated, truncated to len).
  * Returns the full length needed (excluding the NUL) or -errno. */
 FAULTLINE_API long faultline_to_json(faultline_runtime_t rt, char* buf, size_t len);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <faultline/export.h>
+#include <faultline/purgeable.h>
 #include <faultline/result.h>
 #include <faultline/store.h>
 #include <faultline/types.h>
@@ -75,6 +76,9 @@ struct Config {
     UffdMode uffd_mode = UffdMode::Auto;
     // Extra feature names to hide, added to those in $FAULTLINE_DISABLE.
     std::string disable;
+    // Purgeable memory: purge order, budget, pressure trigger
+    // (docs/purgeable.md).
+    PurgeConfig purge;
 };
 
 class RuntimeCore;
@@ -119,6 +123,28 @@ public:
     // Drops the pages of the range (MADV_DONTNEED): the next touch faults in
     // zeros again. EPERM on immutable regions.
     Result<void> discard(void* address, size_t size);
+
+    // Purgeable memory (docs/purgeable.md, docs/api.md "Purgeable memory").
+    // Maps a private anonymous region whose pages can be made volatile. Its
+    // size is committed like map_anonymous's (unless NoReserve).
+    Result<void*> allocate_purgeable(size_t size, const PurgeableOptions& options = {});
+    // Marks the pages of [address, address+size) volatile: the runtime may
+    // purge them from now on, and their commit charge is released. The whole
+    // range must be mapped (ENOENT), purgeable (EINVAL) and not immutable
+    // (EPERM). Making pages volatile again renews their place in the order.
+    Result<void> set_volatile(void* address, size_t size, VolatileOptions options = {});
+    // Makes them non-volatile again and reports which were purged meanwhile
+    // (their contents are now zeros). ENOMEM when the commit limit cannot
+    // take the pages back: the range then stays volatile and nothing is lost.
+    Result<NonVolatileResult> set_nonvolatile(void* address, size_t size);
+    // Purges at least `bytes` of resident volatile memory (kPurgeAll: every
+    // volatile page), in purge order, on the purge worker thread. EINVAL for
+    // 0; EDEADLK from a purge callback.
+    Result<PurgeResult> purge(size_t bytes);
+    // Replaces the purge callbacks (run on the purge worker thread).
+    Result<void> set_purge_callbacks(PurgeCallbacks callbacks);
+    // Totals over every purgeable region.
+    PurgeStats purge_stats() const;
 
     // Statistics for the region containing `address` (ENOENT if none).
     Result<RegionStats> region_stats(const void* address) const;

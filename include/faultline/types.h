@@ -74,8 +74,9 @@ enum class RegionFlags : uint32_t {
     // Layout and access can never change again (protect, unmap, rename and
     // advise fail with EPERM); sealed with mseal(2) where the kernel has it.
     Immutable = 1u << 2,
-    // Reserved for purgeable memory (roadmap): refused with EOPNOTSUPP until
-    // purgeable regions exist.
+    // Purgeable memory: pages can be made volatile and then purged by the
+    // runtime (Runtime::allocate_purgeable, docs/purgeable.md). Private
+    // anonymous memory only: with Shared or Stack it is refused (EINVAL).
     Purgeable = 1u << 3,
     // Commit nothing against the runtime's commit limit. A fault may then
     // fail for lack of memory, which is delivered as SIGBUS.
@@ -140,7 +141,7 @@ constexpr bool has(SyncFlags set, SyncFlags bit) { return (uint32_t(set) & uint3
 // Counters kept per region. Resident/dirty/cow figures are read from the
 // kernel's page tables when asked (never tracked on the fault path). Each
 // fault counter is incremented by a code path that exists today; the region
-// kinds on the roadmap add theirs (file pages, copy-on-write, purged, swap)
+// kinds on the roadmap add theirs (copy-on-write, swap)
 // as they land.
 struct RegionStats {
     uintptr_t base = 0;
@@ -173,6 +174,16 @@ struct RegionStats {
     uint64_t evictions_dirty = 0;
     uint64_t referenced_refaults = 0;
     uint64_t budget = 0; // this region's own budget in bytes (0 = none)
+    // Purgeable regions (docs/purgeable.md). Resident figures are read from
+    // the page tables; purge figures are the region's object's, shared by
+    // the pieces of a split region.
+    size_t volatile_bytes = 0;        // bytes of this region marked volatile
+    size_t volatile_resident = 0;     // resident bytes among them (not counting the zero page)
+    size_t nonvolatile_resident = 0;  // resident non-volatile bytes
+    size_t purged_pages = 0;          // pages of this region purged and not yet reported by set_nonvolatile
+    uint64_t purges = 0;              // spans of the object purged
+    uint64_t purged_bytes = 0;        // resident bytes of the object dropped by purges
+    uint64_t purged_refaults = 0;     // faults on purged volatile pages of the object
     bool has_been_writable = false;
     bool has_been_executable = false;
 };

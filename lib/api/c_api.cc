@@ -80,6 +80,11 @@ int faultline_create(const faultline_config* config, faultline_runtime_t* out)
             c.fault_around_pages = config->fault_around_pages;
         c.fault_around_max_pages = config->fault_around_max_pages;
         c.allow_write_execute = config->allow_write_execute != 0;
+        c.purge.budget = config->purge_budget;
+        c.purge.order = config->purge_lifo ? PurgeOrder::Lifo : PurgeOrder::Fifo;
+        if (config->pressure_trigger)
+            c.purge.pressure_trigger = config->pressure_trigger;
+        c.purge.pressure_purge_bytes = config->pressure_purge_bytes;
     }
     try {
         auto rt = Runtime::create(c);
@@ -264,6 +269,118 @@ int faultline_get_region_stats(faultline_runtime_t handle, const void* address, 
         out->file_bytes_written = r->file_bytes_written;
         out->dirty_pages = r->dirty_pages;
         out->pages_installed = r->pages_installed;
+        out->volatile_bytes = r->volatile_bytes;
+        out->volatile_resident = r->volatile_resident;
+        out->nonvolatile_resident = r->nonvolatile_resident;
+        out->purged_pages = r->purged_pages;
+        out->purges = r->purges;
+        out->purged_bytes = r->purged_bytes;
+        return 0;
+    });
+}
+
+int faultline_allocate_purgeable(faultline_runtime_t handle, size_t size, const faultline_purgeable_options* options, void** out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    if (options && (options->access & ~kAccessBits))
+        return remember(EINVAL, "unknown access bits");
+    if (options && options->purged_access > FAULTLINE_PURGED_CALLBACK)
+        return remember(EINVAL, "unknown purged_access");
+    return with_runtime(handle, [&](Runtime& rt) {
+        PurgeableOptions o;
+        if (options) {
+            o.alignment = options->alignment;
+            o.address = options->address;
+            if (options->access)
+                o.access = Access(options->access);
+            o.flags = RegionFlags(options->flags);
+            if (options->name)
+                o.name = options->name;
+            o.purged_access = PurgedAccess(options->purged_access);
+            if (auto* fn = options->on_purged_access) {
+                void* user = options->user;
+                o.on_purged_access = [fn, user](void* page) { return fn(page, user) != 0; };
+            }
+        }
+        auto r = rt.allocate_purgeable(size, o);
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_set_volatile(faultline_runtime_t handle, void* address, size_t size, unsigned priority)
+{
+    if (priority > FAULTLINE_PURGE_HIGH)
+        return remember(EINVAL, "unknown purge priority");
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.set_volatile(address, size, { .priority = PurgePriority(priority) });
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_set_nonvolatile(faultline_runtime_t handle, void* address, size_t size, faultline_page_range* ranges, size_t capacity,
+    size_t* count)
+{
+    if (capacity && !ranges)
+        return remember(EINVAL, "ranges is NULL");
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.set_nonvolatile(address, size);
+        if (!r)
+            return to_rc(r.error());
+        for (size_t i = 0; i < r->purged_ranges.size() && i < capacity; ++i)
+            ranges[i] = { r->purged_ranges[i].address, r->purged_ranges[i].size };
+        if (count)
+            *count = r->purged_ranges.size();
+        return r->purged ? 1 : 0;
+    });
+}
+
+int faultline_purge(faultline_runtime_t handle, size_t bytes, size_t* purged_bytes)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.purge(bytes);
+        if (!r)
+            return to_rc(r.error());
+        if (purged_bytes)
+            *purged_bytes = r->purged_bytes;
+        return 0;
+    });
+}
+
+int faultline_set_purge_callbacks(faultline_runtime_t handle, int (*before)(const faultline_purge_event*, void*),
+    void (*after)(const faultline_purge_event*, void*), void* user)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto convert = [](const PurgeEvent& e) {
+            return faultline_purge_event { e.address, e.size, unsigned(e.priority), unsigned(e.reason), e.purged_bytes };
+        };
+        PurgeCallbacks callbacks;
+        if (before)
+            callbacks.before_purge = [=](const PurgeEvent& e) {
+                auto c = convert(e);
+                return before(&c, user) != 0;
+            };
+        if (after)
+            callbacks.after_purge = [=](const PurgeEvent& e) {
+                auto c = convert(e);
+                after(&c, user);
+            };
+        auto r = rt.set_purge_callbacks(std::move(callbacks));
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
+int faultline_get_purge_stats(faultline_runtime_t handle, faultline_purge_stats* out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    return with_runtime(handle, [&](Runtime& rt) {
+        PurgeStats s = rt.purge_stats();
+        *out = { s.volatile_bytes, s.volatile_resident, s.nonvolatile_resident, s.reclaimable, s.purges, s.purged_bytes,
+            s.purged_refaults, s.vetoes, s.pressure_events, s.budget_purges, s.commit_purges, s.pressure_trigger_open ? 1 : 0 };
         return 0;
     });
 }

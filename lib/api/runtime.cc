@@ -33,6 +33,12 @@ Result<void> Runtime::protect(void* address, size_t size, Access access) { retur
 Result<void> Runtime::set_name(void* address, size_t size, std::string_view name) { return core_->set_name(uintptr_t(address), size, name); }
 Result<void> Runtime::make_immutable(void* address, size_t size) { return core_->make_immutable(uintptr_t(address), size); }
 Result<void> Runtime::discard(void* address, size_t size) { return core_->discard(uintptr_t(address), size); }
+Result<void*> Runtime::allocate_purgeable(size_t size, const PurgeableOptions& options) { return core_->allocate_purgeable(size, options); }
+Result<void> Runtime::set_volatile(void* address, size_t size, VolatileOptions options) { return core_->set_volatile(uintptr_t(address), size, options); }
+Result<NonVolatileResult> Runtime::set_nonvolatile(void* address, size_t size) { return core_->set_nonvolatile(uintptr_t(address), size); }
+Result<PurgeResult> Runtime::purge(size_t bytes) { return core_->purge(bytes); }
+Result<void> Runtime::set_purge_callbacks(PurgeCallbacks callbacks) { return core_->set_purge_callbacks(std::move(callbacks)); }
+PurgeStats Runtime::purge_stats() const { return core_->purge_stats(); }
 Result<RegionStats> Runtime::region_stats(const void* address) const { return core_->region_stats(uintptr_t(address)); }
 std::vector<RegionStats> Runtime::regions() const { return core_->regions(); }
 RuntimeStats Runtime::stats() const { return core_->stats(); }

@@ -67,6 +67,13 @@ public:
     {
         return PageState(states_[page].load(std::memory_order_acquire)) == PageState::Filling;
     }
+    // Unpopulated whatever it was, returning what it was: the purger takes a
+    // page out this way before dropping it, so that a fill racing the purge
+    // either shows up in the old state or records itself again afterwards.
+    PageState take(size_t page) noexcept
+    {
+        return PageState(states_[page].exchange(uint8_t(PageState::Unpopulated), std::memory_order_acq_rel));
+    }
     // Marks pages Unpopulated. Whole blocks give their state memory back.
     void forget(size_t first, size_t count) noexcept;
 

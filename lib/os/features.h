@@ -30,6 +30,8 @@ enum class Feature : uint32_t {
                // fallback: one worker thread doing pread/pwrite
     WpAsync,   // UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN (6.7): shared file regions track writes without a
                // fault per first write; fallback: write-protect faults (wp_shmem), else every cached page
+    Psi,       // PSI memory-pressure triggers (4.20; refused on some kernels): purgeable memory is purged
+               // under pressure; fallback: purged only explicitly, by budget or by the commit limit
     Count,
 };
 

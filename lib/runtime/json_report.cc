@@ -57,6 +57,18 @@ void write_region(JsonWriter& w, const JsonReportInput::Region& region)
         w.field("budget", s.budget);
         w.end_object();
     }
+    if (has(s.flags, RegionFlags::Purgeable)) {
+        w.key("volatility");
+        w.begin_object();
+        w.field("volatile_bytes", uint64_t(s.volatile_bytes));
+        w.field("volatile_resident", uint64_t(s.volatile_resident));
+        w.field("nonvolatile_resident", uint64_t(s.nonvolatile_resident));
+        w.field("purged_pages", uint64_t(s.purged_pages));
+        w.field("purges", s.purges);
+        w.field("purged_bytes", s.purged_bytes);
+        w.field("purged_refaults", s.purged_refaults);
+        w.end_object();
+    }
     w.field("pages_installed", s.pages_installed);
     w.field("pages_per_char", uint64_t(region.pages_per_char));
     w.field("page_map", region.page_map);
@@ -119,6 +131,22 @@ std::string json_report(const JsonReportInput& in)
     w.field("write_errors", st.eviction_write_errors);
     w.field("referenced_refaults", st.referenced_refaults);
     w.field("waits", st.budget_waits);
+    w.end_object();
+    const PurgeStats& pu = in.purge;
+    w.key("purge");
+    w.begin_object();
+    w.field("volatile_bytes", uint64_t(pu.volatile_bytes));
+    w.field("volatile_resident", uint64_t(pu.volatile_resident));
+    w.field("nonvolatile_resident", uint64_t(pu.nonvolatile_resident));
+    w.field("reclaimable", uint64_t(pu.reclaimable));
+    w.field("purges", pu.purges);
+    w.field("purged_bytes", pu.purged_bytes);
+    w.field("purged_refaults", pu.purged_refaults);
+    w.field("vetoes", pu.vetoes);
+    w.field("pressure_events", pu.pressure_events);
+    w.field("budget_purges", pu.budget_purges);
+    w.field("commit_purges", pu.commit_purges);
+    w.field("pressure_trigger_open", pu.pressure_trigger_open);
     w.end_object();
     w.key("threads");
     w.begin_array();

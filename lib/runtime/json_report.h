@@ -5,6 +5,7 @@
 
 #include "runtime/region_statistics.h"
 
+#include <faultline/purgeable.h>
 #include <faultline/types.h>
 
 #include <string>
@@ -26,6 +27,7 @@ struct JsonReportInput {
     };
     std::vector<Region> regions;
     RuntimeStats stats;
+    PurgeStats purge;
 };
 
 std::string json_report(const JsonReportInput& input);

@@ -52,8 +52,6 @@ Result<void> Mapper::validate(const MapOptions& o) const noexcept
         return fail(EINVAL, "unknown access bits");
     if (uint32_t(o.flags) & ~kKnownFlags)
         return fail(EINVAL, "unknown region flags");
-    if (has(o.flags, RegionFlags::Purgeable))
-        return fail(EOPNOTSUPP, "purgeable regions are not available yet (roadmap: purgeable memory)");
     const Access max_access = o.max_access == Access::None ? o.access : o.max_access;
     if (!is_subset(o.access, max_access))
         return fail(EINVAL, "access is not within max_access");

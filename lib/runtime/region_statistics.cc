@@ -1,6 +1,7 @@
 #include "runtime/region_statistics.h"
 
 #include "memory/objects/inode_vm_object.h"
+#include "memory/objects/purgeable_vm_object.h"
 #include "memory/objects/shared_inode_vm_object.h"
 #include "os/pagemap.h"
 
@@ -41,6 +42,19 @@ RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
         if (const memory::PageBudget* own = inode->cache().own_budget())
             s.budget = uint64_t(own->budget()) * inode->cache().page_size();
         snap.file = true;
+    }
+    if (auto* purgeable = dynamic_cast<const memory::PurgeableVMObject*>(&r.object())) {
+        // Under the API lock, which every change to the spans holds too.
+        const size_t first = r.object_offset() / r.object().page_size();
+        const size_t end = first + r.size() / r.object().page_size();
+        purgeable->spans().for_each_overlapping(first, end, [&](const memory::VolatileSpans::Span& span) {
+            s.volatile_bytes += (span.end - span.first) * r.object().page_size();
+            for (size_t i = span.first; i < span.end; ++i)
+                s.purged_pages += purgeable->volatility().get(i) == memory::Volatility::Purged;
+        });
+        s.purges = purgeable->counters().purges.load(std::memory_order_relaxed);
+        s.purged_bytes = purgeable->counters().purged_bytes.load(std::memory_order_relaxed);
+        s.purged_refaults = purgeable->counters().purged_refaults.load(std::memory_order_relaxed);
     }
     s.pages_installed = r.counters().pages_installed();
     s.has_been_writable = r.has_been_writable();
@@ -97,8 +111,14 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
         }
         s.amount_dirty = s.dirty_pages * page_;
     }
+    // A purgeable region's resident pages, volatile or not.
+    auto* purgeable = dynamic_cast<const memory::PurgeableVMObject*>(r.object.get());
     // The one loop every statistic goes through: one classified page.
     auto count = [&](size_t index, Pagemap::Kind kind, uint64_t entry) {
+        if (purgeable && (kind == Pagemap::Kind::Private || kind == Pagemap::Kind::Shared)) {
+            const bool is_volatile = purgeable->volatility().get(r.object_offset / page_ + index) != memory::Volatility::NonVolatile;
+            (is_volatile ? s.volatile_resident : s.nonvolatile_resident) += page_;
+        }
         switch (kind) {
         case Pagemap::Kind::Private:
             s.amount_resident += page_;

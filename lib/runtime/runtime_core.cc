@@ -4,6 +4,7 @@
 #include "memory/objects/anonymous_vm_object.h"
 #include "memory/objects/inode_vm_object.h"
 #include "os/pagemap.h"
+#include "os/psi_trigger.h"
 #include "os/virtual_memory.h"
 #include "runtime/json_report.h"
 #include "support/log.h"
@@ -58,6 +59,8 @@ Result<Config> resolve(Config config)
         return fail(EINVAL, "unknown eviction_policy");
     if (config.memory_budget && config.memory_budget / page < config.eviction_batch_pages)
         return failf(EINVAL, "memory_budget must hold at least one eviction batch (%u pages)", config.eviction_batch_pages);
+    if (config.purge.order != PurgeOrder::Fifo && config.purge.order != PurgeOrder::Lifo)
+        return fail(EINVAL, "unknown purge order");
     return config;
 }
 
@@ -84,6 +87,11 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     // io_uring exists since 5.1 but can be turned off (kernel.io_uring_disabled,
     // seccomp): ask for a ring rather than assume one.
     features.set(os::Feature::IoUring, !disabled.has(os::Feature::IoUring) && bool(io::Ring::create(2)));
+    // Memory-pressure triggers: some kernels refuse them (or the process may
+    // not write the pressure file). Probed once; purgeable memory then
+    // watches pressure with the configured trigger.
+    features.set(os::Feature::Psi, !disabled.has(os::Feature::Psi) && !config.purge.pressure_trigger.empty()
+            && bool(os::PsiTrigger::open(config.purge.pressure_trigger)));
 
     // Asynchronous write tracking needs its own userfaultfd (the feature
     // applies to a whole descriptor) and PAGEMAP_SCAN to collect the pages.
@@ -145,9 +153,14 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , statistics_(page_, features_.has(os::Feature::PagemapScan))
     , evictor_(std::make_unique<Evictor>(tree_, uffd_, page_, config_))
     , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, *evictor_)
+    , purgeable_(mapper_, ops_, arena_, uffd_, ledger_, features_, config_.purge, api_lock_, page_)
 {
-    // A shared file region writes its dirty pages back as it leaves.
-    mapper_.on_retire([this](Region& r) { files_.retire(r); });
+    // A shared file region writes its dirty pages back as it leaves; a
+    // purgeable region's pages leave the volatile set.
+    mapper_.on_retire([this](Region& r) {
+        files_.retire(r);
+        purgeable_.retire(r);
+    });
 }
 
 RuntimeCore::~RuntimeCore()
@@ -163,6 +176,7 @@ RuntimeCore::~RuntimeCore()
         if (async_handler_)
             async_handler_->abandon();
         files_.abandon();
+        purgeable_.abandon();
         evictor_->abandon();
         (void)evictor_.release();
         return;
@@ -187,6 +201,9 @@ RuntimeCore::~RuntimeCore()
         async_handler_->stop();
     }
     handler_->stop();
+    // The purge worker answered the parked touches of purged pages during
+    // the drain; it may still be purging (madvise, wake on the arena).
+    purgeable_.stop();
     // Unmap the arena now (except sealed ranges), then wake every thread
     // still waiting on a fault: each retries, finds the memory gone and
     // takes SIGSEGV, as after munmap(2). Closing the userfaultfd would wake
@@ -212,13 +229,15 @@ Result<void> RuntimeCore::check_owner() const noexcept
 Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
 {
     TRY(check_owner());
+    if (has(o.flags, RegionFlags::Purgeable))
+        return purgeable_.allocate(o, PurgedAccess::Zero, {});
     TRY(mapper_.validate(o));
     const bool shared = has(o.flags, RegionFlags::Shared);
     auto object = TRY(shared ? memory::AnonymousVMObject::try_create_shared_with_size(o.size, page_, o.name.c_str())
                              : memory::AnonymousVMObject::try_create_with_size(o.size, page_));
     const bool committed = !has(o.flags, RegionFlags::NoReserve);
     if (committed)
-        TRY(ledger_.charge(o.size));
+        TRY(purgeable_.charge(o.size)); // volatile memory is purged first if that makes room
     std::lock_guard api(api_lock_);
     auto mapped = mapper_.map(o, std::move(object), committed);
     if (!mapped && committed)
@@ -384,6 +403,36 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
     return {};
 }
 
+Result<void*> RuntimeCore::allocate_purgeable(size_t size, const PurgeableOptions& options)
+{
+    TRY(check_owner());
+    return purgeable_.allocate(size, options);
+}
+
+Result<void> RuntimeCore::set_volatile(uintptr_t address, size_t size, VolatileOptions options)
+{
+    TRY(check_owner());
+    return purgeable_.set_volatile(address, size, options);
+}
+
+Result<NonVolatileResult> RuntimeCore::set_nonvolatile(uintptr_t address, size_t size)
+{
+    TRY(check_owner());
+    return purgeable_.set_nonvolatile(address, size);
+}
+
+Result<PurgeResult> RuntimeCore::purge(size_t bytes)
+{
+    TRY(check_owner());
+    return purgeable_.purge(bytes);
+}
+
+Result<void> RuntimeCore::set_purge_callbacks(PurgeCallbacks callbacks)
+{
+    TRY(check_owner());
+    return purgeable_.set_callbacks(std::move(callbacks));
+}
+
 Result<RegionStats> RuntimeCore::region_stats(uintptr_t address) const
 {
     TRY(check_owner());
@@ -467,6 +516,7 @@ std::string RuntimeCore::to_json() const
         in.regions.push_back(std::move(region));
     }
     in.stats = stats();
+    in.purge = purgeable_.stats();
     return json_report(in);
 }
 

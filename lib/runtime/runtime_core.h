@@ -30,6 +30,7 @@
 #include "runtime/file_regions.h"
 #include "runtime/fork_guard.h"
 #include "runtime/mapper.h"
+#include "runtime/purgeable_regions.h"
 #include "runtime/region_operations.h"
 #include "runtime/region_statistics.h"
 #include "uffd/userfaultfd.h"
@@ -64,6 +65,15 @@ public:
     Result<void> set_name(uintptr_t address, size_t size, std::string_view name);
     Result<void> make_immutable(uintptr_t address, size_t size);
     Result<void> discard(uintptr_t address, size_t size);
+
+    // Purgeable memory (runtime/purgeable_regions.h).
+    Result<void*> allocate_purgeable(size_t size, const PurgeableOptions& options);
+    Result<void> set_volatile(uintptr_t address, size_t size, VolatileOptions options);
+    Result<NonVolatileResult> set_nonvolatile(uintptr_t address, size_t size);
+    Result<PurgeResult> purge(size_t bytes);
+    Result<void> set_purge_callbacks(PurgeCallbacks callbacks);
+    PurgeStats purge_stats() const { return purgeable_.stats(); }
+    PurgeableRegions& purgeable() { return purgeable_; }
 
     Result<RegionStats> region_stats(uintptr_t address) const;
     // These three have no error channel; in a fork child they describe the
@@ -120,6 +130,7 @@ private:
     // as a waiter, and destroying it would wait for that thread forever.
     std::unique_ptr<Evictor> evictor_;
     FileRegions files_;
+    PurgeableRegions purgeable_;
     std::unique_ptr<fault::FaultHandler> handler_;
     // Shared file regions that track writes asynchronously (WP_ASYNC) are
     // registered with a second userfaultfd, served by handlers of its own.

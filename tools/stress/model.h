@@ -159,6 +159,7 @@ struct Slot {
     bool committed = true;  // the mapping counts against the commit limit
     bool guard = false;     // a stack guard page below `base` is still reserved
     bool stack = false;     // the mapping is a stack (pieces keep a guard page below them)
+    bool purgeable = false; // a purgeable anonymous region (mutator/volatility.cc)
     Access max_access = Access::None;
     uintptr_t last_base = 0;
     uint8_t been_writable[kMaxPages] = {};
@@ -223,6 +224,7 @@ struct World {
     std::atomic<uint64_t> mutator_bytes_verified { 0 };
     std::atomic<uint64_t> file_maps { 0 };
     std::atomic<uint64_t> checked_syncs { 0 };
+    std::atomic<uint64_t> purged_pages { 0 }; // pages set_nonvolatile reported purged (mutator/volatility.cc)
     uint64_t file_ids = 0; // file_zero_id(0, 0)
 
     // The files' contents as read when their slot's region was mapped:

@@ -195,6 +195,7 @@ uint32_t Mutator::publish(Slot& s, unsigned si, const Mapping& m)
     s.committed = m.committed;
     s.guard = m.stack;
     s.stack = m.stack;
+    s.purgeable = m.purgeable;
     s.max_access = m.max_access == Access::None ? m.access : m.max_access;
     s.last_base = m.base;
     s.live.store(true, std::memory_order_relaxed);

@@ -175,6 +175,7 @@ public:
         bool immutable = false;
         bool committed = true;
         bool stack = false;
+        bool purgeable = false;
     };
     // Returns the new incarnation.
     uint32_t publish(Slot& s, unsigned si, const Mapping& m);

@@ -139,7 +139,7 @@ Outcome AnonymousVMObject::fill_window(const FaultContext& ctx, PageSink& sink, 
             (void)states_.claim(i);
             return true;
         }
-        return i != page && states_.claim(i);
+        return i != page && (!filtered_ || may_fill_around(i)) && states_.claim(i);
     };
 
     Outcome outcome = Outcome::installed(FillKind::Zero, 0);

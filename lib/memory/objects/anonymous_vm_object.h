@@ -22,7 +22,7 @@
 
 namespace faultline::memory {
 
-class AnonymousVMObject final : public VMObject {
+class AnonymousVMObject : public VMObject {
 public:
     static Result<boost::intrusive_ptr<AnonymousVMObject>> try_create_with_size(size_t size, size_t page_size);
     // `name` names the memfd (/proc/self/maps shows /memfd:NAME).
@@ -41,7 +41,7 @@ public:
     // Also forgets their state.
     void release_pages(size_t first, size_t count) noexcept override;
 
-private:
+protected:
     AnonymousVMObject(size_t size, size_t page_size, PageStates states, int memfd) noexcept
         : VMObject(size, page_size, std::move(states))
         , memfd_(memfd)
@@ -51,7 +51,14 @@ private:
     // page always, whatever its state says, unless `skip_fault_page`), one
     // fill per run; the Outcome's wake range is the window.
     Outcome fill_window(const FaultContext&, PageSink&, Window window, bool skip_fault_page) noexcept;
+    // A subclass that must keep some pages out of fault-around windows (a
+    // purgeable object: pages being purged, purged pages that must fault on
+    // their own) sets `filtered_` and answers here; the plain object pays
+    // one predictable branch per page.
+    virtual bool may_fill_around(size_t) const noexcept { return true; }
+    bool filtered_ = false;
 
+private:
     int memfd_ = -1;
 };
 

@@ -68,9 +68,9 @@ void bad_arguments(Mutator& m, unsigned si, Slot& s)
             o.flags = RegionFlags(1u << 20);
             bad_map(o, EINVAL, "map_anonymous (unknown flag)");
         } else {
-            // Reserved for the roadmap and refused until it exists (types.h).
-            o.flags = RegionFlags::Purgeable;
-            bad_map(o, EOPNOTSUPP, "map_anonymous (purgeable)");
+            // Purgeable regions are private anonymous memory only (types.h).
+            o.flags = RegionFlags::Purgeable | RegionFlags::Shared;
+            bad_map(o, EINVAL, "map_anonymous (shared purgeable)");
         }
         break;
     case 7:

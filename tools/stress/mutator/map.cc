@@ -60,6 +60,11 @@ void map(Mutator& m, unsigned si, Slot& s)
     }
     if (stack)
         flags = flags | RegionFlags::Stack;
+    // Purgeable regions are private anonymous memory that volatility.cc
+    // makes volatile and purges.
+    const bool purgeable = !stack && !has(flags, RegionFlags::Shared) && rng.percent(25);
+    if (purgeable)
+        flags = flags | RegionFlags::Purgeable;
     const unsigned name = rng.below(kNameCount);
 
     MapOptions o;
@@ -126,7 +131,7 @@ void map(Mutator& m, unsigned si, Slot& s)
 
     m.publish(s, si,
         { .base = a, .npages = n, .access = access, .max_access = max_access, .name = name, .immutable = immutable,
-            .committed = !noreserve, .stack = stack });
+            .committed = !noreserve, .stack = stack, .purgeable = purgeable });
     end_change(s);
 }
 
