@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sys/mman.h>
 
 namespace faultline {
 
@@ -254,6 +255,7 @@ void Purger::purge_span(const Candidate& c, size_t first, size_t end, PurgeResul
     constexpr size_t kChunk = 4096;
     Volatility prior[kChunk];
     bool had[kChunk];
+    unsigned char resident[kChunk];
     size_t charged = 0, purged = 0;
     for (size_t at = first; at < end;) {
         // The next run of volatile pages (the span may have lost pages to
@@ -274,8 +276,22 @@ void Purger::purge_span(const Candidate& c, size_t first, size_t end, PurgeResul
         // 2. Out of the page states, remembering what was there.
         for (size_t i = 0; i < n; ++i)
             had[i] = states.take(at + i) != PageState::Unpopulated;
-        // 3. Drop them.
+        // 2b. The states are hints (page_states.h): a page can be in the
+        // page tables with an Unpopulated record — filled by a touch that
+        // raced a discard's forgetting, or left by a fill that failed part
+        // way. Data in such a page would be dropped unreported, so the
+        // kernel is asked too. A page installed after this is a fill that
+        // claimed it after step 2, and step 4 sees its claim.
         const uintptr_t address = c.base + at * page_;
+        if (mincore(reinterpret_cast<void*>(address), n * page_, resident) == 0) {
+            for (size_t i = 0; i < n; ++i)
+                had[i] = had[i] || (resident[i] & 1);
+        } else {
+            // Cannot tell (never expected: the arena is always mapped):
+            // report every page rather than risk hiding a loss.
+            std::fill_n(had, n, true);
+        }
+        // 3. Drop them.
         if (int rc = os::discard(address, n * page_); rc < 0)
             log::error("purge of {:#x}+{:#x}: madvise failed: {}", address, n * page_, strerror(-rc));
         // 4. Record. A page filled after step 2 shows up in the states now:

@@ -7,7 +7,8 @@
 // request is met. Dropping a span, per run of volatile pages:
 //   1. mark the pages Purging (a fault on one now waits for step 5's wake);
 //   2. take them out of the page states (PageStates::take), remembering
-//      which were populated;
+//      which were populated — by the record or, since records are hints,
+//      by the page tables (mincore);
 //   3. MADV_DONTNEED the run (the kernel frees the pages);
 //   4. record each page Purged if it was populated before step 3 or is now
 //      (a fill racing the purge: reported, never lost unreported), else

@@ -396,9 +396,13 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
             r->object().release_pages(first, (hi - lo) / page_);
             continue;
         }
+        // Forgotten first, dropped second: a touch in between is filled
+        // and recorded, then dropped — a record of a page that is not there
+        // costs a fault. The other order would leave a page refilled in
+        // between recorded as never populated, which a purge once trusted.
+        r->object().forget_pages(first, (hi - lo) / page_);
         if (int rc = os::discard(lo, hi - lo); rc < 0)
             return failf(-rc, "madvise failed: %s", strerror(-rc));
-        r->object().forget_pages(first, (hi - lo) / page_);
     }
     return {};
 }

@@ -53,9 +53,11 @@ AnonymousVMObject::~AnonymousVMObject()
 
 void AnonymousVMObject::release_pages(size_t first, size_t count) noexcept
 {
+    // Forgotten before they go (as RuntimeCore::discard does): a page
+    // refilled in between is then recorded, never there but unrecorded.
+    forget_pages(first, count);
     if (memfd_ >= 0)
         (void)fallocate(memfd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(first * page_size()), off_t(count * page_size()));
-    forget_pages(first, count);
 }
 
 Outcome AnonymousVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept
