@@ -266,6 +266,43 @@ TEST(PurgedAccess, SigbusOnlyOnPurgedPagesUntilNonVolatile)
     EXPECT_EQ(p[kPage], 5);
 }
 
+// A thread touching purged pages (SIGBUS each time) while another makes them
+// non-volatile: once set_nonvolatile has returned and the toucher stopped,
+// every page is usable again. A SIGBUS marker placed by a fault that began
+// before the pages turned non-volatile and landed after their markers were
+// cleared would otherwise stay, and the non-volatile page would raise SIGBUS
+// on every touch.
+TEST(PurgedAccess, SigbusRacingNonVolatileLeavesNoMarkerBehind)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .fault_around_pages = 1, .fault_around_max_pages = 1 });
+    constexpr size_t kPages = 4, kRounds = 200;
+    char* p = static_cast<char*>(rt->allocate_purgeable(kPages * kPage, { .purged_access = PurgedAccess::Sigbus }).value());
+    size_t stale = 0, sigbuses = 0;
+    for (size_t round = 0; round < kRounds && !stale; ++round) {
+        std::memset(p, 1, kPages * kPage);
+        ASSERT_TRUE(rt->set_volatile(p, kPages * kPage));
+        ASSERT_TRUE(rt->purge(kPurgeAll));
+        std::atomic<bool> stop { false };
+        std::atomic<size_t> seen { 0 };
+        std::thread toucher([&] {
+            for (size_t i = 0; !stop.load(); i = (i + 1) % kPages)
+                if (guarded_access([&] { volatile char c = p[i * kPage]; (void)c; }) == SIGBUS)
+                    seen.fetch_add(1);
+        });
+        while (seen.load() == 0 && round % 2 == 0)
+            std::this_thread::yield();
+        ASSERT_TRUE(rt->set_nonvolatile(p, kPages * kPage));
+        stop.store(true);
+        toucher.join();
+        sigbuses += seen.load();
+        for (size_t i = 0; i < kPages; ++i)
+            if (guarded_access([&] { p[i * kPage] = 2; }) != 0)
+                ++stale;
+    }
+    EXPECT_EQ(stale, 0u) << "a non-volatile page still raises SIGBUS";
+    EXPECT_GT(sigbuses, 0u);
+}
+
 // PurgedAccess::Callback: the callback runs on the purge worker, never on a
 // handler thread, and decides zeros or SIGBUS.
 TEST(PurgedAccess, CallbackDecidesOnTheWorkerThread)

@@ -51,7 +51,10 @@ TEST(Purger, ReportsWrittenPagesWhoseRecordSaysUnpopulated)
     std::vector<Purger::Run> purged, poisoned;
     {
         std::lock_guard guard(purger.lock());
-        purger.make_nonvolatile(o, 0, kPages, false, purged, poisoned);
+        const Purger::Run changed = purger.make_nonvolatile(o, 0, kPages, false, purged);
+        EXPECT_EQ(changed.first, 0u);
+        EXPECT_EQ(changed.end, kPages);
+        purger.take_poisoned(o, changed, poisoned);
     }
     ASSERT_EQ(purged.size(), 1u);
     EXPECT_EQ(purged[0].first, 0u);

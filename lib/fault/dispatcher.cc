@@ -191,6 +191,8 @@ bool Dispatcher::settle(const Outcome& outcome, Region& region, const memory::Fa
         log::debug("fault at {:#x} cannot be served: delivering SIGBUS", page);
         region.note_sigbus();
         (void)port.raise_sigbus(page, tid, region.access());
+        if (outcome.sigbus_hook)
+            region.object().sigbus_raised(ctx);
         end.release_later(token);
         wakes.add(page, page_size_, port);
         break;

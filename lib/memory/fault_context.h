@@ -107,6 +107,10 @@ struct Outcome {
     // The object installed the faulting page only: after the wake, call
     // its fault_around() for the rest of the window.
     bool around_later = false;
+    // A Sigbus answer the object must be told of once the SIGBUS has been
+    // raised (VMObject::sigbus_raised): an object that clears SIGBUS
+    // markers waits for the ones still being placed.
+    bool sigbus_hook = false;
 
     static Outcome installed(FillKind kind, size_t pages, uintptr_t lo = 0, uintptr_t hi = 0) noexcept
     {
@@ -114,6 +118,7 @@ struct Outcome {
     }
     static Outcome pending() noexcept { return { Resolution::Pending, FillKind::Zero, 0, 0, 0, false }; }
     static Outcome sigbus() noexcept { return { Resolution::Sigbus, FillKind::Zero, 0, 0, 0, false }; }
+    static Outcome sigbus_with_hook() noexcept { return { Resolution::Sigbus, FillKind::Zero, 0, 0, 0, false, true }; }
     static Outcome in_flight() noexcept { return { Resolution::InFlight, FillKind::Zero, 0, 0, 0, false }; }
     // The outcome of a fill that did not succeed.
     static Outcome from_failure(const uffd::FillResult& r) noexcept

@@ -65,6 +65,9 @@ public:
     // The Outcome's pages and wake range are used (the claimed window is
     // woken once it is settled).
     virtual Outcome fault_around(const FaultContext&, PageSink&) noexcept { return Outcome::installed(FillKind::Zero, 0); }
+    // Called by the fault service once it has raised SIGBUS for a fault this
+    // object answered with Outcome::sigbus_with_hook() (and only then).
+    virtual void sigbus_raised(const FaultContext&) noexcept { }
 
     // The page states walks over the object use (statistics, counters on a
     // split): the object's own, or those of what it views (a file cache).

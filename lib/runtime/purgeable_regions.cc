@@ -131,7 +131,11 @@ Result<NonVolatileResult> PurgeableRegions::set_nonvolatile(uintptr_t address, s
                 NonVolatileResult result;
                 for (const Target& t : targets) {
                     std::vector<Purger::Run> purged, poisoned;
-                    purger_.make_nonvolatile(*t.object, t.first, t.end, t.region->is_committed(), purged, poisoned);
+                    const Purger::Run changed = purger_.make_nonvolatile(*t.object, t.first, t.end, t.region->is_committed(), purged);
+                    // A touch that found a page purged may still be placing
+                    // its SIGBUS marker: let it land, then clear them all.
+                    t.object->wait_for_sigbus_deliveries();
+                    purger_.take_poisoned(*t.object, changed, poisoned);
                     clear_poison(t, poisoned);
                     for (const Purger::Run& run : purged) {
                         const uintptr_t at = t.region->base() + run.first * page_ - t.region->object_offset();

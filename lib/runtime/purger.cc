@@ -54,32 +54,47 @@ size_t Purger::recommit_bytes(const PurgeableVMObject& object, size_t first, siz
     return fresh * page_;
 }
 
-void Purger::make_nonvolatile(PurgeableVMObject& object, size_t first, size_t end, bool committed, std::vector<Run>& purged,
-    std::vector<Run>& poisoned)
+namespace {
+void append(std::vector<Purger::Run>& runs, size_t page)
+{
+    if (!runs.empty() && runs.back().end == page)
+        ++runs.back().end;
+    else
+        runs.push_back({ page, page + 1 });
+}
+} // namespace
+
+Purger::Run Purger::make_nonvolatile(PurgeableVMObject& object, size_t first, size_t end, bool committed, std::vector<Run>& purged)
 {
     size_t transfer = 0;
+    Run changed { first, end };
     auto& v = object.volatility();
-    auto append = [](std::vector<Run>& runs, size_t page) {
-        if (!runs.empty() && runs.back().end == page)
-            ++runs.back().end;
-        else
-            runs.push_back({ page, page + 1 });
-    };
     object.spans().for_each_overlapping(first, end, [&](const memory::VolatileSpans::Span& s) {
+        changed.first = std::min(changed.first, s.first);
+        changed.end = std::max(changed.end, s.end);
         for (size_t i = s.first; i < s.end; ++i) {
             const Volatility was = v.get(i);
             if (was == Volatility::Volatile)
                 ++transfer;
             if (was == Volatility::Purged)
                 append(purged, i);
-            if (v.poisoned(i))
-                append(poisoned, i);
-            v.set(i, Volatility::NonVolatile);
+            v.set_keeping_poison(i, Volatility::NonVolatile);
         }
     });
     object.spans().remove(first, end);
     if (committed)
         ledger_.from_reclaimable(transfer * page_);
+    return changed;
+}
+
+void Purger::take_poisoned(PurgeableVMObject& object, Run within, std::vector<Run>& poisoned)
+{
+    auto& v = object.volatility();
+    for (size_t i = within.first; i < within.end; ++i)
+        if (v.poisoned(i)) {
+            append(poisoned, i);
+            v.set(i, v.get(i)); // the same volatility, without the mark
+        }
 }
 
 void Purger::retire(const memory::Region& region)

@@ -76,13 +76,18 @@ public:
     // (its purged and dropped pages; its Volatile pages hand theirs back).
     size_t recommit_bytes(const memory::PurgeableVMObject& object, size_t first, size_t end) const noexcept;
     // Makes [first, end) non-volatile; the caller charged recommit_bytes().
-    // Appends the purged pages (object pages, coalesced) to `purged` and the
-    // pages that hold a SIGBUS marker to `poisoned`.
+    // Appends the purged pages (object pages, coalesced) to `purged`;
+    // returns the pages whose volatility changed (whole spans: a superset
+    // of [first, end)). Their SIGBUS marks stay for take_poisoned().
     struct Run {
         size_t first, end;
     };
-    void make_nonvolatile(memory::PurgeableVMObject& object, size_t first, size_t end, bool committed, std::vector<Run>& purged,
-        std::vector<Run>& poisoned);
+    Run make_nonvolatile(memory::PurgeableVMObject& object, size_t first, size_t end, bool committed, std::vector<Run>& purged);
+    // Appends the pages of `within` that hold a SIGBUS marker to `poisoned`
+    // and forgets their marks. Called once the object's SIGBUS deliveries
+    // have drained (PurgeableVMObject::wait_for_sigbus_deliveries), so that
+    // no marker is placed after it.
+    void take_poisoned(memory::PurgeableVMObject& object, Run within, std::vector<Run>& poisoned);
     // A region of a purgeable object is being unmapped: its pages leave the
     // volatile set and their charge is put back as committed, so that the
     // unmap's uncharge of the whole size balances.

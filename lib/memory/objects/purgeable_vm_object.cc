@@ -1,6 +1,7 @@
 #include "memory/objects/purgeable_vm_object.h"
 
 #include <new>
+#include <thread>
 
 namespace faultline::memory {
 
@@ -59,8 +60,11 @@ Outcome PurgeableVMObject::handle_fault(const FaultContext& ctx, PageSink& sink)
     case Volatility::Purged:
         counters_.purged_refaults.fetch_add(1, std::memory_order_relaxed);
         if (mode_ == PurgedAccess::Sigbus) {
-            volatility_.mark_poisoned(page);
-            return Outcome::sigbus();
+            if (begin_sigbus(page))
+                return Outcome::sigbus_with_hook();
+            // Made non-volatile (or purged again) meanwhile: answer
+            // against what the page is now.
+            return handle_fault(ctx, sink);
         }
         if (mode_ == PurgedAccess::Callback) {
             // The callback runs on the purge worker. Without a pending slot
@@ -79,13 +83,40 @@ Outcome PurgeableVMObject::handle_fault(const FaultContext& ctx, PageSink& sink)
 
 Outcome PurgeableVMObject::resume_fault(const FaultContext& ctx, PageSink& sink, int64_t result) noexcept
 {
-    if (result < 0) {
-        volatility_.mark_poisoned(ctx.object_page());
-        return Outcome::sigbus();
-    }
+    // The callback refused zeros: SIGBUS, unless the page was made
+    // non-volatile while it was asked (the touch then gets the zeros a
+    // non-volatile purged page holds).
+    if (result < 0 && begin_sigbus(ctx.object_page()))
+        return Outcome::sigbus_with_hook();
     // The callback allowed zeros: the page alone (its neighbours may be
     // purged pages that must ask for themselves).
     return fill_window(ctx, sink, Window { ctx.object_page(), 1 }, false);
+}
+
+bool PurgeableVMObject::begin_sigbus(size_t page) noexcept
+{
+    delivering_.fetch_add(1, std::memory_order_seq_cst);
+    if (volatility_.get(page) == Volatility::Purged) {
+        volatility_.mark_poisoned(page);
+        return true;
+    }
+    delivering_.fetch_sub(1, std::memory_order_release);
+    return false;
+}
+
+void PurgeableVMObject::sigbus_raised(const FaultContext&) noexcept
+{
+    delivering_.fetch_sub(1, std::memory_order_release);
+}
+
+void PurgeableVMObject::wait_for_sigbus_deliveries() const noexcept
+{
+    // A read-modify-write, not a load: ordered after the volatility stores
+    // that came before it (see delivering_).
+    if (delivering_.fetch_add(0, std::memory_order_seq_cst) == 0)
+        return;
+    while (delivering_.load(std::memory_order_acquire) != 0)
+        std::this_thread::yield();
 }
 
 bool PurgeableVMObject::ask_purged_access(void* page) const

@@ -37,6 +37,7 @@ public:
     const char* kind_name() const noexcept override { return "purgeable"; }
     Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
     Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept override;
+    void sigbus_raised(const FaultContext&) noexcept override;
 
     PurgedAccess purged_access() const noexcept { return mode_; }
     // Worker thread: the user's verdict on a touch of purged page `page`.
@@ -50,6 +51,13 @@ public:
     // Page states, writable: the purger takes pages out of them.
     PageStates& page_states() noexcept { return states_; }
 
+    // set_nonvolatile, after making pages non-volatile and before clearing
+    // their SIGBUS markers: returns once no handler thread is still placing
+    // a marker it decided on while a page was purged. A marker placed after
+    // the clearing would stay on a non-volatile page, and every touch of it
+    // would raise SIGBUS. The wait is bounded by one fault's handling.
+    void wait_for_sigbus_deliveries() const noexcept;
+
     struct Counters {
         std::atomic<uint64_t> purges { 0 };
         std::atomic<uint64_t> purged_bytes { 0 };
@@ -62,6 +70,10 @@ private:
     PurgeableVMObject(size_t size, size_t page_size, PageStates states, VolatilePages volatility, PurgedAccess mode,
         std::function<bool(void*)> on_purged_access, PurgedAccessPort* port) noexcept;
     bool may_fill_around(size_t page) const noexcept override;
+    // A handler thread about to answer a touch of purged page `page` with
+    // SIGBUS: true (the page is marked poisoned, the answer must carry the
+    // hook) if the page is still purged, false if it changed meanwhile.
+    bool begin_sigbus(size_t page) noexcept;
 
     VolatilePages volatility_;
     VolatileSpans spans_;
@@ -69,6 +81,12 @@ private:
     std::function<bool(void*)> on_purged_access_;
     PurgedAccessPort* port_;
     Counters counters_;
+    // SIGBUS answers decided and not yet raised (begin_sigbus ..
+    // sigbus_raised). With the volatility bytes this is a Dekker pair: a
+    // handler counts itself in, then reads the volatility; set_nonvolatile
+    // writes the volatility, then reads the count (read-modify-writes on one
+    // atomic, so one of them sees the other).
+    mutable std::atomic<uint32_t> delivering_ { 0 };
 };
 
 } // namespace faultline::memory

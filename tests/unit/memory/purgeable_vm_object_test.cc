@@ -120,7 +120,15 @@ TEST(PurgeableObject, PurgedPageAnswersByItsOption)
     auto out = callback->resume_fault(context(0, &completions), sink2, 0);
     EXPECT_EQ(out.resolution, Resolution::Installed);
     EXPECT_EQ(out.pages, 1u);
+    callback->volatility().set(1, Volatility::Purged);
     EXPECT_EQ(callback->resume_fault(context(1, &completions), sink2, -EFAULT).resolution, Resolution::Sigbus);
+    EXPECT_TRUE(callback->volatility().poisoned(1));
+    // A page made non-volatile while the callback was asked is no longer
+    // purged memory: the refusal no longer applies, it gets zeros.
+    callback->volatility().set(2, Volatility::NonVolatile);
+    auto late = callback->resume_fault(context(2, &completions), sink2, -EFAULT);
+    EXPECT_EQ(late.resolution, Resolution::Installed);
+    EXPECT_FALSE(callback->volatility().poisoned(2));
 }
 
 } // namespace
