@@ -10,6 +10,7 @@
 #include <atomic>
 #include <csetjmp>
 #include <csignal>
+#include <cstring>
 #include <cstdlib>
 #include <dirent.h>
 #include <fstream>
@@ -217,4 +218,74 @@ TEST(NoAllocation, FilePathUnderABudgetAllocatesNothing)
     EXPECT_GT(st.evictions_clean + st.evictions_dirty, 0u) << "the budget must have evicted";
     EXPECT_GT(st.faults_pending, 0u) << "reads must have been pending";
     EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving file faults under a budget";
+}
+
+// Purgeable memory: faults on pages being purged (answered in flight and
+// woken by the purger), refaults of purged pages in Zero mode, and SIGBUS for
+// purged pages in Sigbus mode (with its count for set_nonvolatile) — on
+// handler threads, none of which may allocate (the purge worker may: it is a
+// worker).
+TEST(NoAllocation, PurgeablePathAllocatesNothing)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2, .fault_around_pages = 8, .fault_around_max_pages = 8 });
+    const size_t pages = 512;
+    auto* zero = static_cast<char*>(rt->allocate_purgeable(pages * kPage).value());
+    auto* sigbus = static_cast<char*>(rt->allocate_purgeable(4 * kPage, { .purged_access = PurgedAccess::Sigbus }).value());
+    auto tids = handler_tids();
+    ASSERT_EQ(tids.size(), 2u) << "expected two handler threads named faultline-uffd";
+    for (size_t i = 0; i < tids.size(); ++i)
+        g_watched[i].store(tids[i]);
+    // Everything the API threads allocate for the first purge (the worker,
+    // its queues) is allocated before watching starts.
+    std::memset(sigbus, 1, 4 * kPage);
+    ASSERT_TRUE(rt->set_volatile(sigbus, 4 * kPage));
+    ASSERT_TRUE(rt->purge(kPurgeAll));
+
+    g_allocations.store(0);
+    g_watching.store(true);
+    std::atomic<bool> stop { false };
+    std::thread purger([&] {
+        while (!stop.load()) {
+            (void)rt->purge(kPurgeAll);
+            std::this_thread::yield();
+        }
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            for (int round = 0; round < 20; ++round) {
+                for (size_t i = 0; i < pages; ++i)
+                    zero[i * kPage + t] = char(round + 1);
+                (void)rt->set_volatile(zero, pages * kPage);
+                if (round % 2 == t)
+                    (void)rt->purge(kPurgeAll);
+                for (size_t i = 0; i < pages; i += 2)
+                    (void)static_cast<volatile char*>(zero)[i * kPage];
+                (void)rt->set_nonvolatile(zero, pages * kPage);
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    stop.store(true);
+    purger.join();
+    // The SIGBUS answer for a purged page.
+    struct sigaction sa {}, old {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGBUS, &sa, &old);
+    sigjmp_buf jump;
+    t_jump = &jump;
+    bool got_sigbus = false;
+    if (sigsetjmp(jump, 1) == 0)
+        (void)static_cast<volatile char*>(sigbus)[kPage];
+    else
+        got_sigbus = true;
+    t_jump = nullptr;
+    sigaction(SIGBUS, &old, nullptr);
+    g_watching.store(false);
+
+    EXPECT_TRUE(got_sigbus);
+    EXPECT_GT(rt->purge_stats().purges, 1u);
+    EXPECT_GT(rt->purge_stats().purged_refaults, 0u);
+    EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving purgeable faults";
+    EXPECT_TRUE(rt->set_nonvolatile(sigbus, 4 * kPage));
 }
