@@ -83,6 +83,14 @@ struct Config {
 
 class RuntimeCore;
 
+// Registers a function every thread the runtime starts (fault handlers, I/O
+// and store workers, the evictor, the purge worker) calls first, before it
+// allocates anything. For allocators that embed the runtime and must keep
+// its threads' allocations out of the memory it serves (libfaultline_malloc.so
+// does). One hook per process; nullptr removes it. Threads already running
+// are not called back.
+FAULTLINE_API void set_runtime_thread_hook(void (*hook)()) noexcept;
+
 class FAULTLINE_API Runtime {
 public:
     // Opens userfaultfd, negotiates features, reserves and registers the

@@ -1,4 +1,5 @@
 #include "fault/fault_handler.h"
+#include "support/runtime_thread.h"
 
 #include "fault/uffd_fault_port.h"
 #include "io/ring.h"
@@ -136,7 +137,7 @@ void FaultHandler::abandon() noexcept
 
 void FaultHandler::run() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-uffd");
+    begin_runtime_thread("faultline-uffd");
     uffd::PageFiller filler(uffd_, page_size_, options_.dispatch.around.max_pages, options_.use_zeropage, counters_.fills);
     if (!filler.ready()) {
         failed_threads_.fetch_add(1);

@@ -1,4 +1,5 @@
 #include "io/io_worker.h"
+#include "support/runtime_thread.h"
 
 #include <cerrno>
 #include <csignal>
@@ -103,7 +104,7 @@ void IoWorker::drain() noexcept
 
 void IoWorker::run() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-io");
+    begin_runtime_thread("faultline-io");
     std::unique_lock g(lock_);
     for (;;) {
         ready_.wait(g, [&] { return stopping_ || count_ > 0; });

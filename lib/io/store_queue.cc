@@ -1,4 +1,5 @@
 #include "io/store_queue.h"
+#include "support/runtime_thread.h"
 
 #include <atomic>
 #include <cerrno>
@@ -123,7 +124,7 @@ void StoreQueue::abandon() noexcept
 
 void StoreQueue::run() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-store");
+    begin_runtime_thread("faultline-store");
     std::unique_lock g(lock_);
     for (;;) {
         ready_.wait(g, [&] { return stopping_ || count_ > 0; });

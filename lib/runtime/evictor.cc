@@ -1,4 +1,5 @@
 #include "runtime/evictor.h"
+#include "support/runtime_thread.h"
 
 #include "memory/objects/inode_vm_object.h"
 #include "memory/objects/shared_inode_vm_object.h"
@@ -309,7 +310,7 @@ size_t Evictor::evict(FileCache& cache, size_t want)
 
 void Evictor::run() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-evict");
+    begin_runtime_thread("faultline-evict");
     size_t next = 0;
     for (;;) {
         {

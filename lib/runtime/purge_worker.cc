@@ -1,4 +1,5 @@
 #include "runtime/purge_worker.h"
+#include "support/runtime_thread.h"
 
 #include "support/log.h"
 
@@ -82,7 +83,7 @@ void PurgeWorker::inject_pressure() noexcept
 
 void PurgeWorker::touch_loop() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-touch");
+    begin_runtime_thread("faultline-touch");
     std::unique_lock g(lock_);
     for (;;) {
         touched_->wait(g, [&] { return stopping_ || touch_count_ > 0; });
@@ -111,7 +112,7 @@ void PurgeWorker::touch_loop() noexcept
 void PurgeWorker::run_loop() noexcept
 {
     thread_id_.store(std::this_thread::get_id());
-    pthread_setname_np(pthread_self(), "faultline-purge");
+    begin_runtime_thread("faultline-purge");
     for (;;) {
         pollfd fds[2] = { { event_fd_, POLLIN, 0 }, { psi_ ? psi_->fd() : -1, POLLPRI, 0 } };
         const int timeout = config_.budget ? int(config_.budget_interval_ms ? config_.budget_interval_ms : 200) : -1;
