@@ -8,7 +8,8 @@
 // anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
 // file_seq_read_warm, file_rand_read_cold, file_budget_hotcold, file_write_sync;
 // umap_rand_read through the umap-compatible API), purge_refault_1g and
-// volatile_toggle_1m on purgeable memory; --json writes
+// volatile_toggle_1m on purgeable memory, preload_* (whole programs under the
+// preloaded heap against glibc's malloc); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
 // Config::fault_around_pages x Config::handler_threads, then over
@@ -19,6 +20,7 @@
 #include "file_workloads.h"
 #include "mappers.h"
 #include "placement.h"
+#include "preload_workloads.h"
 #include "purge_workloads.h"
 #include "report.h"
 #include "umap_workloads.h"
@@ -95,9 +97,10 @@ struct Sizes {
     size_t budget_reads;
     size_t purge_bytes;      // purge_refault_1g's region
     size_t toggle_pairs;     // set_volatile + set_nonvolatile pairs per repetition of volatile_toggle_1m
+    unsigned preload_scale;  // the preload_* programs' inputs are divided by this
 };
-constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000 };
-constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000 };
+constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000, 1 };
+constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000, 8 };
 
 // Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
 // largest fault-around window the sweep tries (64 pages) never covers the
@@ -124,7 +127,9 @@ void usage(FILE* out)
         "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
         "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
         "                 file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
-        "                 volatile_toggle_1m (purgeable memory)\n"
+        "                 volatile_toggle_1m (purgeable memory); preload_python, preload_sqlite,\n"
+        "                 preload_xz, preload_sort (programs under libfaultline_malloc.so;\n"
+        "                 --quick: an eighth of the input)\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
         "  --wake-order adaptive|after|before\n"
         "                 use these instead of the library's defaults (cases; the sweep's\n"
@@ -436,6 +441,28 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     };
     run_purge("purge_refault_1g", [&](std::string n) { return purge_refault(n, s.purge_bytes, defaults); });
     run_purge("volatile_toggle_1m", [&](std::string n) { return volatile_toggle(n, MiB, s.toggle_pairs, defaults); });
+
+    // The preloaded heap: whole programs with libfaultline_malloc.so against
+    // the same programs with glibc's malloc (wall time per run).
+    auto run_preload = [&](const std::string& name, Program program) {
+        if (!o.only.empty() && name.find(o.only) == std::string::npos)
+            return;
+        Result r;
+        try {
+            PreloadCase c = preload_program(name, program, s.preload_scale);
+            r = compare(c.workload, *c.faultline, *c.baseline, co);
+        } catch (const Failure& e) {
+            r.name = name;
+            r.error = e.what();
+        }
+        describe(r, defaults, Placement::Scheduler);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
+    run_preload("preload_python", Program::Python);
+    run_preload("preload_sqlite", Program::Sqlite);
+    run_preload("preload_xz", Program::Xz);
+    run_preload("preload_sort", Program::Sort);
     return results;
 }
 
