@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 namespace faultline::heap {
 
@@ -54,8 +55,14 @@ bool HeapArena::options_from_env(HeapOptions& out, char* error, size_t error_siz
         }
         out.heap_size = (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
     }
-    if (const char* stats = getenv("FAULTLINE_HEAP_STATS"))
-        out.stats_at_exit = stats[0] && strcmp(stats, "0") != 0;
+    // "1": every process prints; "pid:N": only process N (faultline run
+    // --stats names the program it execs, not the programs it starts).
+    if (const char* stats = getenv("FAULTLINE_HEAP_STATS")) {
+        if (!strncmp(stats, "pid:", 4))
+            out.stats_at_exit = strtol(stats + 4, nullptr, 10) == long(getpid());
+        else
+            out.stats_at_exit = stats[0] && strcmp(stats, "0") != 0;
+    }
     return true;
 }
 

@@ -1,0 +1,177 @@
+#include "run_command.h"
+
+#include "exit_codes.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <elf.h>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+
+namespace faultline::cli {
+
+namespace {
+
+constexpr int kExitCannotRun = 126; // the shell's "found but cannot execute"
+constexpr int kExitCommandNotFound = 127;
+
+// The library to preload: $FAULTLINE_MALLOC_LIB if set, else the one built
+// beside this binary when it runs from the build tree, else the installed
+// one (both paths are known when the tool is built).
+std::string preload_library()
+{
+    if (const char* env = getenv("FAULTLINE_MALLOC_LIB"); env && *env)
+        return env;
+    char self[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        if (!strcmp(self, FAULTLINE_CLI_BUILD_PATH))
+            return FAULTLINE_MALLOC_BUILD_PATH;
+    }
+    return FAULTLINE_MALLOC_INSTALL_PATH;
+}
+
+// Where execvp would find `command` (a name with a slash is taken as is).
+std::string resolve(const char* command)
+{
+    if (strchr(command, '/'))
+        return access(command, F_OK) == 0 ? command : "";
+    const char* path = getenv("PATH");
+    std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+    for (size_t at = 0; at <= dirs.size();) {
+        size_t end = dirs.find(':', at);
+        if (end == std::string::npos)
+            end = dirs.size();
+        std::string candidate = (end > at ? dirs.substr(at, end - at) : ".") + "/" + command;
+        if (access(candidate.c_str(), X_OK) == 0)
+            return candidate;
+        at = end + 1;
+    }
+    return "";
+}
+
+enum class Linkage { Dynamic, Static, Script, Unknown };
+
+// A program the dynamic loader starts (it has a PT_INTERP header) honours
+// LD_PRELOAD; a statically linked one never does, and running it would
+// silently leave its heap where it always was. Scripts start an
+// interpreter, which the loader starts.
+Linkage linkage(const std::string& file)
+{
+    const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return Linkage::Unknown;
+    unsigned char head[sizeof(Elf64_Ehdr)] = {};
+    const ssize_t got = pread(fd, head, sizeof head, 0);
+    Linkage result = Linkage::Unknown;
+    if (got >= 2 && head[0] == '#' && head[1] == '!') {
+        result = Linkage::Script;
+    } else if (got == ssize_t(sizeof head) && !memcmp(head, ELFMAG, SELFMAG) && head[EI_CLASS] == ELFCLASS64) {
+        Elf64_Ehdr eh;
+        memcpy(&eh, head, sizeof eh);
+        result = Linkage::Static;
+        for (unsigned i = 0; i < eh.e_phnum; ++i) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, off_t(eh.e_phoff + uint64_t(i) * eh.e_phentsize)) != ssize_t(sizeof ph))
+                break;
+            if (ph.p_type == PT_INTERP) {
+                result = Linkage::Dynamic;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return result;
+}
+
+int usage(const char* why)
+{
+    fprintf(stderr, "faultline run: %s\nusage: faultline %s\n", why, kRunSynopsis);
+    return kExitUsage;
+}
+
+} // namespace
+
+int run_command(std::span<char* const> args)
+{
+    bool stats = false;
+    const char* heap_size = nullptr;
+    size_t i = 0;
+    for (; i < args.size(); ++i) {
+        const char* a = args[i];
+        if (!strcmp(a, "--")) {
+            ++i;
+            break;
+        }
+        if (!strcmp(a, "--stats"))
+            stats = true;
+        else if (!strcmp(a, "--heap-size")) {
+            if (i + 1 >= args.size())
+                return usage("--heap-size needs a size (e.g. 8G)");
+            heap_size = args[++i];
+        } else if (a[0] == '-')
+            return usage((std::string("unknown option ") + a).c_str());
+        else
+            break; // the command, without a "--" before it
+    }
+    if (i >= args.size())
+        return usage("no command to run");
+    const char* command = args[i];
+    if (heap_size) {
+        // Checked here so a typo is a usage error, not the preload's refusal
+        // inside the program (the preload checks the same way).
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long n = strtoull(heap_size, &end, 10);
+        const bool suffix_ok = !*end || (strchr("kKmMgGtT", *end) && !end[1]);
+        if (errno || end == heap_size || heap_size[0] == '-' || !suffix_ok || n == 0)
+            return usage((std::string("--heap-size ") + heap_size + ": expected a size such as 512M or 8G").c_str());
+    }
+
+    const std::string program = resolve(command);
+    if (program.empty()) {
+        fprintf(stderr, "faultline run: %s: command not found\n", command);
+        return kExitCommandNotFound;
+    }
+    switch (linkage(program)) {
+    case Linkage::Static:
+        fprintf(stderr, "faultline run: %s is statically linked: the preloaded heap cannot apply to it; nothing was run\n",
+            program.c_str());
+        return kExitCannotRun;
+    case Linkage::Unknown:
+        fprintf(stderr, "faultline run: %s is not a program this system can start with the preloaded heap; nothing was run\n",
+            program.c_str());
+        return kExitCannotRun;
+    case Linkage::Dynamic:
+    case Linkage::Script:
+        break;
+    }
+    const std::string library = preload_library();
+    if (access(library.c_str(), R_OK) != 0) {
+        fprintf(stderr, "faultline run: %s: %s (set FAULTLINE_MALLOC_LIB to the library)\n", library.c_str(), strerror(errno));
+        return kExitNotFound;
+    }
+
+    // Preloaded first, before whatever the caller preloads already.
+    std::string preload = library;
+    if (const char* old = getenv("LD_PRELOAD"); old && *old)
+        preload += std::string(":") + old;
+    setenv("LD_PRELOAD", preload.c_str(), 1);
+    if (heap_size)
+        setenv("FAULTLINE_HEAP_SIZE", heap_size, 1);
+    // exec keeps the process id: the statistics are this process's only,
+    // not those of every program it starts in turn.
+    if (stats)
+        setenv("FAULTLINE_HEAP_STATS", ("pid:" + std::to_string(getpid())).c_str(), 1);
+    // The span is the tail of main's argv, so it ends with argv's NULL.
+    execv(program.c_str(), args.subspan(i).data());
+    fprintf(stderr, "faultline run: cannot run %s: %s\n", program.c_str(), strerror(errno));
+    return errno == ENOENT ? kExitCommandNotFound : kExitCannotRun;
+}
+
+} // namespace faultline::cli
