@@ -2,6 +2,7 @@
 // libfaultline_malloc.so, and must print the same bytes and exit the same
 // way (short versions; the bench has the full-size ones).
 #include "heap_support.h"
+#include "spawn.h"
 
 #include <gtest/gtest.h>
 
@@ -14,56 +15,8 @@
 #include <unistd.h>
 #include <vector>
 
-extern char** environ;
-
 namespace faultline::heap_testing {
 namespace {
-
-struct Outcome {
-    int status = -1;
-    std::string out;
-};
-
-// Runs `script` with /bin/sh in `dir`, with or without the preload; stdout
-// is captured, stderr passed through.
-Outcome run(const std::string& script, bool preload)
-{
-    const char* library = getenv("FAULTLINE_TEST_PRELOAD");
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-        if (strncmp(*e, "LD_PRELOAD=", 11) != 0)
-            env.emplace_back(*e);
-    if (preload && library)
-        env.push_back(std::string("LD_PRELOAD=") + library);
-    std::vector<char*> envp;
-    for (auto& e : env)
-        envp.push_back(e.data());
-    envp.push_back(nullptr);
-    int fds[2];
-    if (pipe(fds) != 0)
-        return {};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::string body = script;
-    char* argv[] = { const_cast<char*>("sh"), const_cast<char*>("-c"), body.data(), nullptr };
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, "/bin/sh", &actions, nullptr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    Outcome r;
-    if (rc != 0) {
-        close(fds[0]);
-        return r;
-    }
-    char buffer[65536];
-    for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;)
-        r.out.append(buffer, size_t(n));
-    close(fds[0]);
-    waitpid(pid, &r.status, 0);
-    return r;
-}
 
 bool have(const char* program) { return access(program, X_OK) == 0; }
 
@@ -86,8 +39,8 @@ protected:
     void same(const std::string& script)
     {
         const std::string in_dir = "cd '" + dir_ + "' && " + script;
-        const Outcome plain = run(in_dir, false);
-        const Outcome heaped = run(in_dir, true);
+        const Spawned plain = spawn_script(in_dir, false);
+        const Spawned heaped = spawn_script(in_dir, true);
         ASSERT_TRUE(WIFEXITED(plain.status)) << "plain run: status " << plain.status;
         EXPECT_EQ(heaped.status, plain.status);
         EXPECT_FALSE(plain.out.empty());
