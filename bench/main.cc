@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace bench;
@@ -422,47 +423,32 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     });
     run_file("file_write_sync", [&](std::string n) { return file_write_sync(n, file, defaults); });
 
+    // Cases that bring their own two sides (a workload and both mappers:
+    // PurgeCase, PreloadCase), under the scheduler.
+    auto run_own = [&](const std::string& name, auto make) {
+        if (!o.only.empty() && name.find(o.only) == std::string::npos)
+            return;
+        Result r;
+        try {
+            auto c = make(name);
+            r = compare(c.workload, *c.faultline, *c.baseline, co);
+        } catch (const Failure& e) {
+            r.name = name;
+            r.error = e.what();
+        }
+        describe(r, defaults, Placement::Scheduler);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
     // Purgeable memory: a purge and the re-touch it costs, against
     // MADV_DONTNEED; a volatility toggle, against a pair of mprotect calls.
-    auto run_purge = [&](const std::string& name, auto make) {
-        if (!o.only.empty() && name.find(o.only) == std::string::npos)
-            return;
-        Result r;
-        try {
-            PurgeCase c = make(name);
-            r = compare(c.workload, *c.faultline, *c.baseline, co);
-        } catch (const Failure& e) {
-            r.name = name;
-            r.error = e.what();
-        }
-        describe(r, defaults, Placement::Scheduler);
-        print_table_row(r);
-        results.push_back(std::move(r));
-    };
-    run_purge("purge_refault_1g", [&](std::string n) { return purge_refault(n, s.purge_bytes, defaults); });
-    run_purge("volatile_toggle_1m", [&](std::string n) { return volatile_toggle(n, MiB, s.toggle_pairs, defaults); });
-
+    run_own("purge_refault_1g", [&](std::string n) { return purge_refault(n, s.purge_bytes, defaults); });
+    run_own("volatile_toggle_1m", [&](std::string n) { return volatile_toggle(n, MiB, s.toggle_pairs, defaults); });
     // The preloaded heap: whole programs with libfaultline_malloc.so against
     // the same programs with glibc's malloc (wall time per run).
-    auto run_preload = [&](const std::string& name, Program program) {
-        if (!o.only.empty() && name.find(o.only) == std::string::npos)
-            return;
-        Result r;
-        try {
-            PreloadCase c = preload_program(name, program, s.preload_scale);
-            r = compare(c.workload, *c.faultline, *c.baseline, co);
-        } catch (const Failure& e) {
-            r.name = name;
-            r.error = e.what();
-        }
-        describe(r, defaults, Placement::Scheduler);
-        print_table_row(r);
-        results.push_back(std::move(r));
-    };
-    run_preload("preload_python", Program::Python);
-    run_preload("preload_sqlite", Program::Sqlite);
-    run_preload("preload_xz", Program::Xz);
-    run_preload("preload_sort", Program::Sort);
+    for (auto [name, program] : { std::pair { "preload_python", Program::Python }, { "preload_sqlite", Program::Sqlite },
+             { "preload_xz", Program::Xz }, { "preload_sort", Program::Sort } })
+        run_own(name, [&](std::string n) { return preload_program(n, program, s.preload_scale); });
     return results;
 }
 

@@ -3,6 +3,7 @@
 // while faults are served (including fault-around, deduplication, stale
 // faults after unmap, and the SIGBUS path). Not built with sanitizers, which
 // interpose malloc themselves.
+#include "support/threads.h"
 #include "test_support.h"
 
 #include "os/fault_injection.h"
@@ -12,8 +13,6 @@
 #include <csignal>
 #include <cstring>
 #include <cstdlib>
-#include <dirent.h>
-#include <fstream>
 #include <string>
 #include <sys/syscall.h>
 #include <thread>
@@ -86,17 +85,9 @@ namespace {
 std::vector<int> handler_tids()
 {
     std::vector<int> tids;
-    DIR* d = opendir("/proc/self/task");
-    while (dirent* e = readdir(d)) {
-        if (e->d_name[0] == '.')
-            continue;
-        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-        std::string name;
-        std::getline(comm, name);
+    for (const auto& [tid, name] : faultline::testing::process_threads())
         if (name == "faultline-uffd")
-            tids.push_back(atoi(e->d_name));
-    }
-    closedir(d);
+            tids.push_back(tid);
     return tids;
 }
 
@@ -149,7 +140,7 @@ TEST(NoAllocation, FaultPathAllocatesNothing)
     os::FaultInjection::arm(os::InjectOp::Copy, ENOMEM, 1, uintptr_t(*victim), uintptr_t(*victim) + 256 * kPage);
     sigjmp_buf jump;
     t_jump = &jump;
-    bool got_sigbus = false;
+    volatile bool got_sigbus = false; // set after siglongjmp
     if (sigsetjmp(jump, 1) == 0)
         static_cast<char*>(*victim)[0] = 1;
     else
@@ -274,7 +265,7 @@ TEST(NoAllocation, PurgeablePathAllocatesNothing)
     sigaction(SIGBUS, &sa, &old);
     sigjmp_buf jump;
     t_jump = &jump;
-    bool got_sigbus = false;
+    volatile bool got_sigbus = false; // set after siglongjmp
     if (sigsetjmp(jump, 1) == 0)
         (void)static_cast<volatile char*>(sigbus)[kPage];
     else

@@ -1,12 +1,11 @@
 // set_runtime_thread_hook: every thread the runtime starts calls the hook
 // before anything else (the preloaded heap relies on it to keep the
 // runtime's threads out of the memory it serves).
+#include "support/threads.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -28,34 +27,16 @@ void record_thread()
         g_called->insert(int(syscall(SYS_gettid)));
 }
 
-std::string thread_name(int tid)
-{
-    std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return name;
-}
-
-// Threads of this process named faultline-*, by tid.
+// Threads of this process named faultline-*, by tid. Threads the test
+// program starts carry its own name (this binary is faultline-tests), the
+// runtime's a faultline-* of their own.
 std::set<int> runtime_threads()
 {
+    const std::string program = thread_name(getpid());
     std::set<int> tids;
-    std::ifstream self("/proc/self/comm");
-    std::string program;
-    std::getline(self, program);
-    DIR* d = opendir("/proc/self/task");
-    while (dirent* e = readdir(d)) {
-        if (e->d_name[0] == '.')
-            continue;
-        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-        std::string name;
-        std::getline(comm, name);
-        // Threads the test program starts carry its own name (this binary
-        // is faultline-tests), the runtime's a faultline-* of their own.
+    for (const auto& [tid, name] : process_threads())
         if (name.rfind("faultline-", 0) == 0 && name != program)
-            tids.insert(atoi(e->d_name));
-    }
-    closedir(d);
+            tids.insert(tid);
     return tids;
 }
 
