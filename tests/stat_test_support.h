@@ -19,7 +19,9 @@ namespace faultline::testing {
 
 // Connects to "@faultline/..."; the descriptor, or -errno. Reads and
 // writes on it time out after 20 s, so that a broken endpoint fails a test
-// instead of hanging it.
+// instead of hanging it. With a timeout set, the kernel does not restart
+// these calls after an interruption (a signal, or io_uring task work the
+// runtime's rings queue to this thread): EINTR is retried here.
 inline int connect_to(std::string_view address)
 {
     if (address.starts_with("@"))
@@ -32,7 +34,10 @@ inline int connect_to(std::string_view address)
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     sockaddr_un sa;
     socklen_t len = stat_protocol::make_address(address, sa);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+    int rc;
+    while ((rc = connect(fd, reinterpret_cast<const sockaddr*>(&sa), len)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -45,10 +50,23 @@ inline std::string read_all(int fd)
 {
     std::string out;
     char buf[65536];
-    ssize_t n;
-    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return out;
         out.append(buf, size_t(n));
-    return out;
+    }
+}
+
+// Sends `request` on a connection; false if it could not be sent whole.
+inline bool send_request(int fd, std::string_view request = stat_protocol::kRequest)
+{
+    ssize_t n;
+    while ((n = send(fd, request.data(), request.size(), MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    return n == ssize_t(request.size());
 }
 
 // Sends `request` and returns everything the endpoint sends until it
@@ -58,7 +76,7 @@ inline std::string ask(std::string_view address, std::string_view request = stat
     int fd = connect_to(address);
     if (fd < 0)
         return {};
-    (void)send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    (void)send_request(fd, request);
     std::string reply = read_all(fd);
     close(fd);
     return reply;

@@ -150,7 +150,7 @@ std::string json_report(const JsonReportInput& in)
     w.end_object();
     w.key("stat_endpoint");
     w.begin_object();
-    w.field("address", in.stat_address);
+    w.field("socket", in.stat_address);
     w.field("replies", st.stat_replies);
     w.field("refused", st.stat_refused);
     w.end_object();

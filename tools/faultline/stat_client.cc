@@ -79,7 +79,12 @@ Result<StatClient::Reply> StatClient::query(const Endpoint& endpoint) const
     sockaddr_un address;
     const socklen_t length = stat_protocol::make_address(endpoint.name, address);
     const std::string shown = stat_protocol::display(endpoint.name);
-    if (connect(s.fd(), reinterpret_cast<const sockaddr*>(&address), length) != 0)
+    // With timeouts set, an interrupted call is not restarted by the
+    // kernel: EINTR is retried here.
+    int rc;
+    while ((rc = connect(s.fd(), reinterpret_cast<const sockaddr*>(&address), length)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0)
         return failf(errno, "cannot connect to %s: %s", shown.c_str(), strerror(errno));
     ucred peer {};
     socklen_t peer_length = sizeof peer;
@@ -90,7 +95,9 @@ Result<StatClient::Reply> StatClient::query(const Endpoint& endpoint) const
             int(pid_));
     // A refused client is answered without reading its request; the send
     // may then fail (EPIPE) while the refusal waits to be read.
-    (void)send(s.fd(), stat_protocol::kRequest.data(), stat_protocol::kRequest.size(), MSG_NOSIGNAL);
+    while (send(s.fd(), stat_protocol::kRequest.data(), stat_protocol::kRequest.size(), MSG_NOSIGNAL) < 0
+        && errno == EINTR) {
+    }
     std::string text;
     char buf[65536];
     for (;;) {
