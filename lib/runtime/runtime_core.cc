@@ -194,7 +194,10 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
 RuntimeCore::~RuntimeCore()
 {
     // First, before anything its thread reads is torn down (in a fork
-    // child it only lets go of the parent's thread handle).
+    // child it only lets go of the parent's thread handle). Stopped before
+    // the pointer is cleared: the thread's reports read it.
+    if (stat_endpoint_)
+        stat_endpoint_->stop();
     stat_endpoint_.reset();
     if (!handler_)
         return;

@@ -126,18 +126,23 @@ Result<void> StatEndpoint::open_socket()
         int(pid));
 }
 
-StatEndpoint::~StatEndpoint()
+void StatEndpoint::stop() noexcept
 {
     if (!fork_guard_.in_owner()) {
         // A fork child's copy: the thread is the parent's (nothing to join
         // or detach: overwrite the handle), and the child handler already
-        // closed this process's descriptors.
+        // closed this process's descriptors, the eventfd among them.
         new (&thread_) std::thread();
     } else if (thread_.joinable()) {
         uint64_t one = 1;
         (void)!write(stop_fd_, &one, sizeof one);
         thread_.join();
     }
+}
+
+StatEndpoint::~StatEndpoint()
+{
+    stop();
     std::lock_guard guard(registry().lock);
     // Closed under the lock: a fork racing with this must not see a
     // descriptor number that is closed (and maybe reused) in the parent.

@@ -65,6 +65,11 @@ public:
     static Result<std::unique_ptr<StatEndpoint>> open(Report report) { return open(std::move(report), Options {}); }
     // Starts the thread (EAGAIN when it cannot start). Once.
     Result<void> start();
+    // Stops serving: wakes the thread out of any wait (a reply half sent
+    // is cut off) and joins it. Idempotent; the destructor calls it. The
+    // name stays bound until destruction, refusing nobody but answering
+    // nobody either (connections wait in the backlog until then).
+    void stop() noexcept;
     ~StatEndpoint();
     StatEndpoint(const StatEndpoint&) = delete;
     StatEndpoint& operator=(const StatEndpoint&) = delete;
