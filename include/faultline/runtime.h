@@ -79,6 +79,13 @@ struct Config {
     // Purgeable memory: purge order, budget, pressure trigger
     // (docs/purgeable.md).
     PurgeConfig purge;
+    // Publish the statistics endpoint "@faultline/<pid>/<n>" that
+    // `faultline stat PID` reads (docs/stat.md): one thread sleeping in
+    // poll(2) and two descriptors. On by default, so that any running
+    // program can be inspected without having been prepared for it; only
+    // the same user and root are answered. FAULTLINE_DISABLE=stat_endpoint
+    // (or "stat_endpoint" in `disable`) turns it off too.
+    bool stat_endpoint = true;
 };
 
 class RuntimeCore;
@@ -172,6 +179,10 @@ public:
     bool has_feature(std::string_view name) const;
     // True when the userfaultfd was opened with UFFD_USER_MODE_ONLY.
     bool user_mode_only() const;
+    // The statistics endpoint's address, "@faultline/<pid>/<n>"
+    // (docs/stat.md); empty when none is published (turned off, it could
+    // not be opened, or in a fork child).
+    std::string stat_address() const;
     const Config& config() const;
 
 private:

@@ -223,6 +223,11 @@ struct RuntimeStats {
     size_t committed = 0;           // bytes committed against the limit
     size_t commit_limit = 0;
     size_t region_count = 0;
+    // The statistics endpoint (docs/stat.md): replies sent in full, and
+    // connections refused because the peer was neither this process's
+    // user nor root.
+    uint64_t stat_replies = 0;
+    uint64_t stat_refused = 0;
     std::vector<ThreadFaultCount> threads; // empty without UFFD_FEATURE_THREAD_ID
     bool thread_ids_available = false;
 };

@@ -54,6 +54,7 @@ bool Runtime::has_feature(std::string_view name) const
     return false;
 }
 bool Runtime::user_mode_only() const { return core_->user_mode_only(); }
+std::string Runtime::stat_address() const { return core_->stat_address(); }
 const Config& Runtime::config() const { return core_->config(); }
 
 } // namespace faultline

@@ -148,6 +148,12 @@ std::string json_report(const JsonReportInput& in)
     w.field("commit_purges", pu.commit_purges);
     w.field("pressure_trigger_open", pu.pressure_trigger_open);
     w.end_object();
+    w.key("stat_endpoint");
+    w.begin_object();
+    w.field("socket", in.stat_address);
+    w.field("replies", st.stat_replies);
+    w.field("refused", st.stat_refused);
+    w.end_object();
     w.key("threads");
     w.begin_array();
     for (auto& t : st.threads) {

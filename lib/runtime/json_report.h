@@ -28,6 +28,7 @@ struct JsonReportInput {
     std::vector<Region> regions;
     RuntimeStats stats;
     PurgeStats purge;
+    std::string stat_address; // empty: no statistics endpoint
 };
 
 std::string json_report(const JsonReportInput& input);

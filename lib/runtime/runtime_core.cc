@@ -71,8 +71,17 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     Config config = TRY(resolve(std::move(requested)));
     std::vector<std::string> unknown;
     os::FeatureSet disabled = os::disabled_features(config.disable, &unknown);
-    for (auto& name : unknown)
-        log::warn("FAULTLINE_DISABLE: unknown feature '{}' ignored", name);
+    // "stat_endpoint" is a switch of the runtime's own, not a kernel
+    // feature with a fallback: it is not an os::Feature (so "all", which
+    // the masked-feature suite uses, leaves the endpoint on), but it is
+    // accepted in the same list, so that the endpoint of a program that
+    // cannot be rebuilt can be turned off from its environment.
+    for (auto& name : unknown) {
+        if (name == "stat_endpoint")
+            config.stat_endpoint = false;
+        else
+            log::warn("FAULTLINE_DISABLE: unknown feature '{}' ignored", name);
+    }
 
     auto uffd = TRY(uffd::Userfaultfd::open(config.uffd_mode, disabled));
     // Align the arena to 2 MiB so that aligned regions can later be backed
@@ -131,6 +140,25 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
         });
     }
 
+    if (c.stat_endpoint) {
+        // Last: its thread reads the whole runtime. The member is set
+        // before the thread starts, since the reports read it too. A
+        // runtime without its endpoint still serves faults, so failing to
+        // publish one (out of descriptors, names taken) is logged, not
+        // returned.
+        RuntimeCore* raw = core.get();
+        auto endpoint = StatEndpoint::open([raw] { return raw->to_json(); });
+        if (endpoint) {
+            core->stat_endpoint_ = std::move(*endpoint);
+            if (auto started = core->stat_endpoint_->start(); !started) {
+                core->stat_endpoint_.reset();
+                endpoint = std::unexpected(started.error());
+            }
+        }
+        if (!endpoint)
+            log::warn("no statistics endpoint: {}", endpoint.error().message());
+    }
+
     std::string names;
     for (auto& n : features.names())
         names += n + " ";
@@ -165,6 +193,12 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
 
 RuntimeCore::~RuntimeCore()
 {
+    // First, before anything its thread reads is torn down (in a fork
+    // child it only lets go of the parent's thread handle). Stopped before
+    // the pointer is cleared: the thread's reports read it.
+    if (stat_endpoint_)
+        stat_endpoint_->stop();
+    stat_endpoint_.reset();
     if (!handler_)
         return;
     if (!fork_guard_.in_owner()) {
@@ -495,6 +529,10 @@ RuntimeStats RuntimeCore::stats() const
         std::shared_lock tree(tree_.lock());
         s.region_count = tree_.region_count();
     }
+    if (stat_endpoint_) {
+        s.stat_replies = stat_endpoint_->replies();
+        s.stat_refused = stat_endpoint_->refused();
+    }
     s.thread_ids_available = features_.has(os::Feature::ThreadId);
     if (s.thread_ids_available) {
         s.threads = handler_->thread_counts();
@@ -521,6 +559,7 @@ std::string RuntimeCore::to_json() const
     }
     in.stats = stats();
     in.purge = purgeable_.stats();
+    in.stat_address = stat_address();
     return json_report(in);
 }
 

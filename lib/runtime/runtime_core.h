@@ -33,6 +33,7 @@
 #include "runtime/purgeable_regions.h"
 #include "runtime/region_operations.h"
 #include "runtime/region_statistics.h"
+#include "runtime/stat_endpoint.h"
 #include "uffd/userfaultfd.h"
 
 #include <faultline/runtime.h>
@@ -86,6 +87,7 @@ public:
     size_t arena_size() const { return arena_.size(); }
     const os::FeatureSet& features() const { return features_; }
     bool user_mode_only() const { return uffd_.user_mode_only(); }
+    std::string stat_address() const { return stat_endpoint_ ? stat_endpoint_->address() : std::string(); }
     const Config& config() const { return config_; }
     size_t page_size() const { return page_; }
     // Where objects that answer Pending post their completions.
@@ -139,6 +141,9 @@ private:
     std::atomic<fault::FaultHandler*> async_service_ { nullptr }; // the same, for readers without the API lock
     fault::FaultHandlerOptions handler_options_;
     mutable std::mutex api_lock_;
+    // Started last and stopped first (~RuntimeCore): its thread calls
+    // to_json(), which reads every member above.
+    std::unique_ptr<StatEndpoint> stat_endpoint_;
 };
 
 } // namespace faultline
