@@ -1,4 +1,5 @@
 #include "runtime/stat_endpoint.h"
+#include "support/runtime_thread.h"
 
 #include "support/log.h"
 
@@ -184,7 +185,7 @@ std::string StatEndpoint::address() const
 
 void StatEndpoint::run() noexcept
 {
-    pthread_setname_np(pthread_self(), "faultline-stat");
+    begin_runtime_thread("faultline-stat");
     for (;;) {
         pollfd p[2] = { { stop_fd_, POLLIN, 0 }, { listen_fd_, POLLIN, 0 } };
         if (poll(p, 2, -1) < 0) {

@@ -29,7 +29,9 @@ protected:
         if (tool().empty() || access(tool().c_str(), X_OK) != 0)
             GTEST_SKIP() << "FAULTLINE_TEST_CLI does not name the built faultline tool (tests/meson.build sets it)";
     }
-    Spawned run(const std::string& args) { return spawn_script("'" + tool() + "' run " + args, false); }
+    // exec: the shell is replaced by the tool, which is replaced by the
+    // program, so the status the test sees is the program's own.
+    Spawned run(const std::string& args) { return spawn_script("exec '" + tool() + "' run " + args, false); }
     static int exit_code(const Spawned& s) { return WIFEXITED(s.status) ? WEXITSTATUS(s.status) : -1; }
 };
 
@@ -56,17 +58,21 @@ TEST_F(FaultlineRun, ExitStatusAndSignalsPassThrough)
 
 TEST_F(FaultlineRun, StatsAreTheProgramsOnly)
 {
+    if (access("/usr/bin/python3", X_OK) != 0)
+        GTEST_SKIP() << "/usr/bin/python3 is not installed";
     // The program starts two more processes (also preloaded): one line, for
-    // the program faultline run started.
-    const Spawned s = run("--stats -- /bin/sh -c '/bin/true; /bin/true; echo done'");
+    // the program faultline run started. (Statistics are printed at a normal
+    // exit: python3 exits through exit(3).)
+    const Spawned s = run("--stats -- /usr/bin/python3 -c 'import subprocess; subprocess.run([\"/bin/true\"]); "
+                          "subprocess.run([\"/bin/true\"]); print(\"done\")'");
     EXPECT_EQ(exit_code(s), 0) << s.err;
     EXPECT_EQ(s.out, "done\n");
     size_t lines = 0;
     for (size_t at = 0; (at = s.err.find("faultline heap [pid", at)) != std::string::npos; ++at)
         ++lines;
     EXPECT_EQ(lines, 1u) << s.err;
-    EXPECT_NE(s.err.find("peak RSS"), std::string::npos);
-    EXPECT_NE(s.err.find("pages installed"), std::string::npos);
+    EXPECT_NE(s.err.find("peak RSS"), std::string::npos) << s.err;
+    EXPECT_NE(s.err.find("pages installed"), std::string::npos) << s.err;
 }
 
 TEST_F(FaultlineRun, BadInputRunsNothing)
@@ -104,6 +110,51 @@ TEST_F(FaultlineRun, BadInputRunsNothing)
     EXPECT_EQ(exit_code(small), 1);
     EXPECT_TRUE(small.out.empty());
     EXPECT_NE(small.err.find("FAULTLINE_HEAP_SIZE"), std::string::npos) << small.err;
+}
+
+// `faultline stat` reads a live preloaded program (docs/stat.md): the heap's
+// runtime publishes its endpoint like any other, and the table shows the
+// heap region.
+TEST_F(FaultlineRun, StatReadsALivePreloadedProgram)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        GTEST_SKIP() << "/usr/bin/python3 is not installed";
+    // The program prints "up" and then waits for its stdin to close.
+    int out[2], in[2];
+    ASSERT_EQ(pipe(out), 0);
+    ASSERT_EQ(pipe(in), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(in[0], STDIN_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(in[0]);
+        close(in[1]);
+        unsetenv("LD_PRELOAD");
+        const std::string t = tool();
+        execl(t.c_str(), "faultline", "run", "--", "/usr/bin/python3", "-c",
+            "import sys, time\nprint('up', flush=True)\nsys.stdin.read()", nullptr);
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]);
+    std::string line;
+    for (char c = 0; line.size() < 8 && read(out[0], &c, 1) == 1 && c != '\n';)
+        line += c;
+    ASSERT_EQ(line, "up") << "the preloaded program did not start";
+    const Spawned stat = spawn_script("'" + tool() + "' stat " + std::to_string(child), false);
+    const Spawned json = spawn_script("'" + tool() + "' stat " + std::to_string(child) + " --json", false);
+    close(in[1]); // the program's stdin ends: it exits
+    int status = 0;
+    waitpid(child, &status, 0);
+    close(out[0]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_EQ(exit_code(stat), 0) << stat.err;
+    EXPECT_NE(stat.out.find("faultline-heap"), std::string::npos) << stat.out;
+    EXPECT_EQ(exit_code(json), 0) << json.err;
+    EXPECT_NE(json.out.find("\"faultline-heap\""), std::string::npos) << json.out.substr(0, 400);
 }
 
 } // namespace

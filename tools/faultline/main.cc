@@ -1,8 +1,9 @@
 // faultline — the command-line tool: `faultline SUBCOMMAND ...`.
 //
 // Each subcommand is one row of kCommands and lives in its own file; main
-// only dispatches (a later `faultline run` is one more row).
+// only dispatches.
 #include "exit_codes.h"
+#include "run_command.h"
 #include "stat_command.h"
 
 #include <cstdio>
@@ -21,6 +22,7 @@ struct Subcommand {
 };
 
 constexpr Subcommand kCommands[] = {
+    { "run", faultline::cli::kRunSynopsis, faultline::cli::run_command },
     { "stat", faultline::cli::kStatSynopsis, faultline::cli::stat_command },
 };
 
