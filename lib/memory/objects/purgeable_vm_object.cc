@@ -41,10 +41,13 @@ PurgeableVMObject::PurgeableVMObject(size_t size, size_t page_size, PageStates s
 bool PurgeableVMObject::may_fill_around(size_t page) const noexcept
 {
     const Volatility v = volatility_.get(page);
-    // A page being purged is the purger's until it wakes the range; a purged
-    // page that must raise SIGBUS or ask the callback would, filled here as
-    // a neighbour, read zeros silently instead.
-    return v != Volatility::Purging && (v != Volatility::Purged || mode_ == PurgedAccess::Zero);
+    // A page being purged is the purger's until it wakes the range. A purged
+    // page is left to fault on its own, whatever the mode: with SIGBUS or the
+    // callback, filled here as a neighbour it would read zeros silently; with
+    // zeros, filling it would take back the memory the purge just gave up for
+    // a page nobody touched (a stream's window filled after its thread was
+    // woken could land right after a purge and undo it).
+    return v != Volatility::Purging && v != Volatility::Purged;
 }
 
 Outcome PurgeableVMObject::handle_fault(const FaultContext& ctx, PageSink& sink) noexcept

@@ -88,6 +88,22 @@ TEST(PurgeableObject, WindowSkipsPagesThatMustFaultOnTheirOwn)
         EXPECT_TRUE(o->page_states().populated(i)) << i;
 }
 
+// In Zero mode too: a purged page nobody touched stays purged (filling it
+// would undo the purge).
+TEST(PurgeableObject, WindowLeavesPurgedPagesInZeroMode)
+{
+    auto o = make(PurgedAccess::Zero);
+    FakeFaultPort sink(kPage);
+    o->volatility().set(1, Volatility::Purged);
+    o->volatility().set(6, Volatility::Purged);
+    auto out = o->handle_fault(context(4), sink);
+    EXPECT_EQ(out.resolution, Resolution::Installed);
+    EXPECT_FALSE(o->page_states().populated(1));
+    EXPECT_FALSE(o->page_states().populated(6));
+    EXPECT_TRUE(o->page_states().populated(4));
+    EXPECT_TRUE(o->page_states().populated(5));
+}
+
 TEST(PurgeableObject, PurgedPageAnswersByItsOption)
 {
     FakeFaultPort sink(kPage);
