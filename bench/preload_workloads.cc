@@ -106,7 +106,7 @@ Script script_for(Program program, unsigned scale)
             " INSERT INTO t SELECT i, printf('%08x', (i * 2654435761) % 4294967296), i % 97 FROM n;"
             "CREATE INDEX tv ON t(v); SELECT g, count(*), min(v) FROM t GROUP BY g ORDER BY g LIMIT 3;\"" };
     case Program::Xz:
-        return { "seq 1 $((3000000 / " + n + ")) > in",
+        return { "seq 1 $((1000000 / " + n + ")) > in",
             "xz -T1 -6 -c in > in.xz && xz -dc in.xz | cmp - in && sha256sum in.xz | cut -c1-64" };
     case Program::Sort:
         return { "awk 'BEGIN { srand(7); for (i = 0; i < 2000000 / " + n + "; i++) printf \"%08d %s\\n\", int(rand() * 1e8), i }' > in",
