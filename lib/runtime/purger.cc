@@ -93,7 +93,7 @@ void Purger::take_poisoned(PurgeableVMObject& object, Run within, std::vector<Ru
     for (size_t i = within.first; i < within.end; ++i)
         if (v.poisoned(i)) {
             append(poisoned, i);
-            v.set(i, v.get(i)); // the same volatility, without the mark
+            v.clear_poisoned(i);
         }
 }
 

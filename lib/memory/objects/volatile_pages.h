@@ -49,13 +49,21 @@ public:
     // Purge lock held. Release order: a fault that reads the new state sees
     // everything the writer did before (the pages dropped).
     void set(size_t page, Volatility v) noexcept { bytes_[page].store(uint8_t(v), std::memory_order_release); }
-    // Keeps the Poisoned bit.
+    // Keeps the Poisoned bit — atomically: a handler thread may set it
+    // (mark_poisoned) at the same moment, and a load-then-store would lose
+    // it, leaving a SIGBUS marker nobody clears (set_nonvolatile collects
+    // the marked pages after this).
     void set_keeping_poison(size_t page, Volatility v) noexcept
     {
-        bytes_[page].store(uint8_t(uint8_t(v) | (bytes_[page].load(std::memory_order_relaxed) & kPoisoned)), std::memory_order_release);
+        uint8_t old = bytes_[page].load(std::memory_order_relaxed);
+        while (!bytes_[page].compare_exchange_weak(old, uint8_t(uint8_t(v) | (old & kPoisoned)), std::memory_order_release,
+            std::memory_order_relaxed)) {
+        }
     }
     // Fault path.
     void mark_poisoned(size_t page) noexcept { bytes_[page].fetch_or(kPoisoned, std::memory_order_relaxed); }
+    // Purge lock held: the page's marker was cleared.
+    void clear_poisoned(size_t page) noexcept { bytes_[page].fetch_and(uint8_t(~kPoisoned), std::memory_order_release); }
 
 private:
     VolatilePages(std::atomic<uint8_t>* bytes, size_t pages) noexcept : bytes_(bytes), pages_(pages) {}
