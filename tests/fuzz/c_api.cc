@@ -133,6 +133,12 @@ const uint8_t* expected_bytes(const Page& p)
     return p.own ? p.own->data() : zeros.data();
 }
 
+bool all_zero(const uint8_t* page)
+{
+    static const Bytes zeros {};
+    return memcmp(page, zeros.data(), kPage) == 0;
+}
+
 void check_page(size_t i)
 {
     const Page& p = s.pages[i];
@@ -144,7 +150,7 @@ void check_page(size_t i)
         return;
     // A volatile page a purge may have dropped reads zeros until
     // set_nonvolatile says whether it was purged.
-    if (p.is_volatile && p.maybe_purged && std::all_of(mem, mem + kPage, [](uint8_t b) { return b == 0; }))
+    if (((p.is_volatile && p.maybe_purged) || p.maybe_zero) && all_zero(mem))
         return;
     size_t at = 0;
     while (mem[at] == want[at])
@@ -248,8 +254,14 @@ bool free_fit(size_t count, size_t alignment)
     return false;
 }
 
+// FUZZ_TRACE=1 in the environment prints every call, to read what a
+// crash input does (./dev fuzz c_api INPUT).
+const bool trace = getenv("FUZZ_TRACE") != nullptr;
+
 void check_outcome(const char* call, int rc, const Expect& e)
 {
+    if (trace)
+        std::fprintf(stderr, "  %s: %d\n", call, rc);
     FUZZ_CHECK(e.allows(rc), "%s returned %d (%s); the model expects %s%d", call, rc, rc < 0 ? faultline_last_error() : "",
                e.fails() ? "-" : "", e.fails() ? e.errors[0] : 0);
 }
@@ -460,6 +472,8 @@ void range_op(const char* name, uintptr_t a, size_t n, Expect e, Call call, Page
         }
     }
     int rc = call();
+    if (trace)
+        std::fprintf(stderr, "  pages %zu+%zu (%#lx+%#zx):", first, count, a, n);
     check_outcome(name, rc, e);
     if (rc < 0)
         return;
@@ -482,6 +496,15 @@ void op_write(Input& in)
     // volatile page (a purge may drop it at any time).
     if (!touchable(p) || !(p.access & W) || p.is_volatile)
         return;
+    if (p.maybe_zero) {
+        // Purged or not is settled before the write changes part of it.
+        check_page(i);
+        if (all_zero(page_address(i)))
+            p.own.reset();
+        p.maybe_zero = false;
+    }
+    if (trace)
+        std::fprintf(stderr, "  write page %zu bytes %zu+%zu = %#x\n", i, off, len, value);
     memset(page_address(i) + off, value, len);
     Bytes* bytes;
     if (p.kind == Kind::FileShared) {
@@ -511,10 +534,19 @@ void op_set_nonvolatile(uintptr_t a, size_t n, Input& in)
         [](Page&) {});
     if (rc < 0)
         return;
+    if (trace)
+        std::fprintf(stderr, "  %zu purged ranges, capacity %zu\n", count, capacity);
     FUZZ_CHECK(rc == 0 || rc == 1, "set_nonvolatile returned %d", rc);
     FUZZ_CHECK((rc == 1) == (count > 0), "set_nonvolatile returned %d with %zu ranges", rc, count);
     // Reported pages: inside the range, in address order, coalesced, and
     // only pages that were volatile while a purge ran. They read zeros now.
+    // Past `capacity` the ranges are counted but not written: the pages a
+    // purge may have dropped read either their bytes or zeros from now on.
+    if (count > capacity)
+        for (uintptr_t q = a; q < a + n; q += kPage) {
+            Page& p = s.pages[(q - s.base) / kPage];
+            p.maybe_zero |= p.is_volatile && p.maybe_purged;
+        }
     uintptr_t last_end = 0;
     for (size_t k = 0; k < std::min(count, capacity); ++k) {
         uintptr_t ra = reinterpret_cast<uintptr_t>(ranges[k].address);
@@ -527,6 +559,7 @@ void op_set_nonvolatile(uintptr_t a, size_t n, Input& in)
             FUZZ_CHECK(p.is_volatile && p.maybe_purged, "page %#lx reported purged: volatile %d, purge since %d", q,
                        p.is_volatile, p.maybe_purged);
             p.own.reset();
+            p.maybe_zero = false;
         }
     }
     for (uintptr_t q = a; q < a + n; q += kPage) {
@@ -628,6 +661,8 @@ void one_operation(Input& in)
         size_t bytes = b < 100 ? FAULTLINE_PURGE_ALL : b < 110 ? 0 : (b % 8) * kPage;
         size_t purged = SIZE_MAX, volatile_pages = 0;
         int rc = faultline_purge(s.rt, bytes, &purged);
+        if (trace)
+            std::fprintf(stderr, "  purge %zu bytes: %zu purged\n", bytes, purged);
         check_outcome("faultline_purge", rc, bytes == 0 ? Expect { { EINVAL }, {} } : Expect {});
         if (rc != 0)
             break;

@@ -36,6 +36,7 @@ struct Page {
     bool immutable = false;
     bool is_volatile = false;
     bool maybe_purged = false;  // a purge ran while it was volatile
+    bool maybe_zero = false;    // purged or not: set_nonvolatile's ranges did not fit
     size_t file_page = 0;       // file kinds: the page of the file it shows
     bool private_copy = false;  // FilePrivate: written, so its own bytes
     std::unique_ptr<Bytes> own; // Anonymous, Purgeable, a private copy; null = zeros
