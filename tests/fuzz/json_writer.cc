@@ -31,6 +31,8 @@ struct Node {
 
 // The length of the valid UTF-8 sequence at s[i], or 0 if there is none
 // (overlong forms, surrogates and code points past U+10FFFF are invalid).
+// Written apart from JsonWriter's own check on purpose: the reference must
+// not share the code it checks.
 size_t utf8_length(std::string_view s, size_t i)
 {
     auto b = [&](size_t k) { return i + k < s.size() ? uint8_t(s[i + k]) : 0; };
@@ -180,6 +182,28 @@ private:
         at_ += word.size();
     }
 
+    // After '{' or '[': true (and past it) if the closing `end` comes next.
+    bool empty_container(char end)
+    {
+        whitespace();
+        if (peek() != end)
+            return false;
+        ++at_;
+        return true;
+    }
+
+    // After a member or an item: true (and past it) at the closing `end`,
+    // false past the ',' before the next one.
+    bool container_ends(char end, const char* what)
+    {
+        whitespace();
+        char d = next();
+        if (d == end)
+            return true;
+        expect(d == ',', what);
+        return false;
+    }
+
     Node value(int depth)
     {
         expect(depth < 256, "nested too deep");
@@ -189,11 +213,8 @@ private:
         if (c == '{') {
             n.kind = Node::Object;
             ++at_;
-            whitespace();
-            if (peek() == '}') {
-                ++at_;
+            if (empty_container('}'))
                 return n;
-            }
             for (;;) {
                 whitespace();
                 expect(peek() == '"', "a key must be a string");
@@ -201,28 +222,19 @@ private:
                 whitespace();
                 expect(next() == ':', "':' after a key");
                 n.members.push_back({ key, value(depth + 1) });
-                whitespace();
-                char d = next();
-                if (d == '}')
+                if (container_ends('}', "',' or '}' in an object"))
                     return n;
-                expect(d == ',', "',' or '}' in an object");
             }
         }
         if (c == '[') {
             n.kind = Node::Array;
             ++at_;
-            whitespace();
-            if (peek() == ']') {
-                ++at_;
+            if (empty_container(']'))
                 return n;
-            }
             for (;;) {
                 n.items.push_back(value(depth + 1));
-                whitespace();
-                char d = next();
-                if (d == ']')
+                if (container_ends(']', "',' or ']' in an array"))
                     return n;
-                expect(d == ',', "',' or ']' in an array");
             }
         }
         if (c == '"') {

@@ -209,6 +209,8 @@ void op_map(Input& in)
     }
     if (length > (size_t(1) << 40))
         e.add(ENOMEM);
+    if (offset >= 0 && (length > (size_t(16) << 40) || size_t(offset) + length > (size_t(16) << 40)))
+        e.add(EOVERFLOW);
     if (prot & PROT_WRITE) // the kernel may lack write-protect on shared memory (docs/umap.md)
         e.may_fail_with = { EOPNOTSUPP };
 
