@@ -55,7 +55,21 @@ private:
     void string_literal(std::string_view s)
     {
         out_ += '"';
-        for (char c : s) {
+        for (size_t i = 0; i < s.size(); ++i) {
+            const char c = s[i];
+            // JSON text is UTF-8 (RFC 8259, 8.1): a byte that does not start
+            // a valid sequence becomes U+FFFD instead of making the whole
+            // output unparsable (found by the json_writer fuzz target).
+            if (static_cast<unsigned char>(c) >= 0x80) {
+                const size_t n = utf8_sequence_length(s, i);
+                if (n == 0) {
+                    out_ += "\\ufffd";
+                } else {
+                    out_.append(s.substr(i, n));
+                    i += n - 1;
+                }
+                continue;
+            }
             switch (c) {
             case '"': out_ += "\\\""; break;
             case '\\': out_ += "\\\\"; break;
@@ -71,6 +85,29 @@ private:
             }
         }
         out_ += '"';
+    }
+    // The length of the valid UTF-8 sequence starting at s[i] (a byte >=
+    // 0x80), or 0: overlong forms, surrogates and code points past U+10FFFF
+    // are not valid.
+    static size_t utf8_sequence_length(std::string_view s, size_t i)
+    {
+        auto byte = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+        auto continuation = [&](size_t k) { return (byte(k) & 0xc0) == 0x80; };
+        const unsigned c = byte(0);
+        if (c >= 0xc2 && c <= 0xdf)
+            return continuation(1) ? 2 : 0;
+        if (c >= 0xe0 && c <= 0xef) {
+            if (!continuation(1) || !continuation(2) || (c == 0xe0 && byte(1) < 0xa0) || (c == 0xed && byte(1) >= 0xa0))
+                return 0;
+            return 3;
+        }
+        if (c >= 0xf0 && c <= 0xf4) {
+            if (!continuation(1) || !continuation(2) || !continuation(3) || (c == 0xf0 && byte(1) < 0x90)
+                || (c == 0xf4 && byte(1) >= 0x90))
+                return 0;
+            return 4;
+        }
+        return 0;
     }
     std::string out_;
     bool first_ = true;

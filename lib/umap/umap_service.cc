@@ -104,9 +104,10 @@ Result<void*> UmapService::map(void* address, size_t length, int prot, int flags
     }
 
     void* mapped = nullptr;
+    std::shared_ptr<UmapStoreAdapter> adapter;
     if (store) {
-        auto adapter = std::make_shared<UmapStoreAdapter>(store, uint64_t(offset) + length, psize);
-        mapped = TRY(rt->map_store(std::move(adapter), { .length = length, .offset = int64_t(offset), .address = where,
+        adapter = std::make_shared<UmapStoreAdapter>(store, uint64_t(offset) + length, psize);
+        mapped = TRY(rt->map_store(adapter, { .length = length, .offset = int64_t(offset), .address = where,
             .access = access, .name = kRegionName, .readahead_min_pages = config_.readahead_min_pages(),
             .readahead_max_pages = config_.readahead_max_pages(), .threads = config_.store_threads() }));
     } else {
@@ -115,7 +116,7 @@ Result<void*> UmapService::map(void* address, size_t length, int prot, int flags
             .sharing = Sharing::Shared, .name = kRegionName, .readahead_min_pages = config_.readahead_min_pages(),
             .readahead_max_pages = config_.readahead_max_pages() }));
     }
-    regions_[uintptr_t(mapped)] = { length, access != Access::None, access == Access::ReadWrite };
+    regions_[uintptr_t(mapped)] = { length, access != Access::None, access == Access::ReadWrite, std::move(adapter) };
     return mapped;
 }
 
@@ -130,6 +131,10 @@ Result<void> UmapService::unmap(void* address)
     if (it->second.writable)
         TRY(runtime_->sync(address, it->second.size, SyncFlags::Sync));
     TRY(runtime_->unmap(address, it->second.size));
+    // The application may delete its store once this returns: no call may
+    // reach it later (UmapStoreAdapter::detach).
+    if (it->second.store)
+        it->second.store->detach();
     regions_.erase(it);
     return {};
 }

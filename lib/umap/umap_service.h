@@ -25,6 +25,8 @@
 
 namespace faultline::umap {
 
+class UmapStoreAdapter;
+
 class UmapService {
 public:
     static UmapService& instance();
@@ -51,6 +53,7 @@ private:
         size_t size;
         bool readable; // prefetching touches pages: not in a PROT_NONE region
         bool writable;
+        std::shared_ptr<UmapStoreAdapter> store; // umap_ex's; null for a file
     };
 
     UmapService();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 
 namespace faultline::umap {
 
@@ -14,8 +15,17 @@ int64_t failure() noexcept { return -int64_t(errno > 0 ? errno : EIO); }
 
 } // namespace
 
+void UmapStoreAdapter::detach() noexcept
+{
+    std::unique_lock g(lock_);
+    store_ = nullptr;
+}
+
 int64_t UmapStoreAdapter::read(void* buffer, size_t bytes, uint64_t offset) noexcept
 {
+    std::shared_lock g(lock_);
+    if (!store_)
+        return -EIO;
     char* out = static_cast<char*>(buffer);
     size_t done = 0;
     while (done < bytes && offset + done < end_) {
@@ -39,6 +49,9 @@ int64_t UmapStoreAdapter::read(void* buffer, size_t bytes, uint64_t offset) noex
 
 int64_t UmapStoreAdapter::write(const void* buffer, size_t bytes, uint64_t offset) noexcept
 {
+    std::shared_lock g(lock_);
+    if (!store_)
+        return -EIO;
     // umap's interface takes a char*; the runtime's page is only read.
     char* in = const_cast<char*>(static_cast<const char*>(buffer));
     size_t done = 0;

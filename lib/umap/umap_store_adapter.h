@@ -12,6 +12,8 @@
 #include <faultline/store.h>
 #include <umap/store/Store.hpp>
 
+#include <shared_mutex>
+
 namespace faultline::umap {
 
 class UmapStoreAdapter final : public faultline::Store {
@@ -29,8 +31,18 @@ public:
     bool writable() const noexcept override { return true; }
     int64_t write(const void* buffer, size_t bytes, uint64_t offset) noexcept override;
 
+    // After uunmap: waits for the calls of the application's store in
+    // progress, and makes later ones fail (-EIO) without calling it. The
+    // runtime may still hold this adapter when unmap returns — a readahead
+    // read in flight holds the region's cache until it completes — but umap
+    // lets the application delete its store as soon as uunmap returns.
+    // (Found by the umap fuzz target: a store thread called the deleted
+    // store.)
+    void detach() noexcept;
+
 private:
-    Umap::Store* const store_;
+    std::shared_mutex lock_; // shared by the calls, exclusive for detach
+    Umap::Store* store_;
     const uint64_t end_;
     const uint64_t page_;
 };

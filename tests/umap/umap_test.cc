@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -221,6 +222,45 @@ TEST(UmapEx, AFailingStoreReadIsSigbusInTheFaultingThread)
     store.fail_reads_ = false;
     EXPECT_EQ(c[6 * kUmapPage], pattern(6 * kUmapPage)) << "other pages read once the store works";
     EXPECT_EQ(uunmap(p, 8 * kUmapPage), 0);
+}
+
+// Found by the umap fuzz target (tests/fuzz/umap.cc): uunmap returned while
+// a readahead read was still calling the store on a store thread, and the
+// application then deleted the store (umap allows that at once). No call may
+// reach the store once uunmap has returned.
+TEST(UmapEx, NoStoreCallStartsAfterUunmapReturns)
+{
+    class SlowStore : public Umap::Store {
+    public:
+        ssize_t read_from_store(char* buf, std::size_t nb, off_t off) override
+        {
+            if (unmapped)
+                ++late_calls;
+            // Slow, so that readahead reads are still in flight at uunmap.
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            for (size_t i = 0; i < nb; ++i)
+                buf[i] = pattern(size_t(off) + i);
+            return ssize_t(nb);
+        }
+        ssize_t write_to_store(char*, std::size_t nb, off_t) override { return ssize_t(nb); }
+        std::atomic<bool> unmapped { false };
+        std::atomic<int> late_calls { 0 };
+    };
+    for (int round = 0; round < 5; ++round) {
+        SlowStore store;
+        const size_t size = 256 * kUmapPage;
+        UMAP_OR_SKIP(p, Umap::umap_ex(nullptr, size, PROT_READ, UMAP_PRIVATE, -1, 0, &store));
+        // A sequential reader: the next readahead window is read while it
+        // works through the current one.
+        volatile char* c = static_cast<char*>(p);
+        for (size_t i = 0; i < 24 * kUmapPage; i += kSysPage)
+            ASSERT_EQ(c[i], pattern(i));
+        ASSERT_EQ(uunmap(p, size), 0) << strerror(errno);
+        store.unmapped = true;
+        // What a store thread still had to do would call the store now.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        EXPECT_EQ(store.late_calls.load(), 0) << "round " << round;
+    }
 }
 
 TEST(Umap, AFileReadAndWrittenLikeUmap)

@@ -183,6 +183,20 @@ TEST(JsonWriter, PassesPrintableAndNonAsciiThrough)
     EXPECT_EQ(escaped("\x7f"), "\"\x7f\"");
 }
 
+// Found by the json_writer fuzz target (tests/fuzz): a byte that is not
+// part of valid UTF-8 was written raw, and the output was not JSON.
+TEST(JsonWriter, ReplacesInvalidUtf8WithReplacementCharacter)
+{
+    EXPECT_EQ(escaped("R\xcf"), R"("R\ufffd")");                     // a lead byte at the end
+    EXPECT_EQ(escaped("\xff\xfe"), R"("\ufffd\ufffd")");             // never valid
+    EXPECT_EQ(escaped("\x80" "a"), R"("\ufffda")");                 // a lone continuation byte
+    EXPECT_EQ(escaped("\xc0\xaf"), R"("\ufffd\ufffd")");             // overlong '/'
+    EXPECT_EQ(escaped("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");   // a surrogate
+    EXPECT_EQ(escaped("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")"); // past U+10FFFF
+    // Valid sequences of every length stay as they are.
+    EXPECT_EQ(escaped("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+}
+
 TEST(JsonWriter, EscapesKeysToo)
 {
     JsonWriter w;
