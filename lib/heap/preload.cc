@@ -213,8 +213,11 @@ FAULTLINE_HEAP_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcep
 
 FAULTLINE_HEAP_EXPORT void* memalign(size_t alignment, size_t size) noexcept
 {
-    // glibc rounds an alignment that is not a power of two up to one.
-    if (!power_of_two(alignment))
+    // glibc treats an alignment below its own (0 included) as its own, and
+    // rounds one that is not a power of two up to one.
+    if (alignment <= kMinAlign)
+        alignment = kMinAlign;
+    else if (!power_of_two(alignment))
         alignment = alignment > (SIZE_MAX >> 1) ? 0 : size_t(1) << (64 - __builtin_clzll((unsigned long long)alignment));
     if (!alignment) {
         errno = EINVAL;

@@ -159,11 +159,21 @@ TEST(HeapFamily, AlignedAllocations)
     errno = 0;
     EXPECT_EQ(aligned_alloc(48, 96), nullptr);
     EXPECT_EQ(errno, EINVAL);
-    // memalign rounds an alignment that is not a power of two up (glibc).
+    // memalign rounds an alignment that is not a power of two up (glibc),
+    // and takes one below 16 (0 included) as 16.
     void* m = memalign(48, 10);
     ASSERT_NE(m, nullptr);
     EXPECT_EQ(uintptr_t(m) % 64, 0u);
     free(m);
+    for (size_t small : { size_t(0), size_t(1), size_t(3), size_t(8) }) {
+        void* s = memalign(small, 24);
+        ASSERT_NE(s, nullptr) << small;
+        EXPECT_EQ(uintptr_t(s) % 16, 0u) << small;
+        free(s);
+    }
+    errno = 0;
+    EXPECT_EQ(memalign(SIZE_MAX / 2 + 2, 10), nullptr);
+    EXPECT_EQ(errno, EINVAL);
     const size_t page = size_t(sysconf(_SC_PAGESIZE));
     void* v = valloc(10);
     ASSERT_NE(v, nullptr);
