@@ -37,6 +37,10 @@ TEST(CApi, MapTouchStatsUnmap)
     char small[8];
     EXPECT_EQ(faultline_to_json(rt, small, sizeof small), need);
     EXPECT_EQ(strlen(small), 7u);
+    // discard: the dropped pages read zeros again, the others keep theirs.
+    EXPECT_EQ(faultline_discard(rt, static_cast<char*>(p) + 2 * kPage, 2 * kPage), 0);
+    for (size_t i = 0; i < 8 * kPage; i += 512)
+        ASSERT_EQ(static_cast<char*>(p)[i], (i >= 2 * kPage && i < 4 * kPage) ? 0 : 9) << i;
     EXPECT_EQ(faultline_protect(rt, p, 8 * kPage, FAULTLINE_ACCESS_READ), 0);
     EXPECT_EQ(faultline_set_name(rt, p, 8 * kPage, "renamed"), 0);
     EXPECT_EQ(faultline_unmap(rt, p, 8 * kPage), 0);
@@ -55,10 +59,14 @@ TEST(CApi, ErrnoValues)
     EXPECT_EQ(faultline_unmap(rt, p, kPage), -EPERM);
     EXPECT_EQ(faultline_make_immutable(rt, p, kPage), -EPERM);
     EXPECT_NE(std::string(faultline_last_error()).find("immutable"), std::string::npos);
+    EXPECT_EQ(faultline_discard(rt, p, kPage), -EPERM);
     void* q = nullptr;
     ASSERT_EQ(faultline_map(rt, nullptr, kPage, 3, 0, nullptr, &q), 0);
+    EXPECT_EQ(faultline_discard(rt, static_cast<char*>(q) + 1, kPage), -EINVAL);
+    EXPECT_EQ(faultline_discard(rt, q, 0), -EINVAL);
     EXPECT_EQ(faultline_unmap(rt, q, kPage), 0);
     EXPECT_EQ(faultline_unmap(rt, q, kPage), -ENOENT);
+    EXPECT_EQ(faultline_discard(rt, q, kPage), -ENOENT);
     faultline_region_stats st;
     EXPECT_EQ(faultline_get_region_stats(rt, q, &st), -ENOENT);
     EXPECT_EQ(faultline_get_region_stats(rt, q, nullptr), -EINVAL);
@@ -76,6 +84,7 @@ TEST(CApi, UseAfterDestroyIsEBADF)
     EXPECT_EQ(faultline_protect(rt, p, kPage, 1), -EBADF);
     EXPECT_EQ(faultline_set_name(rt, p, kPage, "x"), -EBADF);
     EXPECT_EQ(faultline_make_immutable(rt, p, kPage), -EBADF);
+    EXPECT_EQ(faultline_discard(rt, p, kPage), -EBADF);
     void* q;
     EXPECT_EQ(faultline_map(rt, nullptr, kPage, 3, 0, nullptr, &q), -EBADF);
     faultline_region_stats st;

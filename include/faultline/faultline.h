@@ -193,6 +193,11 @@ FAULTLINE_API int faultline_unmap(faultline_runtime_t rt, void* address, size_t 
 FAULTLINE_API int faultline_protect(faultline_runtime_t rt, void* address, size_t size, unsigned access);
 FAULTLINE_API int faultline_set_name(faultline_runtime_t rt, void* address, size_t size, const char* name);
 FAULTLINE_API int faultline_make_immutable(faultline_runtime_t rt, void* address, size_t size);
+/* Drops the pages of the range (docs/api.md, discard): an anonymous region
+ * reads zeros at the next touch, a private file region the file again; a
+ * shared file region keeps its pages. -ENOENT if the range is not fully
+ * covered by regions, -EPERM on an immutable one, -EINVAL if unaligned. */
+FAULTLINE_API int faultline_discard(faultline_runtime_t rt, void* address, size_t size);
 FAULTLINE_API int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
 /* Maps a purgeable region of `size` bytes; options may be NULL for defaults. */
 FAULTLINE_API int faultline_allocate_purgeable(faultline_runtime_t rt, size_t size, const faultline_purgeable_options* options,

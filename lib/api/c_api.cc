@@ -239,6 +239,14 @@ int faultline_set_name(faultline_runtime_t handle, void* address, size_t size, c
     });
 }
 
+int faultline_discard(faultline_runtime_t handle, void* address, size_t size)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.discard(address, size);
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
 int faultline_make_immutable(faultline_runtime_t handle, void* address, size_t size)
 {
     return with_runtime(handle, [&](Runtime& rt) {

@@ -625,9 +625,16 @@ void one_operation(Input& in)
                      immutable_error, [](Page& p) { p.immutable = s.remake = true; });
         break;
     case 13:
-        // The C API has no discard (Runtime::discard is C++ only); a read of
-        // any page instead, between the checks each call makes of its range.
-        check_page(a >= s.base && a < arena_end() ? (a - s.base) / kPage : 0);
+        // discard (docs/api.md): anonymous and purgeable pages read zeros
+        // again, a private file page the file's bytes, a shared file page
+        // keeps what it holds (its pages are the file's).
+        range_op("faultline_discard", a, n, {}, [&] { return faultline_discard(s.rt, at, n); }, immutable_error,
+            [](Page& p) {
+                if (p.kind == Kind::FileShared)
+                    return;
+                p.own.reset();
+                p.private_copy = false;
+            });
         break;
     case 14: {
         uint8_t fm = in.u8();
