@@ -70,6 +70,18 @@ struct Config {
     unsigned eviction_batch_pages = 64;
     // Which pages go first (docs/design.md measures both).
     EvictionPolicy eviction_policy = EvictionPolicy::Clock;
+    // The swap pager (docs/heap.md, "Swap"): with a memory budget, private
+    // anonymous regions are under it too, and their cold pages are written
+    // to a swap file the runtime creates — in `swap_path` if it names a
+    // directory, as `swap_path` if it names a file that does not exist yet
+    // (empty: $TMPDIR, else /tmp). The file is unlinked at once and never
+    // outlives the process. At most `swap_size` bytes of it are used (0 =
+    // as much as the arena). Needs write-protect faults on anonymous memory
+    // (5.7); without them anonymous memory stays outside the budget.
+    // `swap = false` keeps anonymous memory outside the budget.
+    bool swap = true;
+    std::string swap_path;
+    uint64_t swap_size = 0;
     // Allow W+X regions and W->X / X->W transitions (refused by default).
     bool allow_write_execute = false;
     using UffdMode = faultline::UffdMode;

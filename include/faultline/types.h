@@ -220,6 +220,21 @@ struct RuntimeStats {
     uint64_t eviction_write_errors = 0;
     uint64_t referenced_refaults = 0;
     uint64_t budget_waits = 0;
+    // The swap pager (anonymous memory under the budget): pages written to
+    // swap and dropped (of them, clean ones dropped without a write), read
+    // back, failed writes (the page stayed) and reads (SIGBUS), slots freed
+    // because their page was written, freed or discarded; slots in use and
+    // the swap's size in pages; times the swap was found full.
+    bool swap_enabled = false;
+    uint64_t swapped_out = 0;
+    uint64_t swapped_in = 0;
+    uint64_t swap_clean_drops = 0;
+    uint64_t swap_write_errors = 0;
+    uint64_t swap_read_errors = 0;
+    uint64_t swap_slots_reclaimed = 0;
+    uint64_t swap_slots_used = 0;
+    uint64_t swap_slots_total = 0;
+    uint64_t swap_full_events = 0;
     size_t committed = 0;           // bytes committed against the limit
     size_t commit_limit = 0;
     size_t region_count = 0;

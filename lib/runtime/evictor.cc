@@ -24,11 +24,70 @@ using memory::EvictionList;
 using memory::FileCache;
 using memory::PageState;
 
+namespace {
+
+// The evictors with swap-backed objects, for fork preparation: a fork child
+// has no fault service, so a page that is swapped out when the process
+// forks would read zeros in the child. The prepare handler brings every
+// swapped page back in first (Evictor::prepare_fork) and holds each evictor
+// still across the fork.
+struct ForkRegistry {
+    std::mutex lock;
+    std::vector<Evictor*> evictors;
+};
+
+ForkRegistry& fork_registry()
+{
+    static auto* registry = new ForkRegistry; // never destroyed: atfork handlers outlive static destruction
+    return *registry;
+}
+
+void register_for_fork(Evictor* evictor)
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        pthread_atfork(
+            [] {
+                ForkRegistry& r = fork_registry();
+                r.lock.lock();
+                for (Evictor* e : r.evictors)
+                    e->prepare_fork();
+            },
+            [] {
+                ForkRegistry& r = fork_registry();
+                for (Evictor* e : r.evictors)
+                    e->resume_after_fork();
+                r.lock.unlock();
+            },
+            [] {
+                // The child's evictors are copies whose threads never
+                // existed (their runtimes are inert): forget them.
+                ForkRegistry& r = fork_registry();
+                new (&r.lock) std::mutex;
+                r.evictors.clear();
+            });
+    });
+    ForkRegistry& r = fork_registry();
+    std::lock_guard g(r.lock);
+    if (std::find(r.evictors.begin(), r.evictors.end(), evictor) == r.evictors.end())
+        r.evictors.push_back(evictor);
+}
+
+void unregister_for_fork(Evictor* evictor)
+{
+    ForkRegistry& r = fork_registry();
+    std::lock_guard g(r.lock);
+    r.evictors.erase(std::remove(r.evictors.begin(), r.evictors.end(), evictor), r.evictors.end());
+}
+
+} // namespace
+
 Evictor::Evictor(memory::RegionTree& tree, uffd::Userfaultfd& uffd, size_t page_size, const Config& config)
     : tree_(tree)
     , uffd_(uffd)
     , page_(page_size)
     , config_(config)
+    , swap_out_(tree, uffd, page_size, config.eviction_policy)
 {
     if (config.memory_budget)
         // Its wake-up names this evictor: caches that outlive it only ever
@@ -44,6 +103,7 @@ void Evictor::shutdown() noexcept
 {
     if (abandoned_)
         return; // a fork child's copy: the ports and budgets are the parent's business
+    unregister_for_fork(this);
     {
         std::lock_guard g(lock_);
         stopping_ = true;
@@ -77,6 +137,98 @@ Result<void> Evictor::add(const boost::intrusive_ptr<FileCache>& cache, uint64_t
         if (std::find(caches_.begin(), caches_.end(), cache) == caches_.end())
             caches_.push_back(cache);
     }
+    return start_thread();
+}
+
+Result<void> Evictor::add(const boost::intrusive_ptr<memory::SwapBackedVMObject>& object)
+{
+    {
+        std::lock_guard pass(pass_lock_);
+        std::lock_guard registry(registry_lock_);
+        swaps_.push_back(object);
+    }
+    register_for_fork(this);
+    return start_thread();
+}
+
+void Evictor::remove(const memory::SwapBackedVMObject* object)
+{
+    std::lock_guard pass(pass_lock_);
+    std::lock_guard registry(registry_lock_);
+    for (auto it = swaps_.begin(); it != swaps_.end(); ++it)
+        if (it->get() == object) {
+            add_swap_counters(retired_, *object);
+            swaps_.erase(it);
+            return;
+        }
+}
+
+void Evictor::prune_swaps()
+{
+    std::vector<boost::intrusive_ptr<memory::SwapBackedVMObject>> gone;
+    {
+        std::lock_guard pass(pass_lock_);
+        std::lock_guard registry(registry_lock_);
+        for (auto it = swaps_.begin(); it != swaps_.end();) {
+            if ((*it)->use_count() == 1) {
+                add_swap_counters(retired_, **it);
+                gone.push_back(std::move(*it));
+                it = swaps_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    // Destroyed here, outside the locks.
+}
+
+void Evictor::add_swap_counters(Totals& t, const memory::SwapBackedVMObject& object) noexcept
+{
+    const auto& c = object.counters();
+    t.swapped_out += c.swapped_out.load();
+    t.swapped_in += c.swapped_in.load();
+    t.swap_clean_drops += c.clean_drops.load();
+    t.swap_write_errors += c.write_errors.load();
+    t.swap_read_errors += c.read_errors.load();
+    t.swap_slots_reclaimed += c.slots_reclaimed.load();
+}
+
+void Evictor::prepare_fork()
+{
+    pass_lock_.lock();
+    fork_paused_ = true;
+    if (!budget_)
+        return;
+    std::vector<boost::intrusive_ptr<memory::SwapBackedVMObject>> swaps;
+    {
+        std::lock_guard registry(registry_lock_);
+        swaps = swaps_;
+    }
+    bool any = false;
+    for (auto& object : swaps)
+        any = any || object->swapped_pages() > 0;
+    if (!any)
+        return;
+    budget_->set_overrun(true);
+    budget_->release_waiters();
+    for (auto& object : swaps)
+        swap_out_.swap_in_all(*object);
+}
+
+void Evictor::resume_after_fork()
+{
+    if (!fork_paused_)
+        return;
+    fork_paused_ = false;
+    pass_lock_.unlock();
+    if (budget_ && budget_->overrun()) {
+        budget_->set_overrun(false);
+        wake(); // evict back down to the budget
+    }
+}
+
+Result<void> Evictor::start_thread()
+{
     std::lock_guard g(lock_);
     if (!thread_.joinable()) {
         // Like the handler threads, the evictor runs no application signal
@@ -141,6 +293,8 @@ Evictor::Totals Evictor::totals() const
         t.write_errors += c.eviction_write_errors.load();
         t.referenced_refaults += c.referenced_refaults.load();
     }
+    for (const auto& object : swaps_)
+        add_swap_counters(t, *object);
     return t;
 }
 
@@ -327,7 +481,7 @@ void Evictor::run() noexcept
         // this lock).
         std::unique_lock pass(pass_lock_);
         auto& caches = caches_;
-        if (caches.empty())
+        if (caches.empty() && swaps_.empty())
             continue;
         const size_t batch = config_.eviction_batch_pages;
         // Nothing could go while faults wait. Pages being read (charged,
@@ -369,9 +523,14 @@ void Evictor::run() noexcept
             // Round robin over the caches, a batch each, until the low mark.
             size_t idle = 0;
             bool progress = false;
-            while (global->above_low() && idle < caches.size()) {
-                FileCache& cache = *caches[next++ % caches.size()];
-                if (evict(cache, std::min(batch, global->resident() - global->low())) == 0) {
+            // File caches and swap-backed objects take turns.
+            const size_t sources = caches.size() + swaps_.size();
+            while (global->above_low() && idle < sources) {
+                const size_t at = next++ % sources;
+                const size_t want = std::min(batch, global->resident() - global->low());
+                const size_t freed = at < caches.size() ? evict(*caches[at], want)
+                                                        : swap_out_.evict(*swaps_[at - caches.size()], want);
+                if (freed == 0) {
                     ++idle;
                     continue;
                 }
@@ -385,6 +544,9 @@ void Evictor::run() noexcept
                 bool reading = false;
                 for (auto& cache : caches)
                     reading = reading || cache->reads_in_flight() > 0;
+                // Swap-ins in flight are charged already and end by
+                // themselves; a full swap does not (the overrun then lets
+                // faults through).
                 if (stalled(reading))
                     global->set_overrun(true);
             }

@@ -29,8 +29,10 @@
 #pragma once
 
 #include "memory/objects/file_cache.h"
+#include "memory/objects/swap_backed_vm_object.h"
 #include "memory/page_budget.h"
 #include "memory/region_tree.h"
+#include "runtime/swap_out.h"
 #include "uffd/userfaultfd.h"
 
 #include <faultline/result.h>
@@ -56,10 +58,24 @@ public:
 
     // The runtime's budget (null without Config::memory_budget).
     memory::PageBudget* budget() noexcept { return budget_.get(); }
+    const std::shared_ptr<memory::PageBudget>& shared_budget() const noexcept { return budget_; }
     // Makes `cache` evictable (with `own_bytes` of budget of its own, 0 =
     // none) and starts the thread on first use. API threads.
     Result<void> add(const boost::intrusive_ptr<memory::FileCache>& cache, uint64_t own_bytes);
     void remove(const memory::FileCache* cache);
+    // The same for anonymous memory under the budget (the swap pager:
+    // runtime/swap_out.h).
+    Result<void> add(const boost::intrusive_ptr<memory::SwapBackedVMObject>& object);
+    void remove(const memory::SwapBackedVMObject* object);
+    // Lets go of swap-backed objects no region views any more (after an
+    // unmap); their slots and charges go with them.
+    void prune_swaps();
+    // Fork preparation: stops evicting (until resume_after_fork) and reads
+    // every swapped page back in, with the budget opened meanwhile so that
+    // no swap-in waits for the stopped evictor. A fork child then finds all
+    // of its anonymous memory in its copy of the mappings.
+    void prepare_fork();
+    void resume_after_fork();
     void wake() noexcept;
     // Stops the thread, then opens every budget and releases the faults
     // parked on them (runtime destruction: nothing evicts any more).
@@ -71,6 +87,9 @@ public:
 
     struct Totals {
         uint64_t evictions_clean = 0, evictions_dirty = 0, write_errors = 0, referenced_refaults = 0;
+        // The swap pager's.
+        uint64_t swapped_out = 0, swapped_in = 0, swap_clean_drops = 0, swap_write_errors = 0, swap_read_errors = 0,
+                 swap_slots_reclaimed = 0;
     };
     Totals totals() const;
 
@@ -84,6 +103,8 @@ private:
     template <typename Fn>
     void for_each_shared_view(const memory::FileCache& cache, size_t first, size_t count, Fn&& fn);
     bool write_back(memory::FileCache& cache, size_t first, size_t count, uint64_t size);
+    Result<void> start_thread();
+    static void add_swap_counters(Totals& t, const memory::SwapBackedVMObject& object) noexcept;
 
     memory::RegionTree& tree_;
     uffd::Userfaultfd& uffd_;
@@ -98,6 +119,9 @@ private:
     bool stopping_ = false;
     bool abandoned_ = false;
     std::vector<boost::intrusive_ptr<memory::FileCache>> caches_;
+    std::vector<boost::intrusive_ptr<memory::SwapBackedVMObject>> swaps_;
+    SwapOut swap_out_;
+    bool fork_paused_ = false;
     Totals retired_; // counters of caches removed since
     // Passes in a row that freed nothing while faults waited, with no read
     // in flight (the evictor thread's own).

@@ -3,9 +3,11 @@
 #include "io/ring.h"
 #include "memory/objects/anonymous_vm_object.h"
 #include "memory/objects/inode_vm_object.h"
+#include "memory/objects/swap_backed_vm_object.h"
 #include "os/pagemap.h"
 #include "os/psi_trigger.h"
 #include "os/virtual_memory.h"
+#include "runtime/file_swap_target.h"
 #include "runtime/json_report.h"
 #include "support/log.h"
 #include "support/try.h"
@@ -114,6 +116,12 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
 
     std::unique_ptr<RuntimeCore> core(new RuntimeCore(std::move(config), std::move(uffd), std::move(arena), features));
     core->async_uffd_ = std::move(async_uffd);
+    if (core->config_.memory_budget && core->config_.swap) {
+        if (features.has(os::Feature::WriteProtect))
+            core->swap_ = TRY(core->create_swap());
+        else
+            log::info("no write-protect faults on anonymous memory: anonymous regions stay outside the memory budget");
+    }
     const Config& c = core->config_;
     fault::FaultHandlerOptions options;
     options.threads = c.handler_threads;
@@ -260,6 +268,20 @@ Result<void> RuntimeCore::check_owner() const noexcept
     return {};
 }
 
+Result<std::shared_ptr<memory::SwapSpace>> RuntimeCore::create_swap()
+{
+    auto space = std::make_shared<memory::SwapSpace>();
+    space->budget = evictor_->shared_budget();
+    const uint64_t bytes = config_.swap_size ? config_.swap_size : arena_.size();
+    const uint64_t slots = std::min<uint64_t>(bytes / page_, memory::SwapSlots::kNone - 1);
+    if (slots < config_.eviction_batch_pages)
+        return failf(EINVAL, "swap_size must hold at least one eviction batch (%u pages)", config_.eviction_batch_pages);
+    space->slots = TRY(memory::SwapSlots::create(size_t(slots)));
+    space->target = TRY(FileSwapTarget::create(config_.swap_path, page_, features_.has(os::Feature::IoUring),
+        uint64_t(config_.eviction_batch_pages) * page_));
+    return space;
+}
+
 Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
 {
     TRY(check_owner());
@@ -267,8 +289,18 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
         return purgeable_.allocate(o, PurgedAccess::Zero, {});
     TRY(mapper_.validate(o));
     const bool shared = has(o.flags, RegionFlags::Shared);
-    auto object = TRY(shared ? memory::AnonymousVMObject::try_create_shared_with_size(o.size, page_, o.name.c_str())
-                             : memory::AnonymousVMObject::try_create_with_size(o.size, page_));
+    boost::intrusive_ptr<memory::AnonymousVMObject> object;
+    boost::intrusive_ptr<memory::SwapBackedVMObject> swapped;
+    if (swap_ && !shared) {
+        // Under the budget: its pages are charged as they come and swapped
+        // out when cold. (A shared region's pages live in a memfd a fork
+        // child shares: they stay outside the budget.)
+        swapped = TRY(memory::SwapBackedVMObject::try_create(o.size, page_, swap_));
+        object = swapped;
+    } else {
+        object = TRY(shared ? memory::AnonymousVMObject::try_create_shared_with_size(o.size, page_, o.name.c_str())
+                            : memory::AnonymousVMObject::try_create_with_size(o.size, page_));
+    }
     const bool committed = !has(o.flags, RegionFlags::NoReserve);
     if (committed)
         TRY(purgeable_.charge(o.size)); // volatile memory is purged first if that makes room
@@ -276,6 +308,12 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
     auto mapped = mapper_.map(o, std::move(object), committed);
     if (!mapped && committed)
         ledger_.uncharge(o.size);
+    if (mapped && swapped) {
+        if (auto added = evictor_->add(swapped); !added) {
+            (void)mapper_.unmap(reinterpret_cast<uintptr_t>(*mapped), o.size);
+            return std::unexpected(added.error());
+        }
+    }
     return mapped;
 }
 
@@ -292,6 +330,7 @@ Result<void> RuntimeCore::unmap(uintptr_t address, size_t size)
     std::lock_guard api(api_lock_);
     auto done = mapper_.unmap(address, size);
     files_.prune();
+    evictor_->prune_swaps();
     return done;
 }
 
@@ -434,7 +473,10 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
         // and recorded, then dropped — a record of a page that is not there
         // costs a fault. The other order would leave a page refilled in
         // between recorded as never populated, which a purge once trusted.
-        r->object().forget_pages(first, (hi - lo) / page_);
+        if (dynamic_cast<memory::SwapBackedVMObject*>(&r->object()))
+            r->object().release_pages(first, (hi - lo) / page_); // their swap slots go too
+        else
+            r->object().forget_pages(first, (hi - lo) / page_);
         if (int rc = os::discard(lo, hi - lo); rc < 0)
             return failf(-rc, "madvise failed: %s", strerror(-rc));
     }
@@ -525,6 +567,18 @@ RuntimeStats RuntimeCore::stats() const
     s.evictions_dirty = totals.evictions_dirty;
     s.eviction_write_errors = totals.write_errors;
     s.referenced_refaults = totals.referenced_refaults;
+    if (swap_) {
+        s.swap_enabled = true;
+        s.swapped_out = totals.swapped_out;
+        s.swapped_in = totals.swapped_in;
+        s.swap_clean_drops = totals.swap_clean_drops;
+        s.swap_write_errors = totals.swap_write_errors;
+        s.swap_read_errors = totals.swap_read_errors;
+        s.swap_slots_reclaimed = totals.swap_slots_reclaimed;
+        s.swap_slots_used = swap_->slots->used();
+        s.swap_slots_total = swap_->slots->capacity();
+        s.swap_full_events = swap_->full_events.load();
+    }
     {
         std::shared_lock tree(tree_.lock());
         s.region_count = tree_.region_count();

@@ -103,6 +103,8 @@ private:
     // Snapshots every region (under the API lock), then measures them with
     // no lock held.
     std::vector<RegionSnapshot> snapshot_all() const;
+    // The swap file, its slots and the budget they share (Config::swap).
+    Result<std::shared_ptr<memory::SwapSpace>> create_swap();
 
     Config config_;
     ForkGuard fork_guard_;
@@ -131,6 +133,9 @@ private:
     // copy's condition variable still counts the parent's evictor thread
     // as a waiter, and destroying it would wait for that thread forever.
     std::unique_ptr<Evictor> evictor_;
+    // Null without a budget, with Config::swap off, or without write-protect
+    // faults on anonymous memory.
+    std::shared_ptr<memory::SwapSpace> swap_;
     FileRegions files_;
     PurgeableRegions purgeable_;
     std::unique_ptr<fault::FaultHandler> handler_;

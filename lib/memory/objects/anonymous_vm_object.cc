@@ -77,11 +77,11 @@ Outcome AnonymousVMObject::handle_fault(const FaultContext& ctx, PageSink& sink)
     // way; WakeOrder forces one).
     const bool later = ctx.wake_order == WakeOrder::BeforeWindow || (ctx.wake_order == WakeOrder::Adaptive && !window.stream);
     if (!later || window.count == 1) {
-        Outcome outcome = fill_window(ctx, sink, window, false);
+        Outcome outcome = fill(ctx, sink, window, false);
         outcome.around_later = outcome.resolution == Resolution::Installed && window.stream && ctx.wake_order == WakeOrder::Adaptive;
         return outcome;
     }
-    Outcome outcome = fill_window(ctx, sink, Window { page, 1 }, false);
+    Outcome outcome = fill(ctx, sink, Window { page, 1 }, false);
     outcome.around_later = outcome.resolution == Resolution::Installed;
     return outcome;
 }
@@ -95,7 +95,7 @@ Outcome AnonymousVMObject::fault_around(const FaultContext& ctx, PageSink& sink)
     for (size_t i = window.first; i < window.end() && complete; ++i)
         complete = states_.populated(i);
     if (!complete)
-        return fill_window(ctx, sink, window, true); // the window an isolated fault left for now
+        return fill(ctx, sink, window, true); // the window an isolated fault left for now
     if (!window.stream)
         return Outcome::installed(FillKind::Zero, 0);
     // Readahead for a stream whose window is in: the window it will fault
@@ -121,7 +121,7 @@ Outcome AnonymousVMObject::fault_around(const FaultContext& ctx, PageSink& sink)
     const Window ahead = choose_fault_around_window(states_, next, floor, ceiling, ctx.around);
     if (!ahead.stream)
         return Outcome::installed(FillKind::Zero, 0);
-    return fill_window(ctx, sink, ahead, true);
+    return fill(ctx, sink, ahead, true);
 }
 
 Outcome AnonymousVMObject::fill_window(const FaultContext& ctx, PageSink& sink, Window window, bool skip_fault_page) noexcept
@@ -129,8 +129,9 @@ Outcome AnonymousVMObject::fill_window(const FaultContext& ctx, PageSink& sink, 
     // A read maps the shared zero page, a write a private zeroed page: the
     // whole window follows the faulting access, as a stream of reads or of
     // writes usually continues the same way.
-    const uffd::ZeroFill how = ctx.write ? uffd::ZeroFill::Private : uffd::ZeroFill::SharedZeroPage;
-    const PageState installed_as = ctx.write ? PageState::Present : PageState::ZeroMapped;
+    const bool private_pages = ctx.write || always_private_;
+    const uffd::ZeroFill how = private_pages ? uffd::ZeroFill::Private : uffd::ZeroFill::SharedZeroPage;
+    const PageState installed_as = private_pages ? PageState::Present : PageState::ZeroMapped;
     const size_t page = ctx.object_page();
     // Pages are claimed run by run (Unpopulated -> Filling), so that two
     // handler threads never fill the same page and a fault on a claimed page

@@ -51,12 +51,24 @@ protected:
     // page always, whatever its state says, unless `skip_fault_page`), one
     // fill per run; the Outcome's wake range is the window.
     Outcome fill_window(const FaultContext&, PageSink&, Window window, bool skip_fault_page) noexcept;
+    // Every fill of handle_fault() and fault_around() goes through here: a
+    // subclass that charges installed pages to a budget (the swap pager)
+    // wraps fill_window().
+    virtual Outcome fill(const FaultContext& ctx, PageSink& sink, Window window, bool skip_fault_page) noexcept
+    {
+        return fill_window(ctx, sink, window, skip_fault_page);
+    }
     // A subclass that must keep some pages out of fault-around windows (a
     // purgeable object: pages being purged, purged pages that must fault on
     // their own) sets `filtered_` and answers here; the plain object pays
     // one predictable branch per page.
     virtual bool may_fill_around(size_t) const noexcept { return true; }
     bool filtered_ = false;
+    // Read faults install private zeroed pages too, never the shared zero
+    // page: a later write would turn the zero page into a private page
+    // without any fault, and a budget must see every page that becomes
+    // resident.
+    bool always_private_ = false;
 
 private:
     int memfd_ = -1;
