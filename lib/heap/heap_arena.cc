@@ -55,11 +55,27 @@ bool HeapArena::options_from_env(HeapOptions& out, char* error, size_t error_siz
         }
         out.heap_size = (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
     }
+    if (const char* budget = getenv("FAULTLINE_BUDGET")) {
+        size_t bytes = 0;
+        // One eviction batch (64 pages) is the least a budget can be.
+        const size_t least = size_t(64) * size_t(sysconf(_SC_PAGESIZE));
+        if (!parse_size(budget, bytes) || bytes < least) {
+            snprintf(error, error_size, "FAULTLINE_BUDGET=%s: expected a size of at least %zuK (e.g. 512M)", budget,
+                least >> 10);
+            return false;
+        }
+        out.budget = bytes;
+    }
+    if (const char* swap = getenv("FAULTLINE_SWAP"); swap && *swap)
+        out.swap_dir = swap;
     // "1": every process prints; "pid:N": only process N (faultline run
     // --stats names the program it execs, not the programs it starts).
     if (const char* stats = getenv("FAULTLINE_HEAP_STATS")) {
         if (!strncmp(stats, "pid:", 4))
-            out.stats_at_exit = strtol(stats + 4, nullptr, 10) == long(getpid());
+        {
+            out.stats_pid = strtol(stats + 4, nullptr, 10);
+            out.stats_at_exit = out.stats_pid == long(getpid());
+        }
         else
             out.stats_at_exit = stats[0] && strcmp(stats, "0") != 0;
     }
@@ -83,6 +99,14 @@ HeapArena* HeapArena::start(const HeapOptions& options, char* error, size_t erro
     // untouched page. Such a heap would corrupt programs; refuse instead.
     config.uffd_mode = UffdMode::Full;
     config.arena_size = options.heap_size + kArenaAlign;
+    if (options.budget) {
+        // The heap's cold pages go to a swap file of the runtime's own (at
+        // most the heap's size of it).
+        config.memory_budget = options.budget;
+        config.swap_size = options.heap_size;
+        if (options.swap_dir)
+            config.swap_path = options.swap_dir;
+    }
     auto runtime = Runtime::create(config);
     if (!runtime) {
         snprintf(error, error_size, "cannot start the runtime: %s", runtime.error().message());
@@ -102,14 +126,26 @@ HeapArena* HeapArena::start(const HeapOptions& options, char* error, size_t erro
     arena->base_ = *base;
     arena->size_ = options.heap_size;
     mi_arena_id_t id = 0;
-    // Committed (the runtime serves every page), not large pages, zeroed
-    // (untouched pages are zero-filled), any NUMA node, exclusive.
-    if (!mi_manage_os_memory_ex(arena->base_, arena->size_, true, false, true, -1, true, &id)) {
+    arena->swapping_ = arena->runtime_->stats().swap_enabled;
+    // Not large pages, zeroed (untouched pages are zero-filled), any NUMA
+    // node, exclusive. Committed (the runtime serves every page) — except
+    // under a budget: mimalloc gives freed memory back (madvise
+    // MADV_DONTNEED, which the preload routes to the runtime's discard,
+    // freeing the pages' swap slots) only from memory it was given
+    // uncommitted; its "commit" is then an mprotect to read-write, which
+    // the region already is.
+    const bool committed = !arena->swapping_;
+    if (!mi_manage_os_memory_ex(arena->base_, arena->size_, committed, false, true, -1, true, &id)) {
         snprintf(error, error_size, "mimalloc refused the heap region");
         delete arena;
         return nullptr;
     }
     arena->arena_id_ = id;
+    if (options.budget && !arena->swapping_) {
+        snprintf(error, error_size, "a heap budget needs write-protect faults on anonymous memory (Linux 5.7)");
+        delete arena;
+        return nullptr;
+    }
     return arena;
 }
 
@@ -120,6 +156,12 @@ bool HeapArena::adopt_thread() noexcept
         return false;
     mi_heap_set_default(heap);
     return true;
+}
+
+int HeapArena::discard(uintptr_t address, size_t length) noexcept
+{
+    auto done = runtime_->discard(reinterpret_cast<void*>(address), length);
+    return done ? 0 : -done.error().code();
 }
 
 bool HeapArena::contains(const void* p) const noexcept

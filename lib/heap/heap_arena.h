@@ -33,6 +33,12 @@ namespace faultline::heap {
 struct HeapOptions {
     size_t heap_size = size_t(32) << 30; // bytes reserved for the heap
     bool stats_at_exit = false;          // print statistics to stderr at exit
+    long stats_pid = 0;                  // ...only in this process (not its fork children); 0 = any
+    // FAULTLINE_BUDGET: bytes of heap kept resident (0 = no budget); the
+    // rest is swapped out to a file in FAULTLINE_SWAP (a directory; empty:
+    // $TMPDIR or /tmp).
+    uint64_t budget = 0;
+    const char* swap_dir = nullptr;
 };
 
 class HeapArena {
@@ -48,6 +54,14 @@ public:
     // first use; false if mimalloc could not make one).
     bool adopt_thread() noexcept;
     bool contains(const void* p) const noexcept;
+    // True when the heap is under a budget with swap: pages the program
+    // drops itself (madvise) must then go through discard(), or a swapped
+    // page's slot would outlive it and come back instead of zeros.
+    bool swapping() const noexcept { return swapping_; }
+    // Drops the heap pages of [address, address+length) the way
+    // MADV_DONTNEED does, through the runtime (slots freed, pages
+    // uncharged). 0 or -errno.
+    int discard(uintptr_t address, size_t length) noexcept;
     Runtime& runtime() noexcept { return *runtime_; }
     void* base() const noexcept { return base_; }
     size_t size() const noexcept { return size_; }
@@ -60,6 +74,7 @@ private:
     size_t size_ = 0;
     int arena_id_ = 0;
     HeapOptions options_;
+    bool swapping_ = false;
 };
 
 } // namespace faultline::heap

@@ -26,6 +26,8 @@
 #include <cstring>
 #include <ctime>
 #include <sys/resource.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FAULTLINE_HEAP_EXPORT extern "C" __attribute__((visibility("default")))
@@ -107,6 +109,10 @@ void print_stats()
     HeapArena* arena = g_arena.load(std::memory_order_acquire);
     if (!arena)
         return;
+    // A fork child (a shell's subshell) inherits the handler, not the
+    // request: "pid:N" names one process.
+    if (arena->options().stats_pid && arena->options().stats_pid != long(getpid()))
+        return;
     timespec now {};
     clock_gettime(CLOCK_MONOTONIC, &now);
     const double seconds = double(now.tv_sec - g_started.tv_sec) + double(now.tv_nsec - g_started.tv_nsec) / 1e9;
@@ -114,13 +120,19 @@ void print_stats()
     getrusage(RUSAGE_SELF, &ru);
     const faultline::RuntimeStats s = arena->runtime().stats();
     char line[768];
-    // Swapping: the heap is not kept under a budget yet (docs/heap.md, "Not
-    // yet"), so nothing is swapped out or in.
+    const unsigned long long page = page_size();
+    char budget[96];
+    if (s.memory_budget)
+        snprintf(budget, sizeof budget, "budget %llu KiB, resident %llu KiB", (unsigned long long)s.memory_budget >> 10,
+            (unsigned long long)s.budget_resident_bytes >> 10);
+    else
+        snprintf(budget, sizeof budget, "no budget");
     snprintf(line, sizeof line,
         "faultline heap [pid %d]: %.3f s, peak RSS %ld KiB; faults: %llu events (%llu write-protect, %llu minor, "
-        "%llu deduplicated), %llu pages installed; swapped out 0 B, in 0 B (no budget)\n",
+        "%llu deduplicated), %llu pages installed; swapped out %llu KiB, in %llu KiB (%s)\n",
         int(getpid()), seconds, ru.ru_maxrss, (unsigned long long)s.fault_events, (unsigned long long)s.write_protect_faults,
-        (unsigned long long)s.minor_faults, (unsigned long long)s.faults_deduplicated, (unsigned long long)s.pages_installed);
+        (unsigned long long)s.minor_faults, (unsigned long long)s.faults_deduplicated, (unsigned long long)s.pages_installed,
+        (unsigned long long)(s.swapped_out * page) >> 10, (unsigned long long)(s.swapped_in * page) >> 10, budget);
     say(line);
 }
 
@@ -247,6 +259,43 @@ FAULTLINE_HEAP_EXPORT void* pvalloc(size_t size) noexcept
 FAULTLINE_HEAP_EXPORT size_t malloc_usable_size(void* p) noexcept
 {
     return p ? mi_usable_size(p) : 0;
+}
+
+// The program (or mimalloc, when it returns freed memory) dropping heap
+// pages: with swap, the runtime must hear of it — a swapped page whose slot
+// outlived the drop would come back with its old bytes where the kernel
+// promises zeros, and its slot would never be freed. Every other call, and
+// the runtime's own (its threads, and the discard below), goes straight to
+// the kernel.
+static thread_local bool t_in_discard __attribute__((tls_model("initial-exec"))) = false;
+
+FAULTLINE_HEAP_EXPORT int madvise(void* address, size_t length, int advice) noexcept
+{
+    HeapArena* arena = g_arena.load(std::memory_order_acquire);
+    const bool drops = advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(address);
+    const size_t page = page_size();
+    if (!arena || !arena->swapping() || !drops || t_in_discard || t_kind == ThreadKind::Internal || a % page
+        || length > SIZE_MAX - page)
+        return int(syscall(SYS_madvise, address, length, advice));
+    const uintptr_t base = reinterpret_cast<uintptr_t>(arena->base());
+    const uintptr_t end = a + (length + page - 1) / page * page;
+    const uintptr_t lo = a > base ? a : base, hi = end < base + arena->size() ? end : base + arena->size();
+    if (lo >= hi)
+        return int(syscall(SYS_madvise, address, length, advice));
+    // The parts outside the heap as asked, the heap's through the runtime.
+    if (a < lo && syscall(SYS_madvise, address, lo - a, advice) != 0)
+        return -1;
+    if (hi < end && syscall(SYS_madvise, reinterpret_cast<void*>(hi), end - hi, advice) != 0)
+        return -1;
+    t_in_discard = true;
+    const int rc = arena->discard(lo, hi - lo);
+    t_in_discard = false;
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
 }
 
 // For tests and tools: where the heap is (0 when it is not up).

@@ -10,6 +10,8 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace faultline::cli {
@@ -89,6 +91,49 @@ Linkage linkage(const std::string& file)
     return result;
 }
 
+// "512M", "8G", "1048576" (the preload parses the same way); 0 if not.
+unsigned long long parse_size(const char* text)
+{
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || text[0] == '-')
+        return 0;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: return 0;
+    }
+    if (shift && (end[1] || n > (~0ull >> shift)))
+        return 0;
+    return n << shift;
+}
+
+// The swap directory must take a file now: refused here, before anything
+// runs, rather than by the preload inside the program.
+std::string check_swap_dir(const char* dir, unsigned long long least)
+{
+    struct stat st {};
+    if (stat(dir, &st) != 0)
+        return std::string(dir) + ": " + strerror(errno);
+    if (!S_ISDIR(st.st_mode))
+        return std::string(dir) + ": not a directory (the swap file is created, unlinked, inside it)";
+    struct statvfs vfs {};
+    if (statvfs(dir, &vfs) == 0) {
+        if (vfs.f_flag & ST_RDONLY)
+            return std::string(dir) + ": " + strerror(EROFS);
+        if ((unsigned long long)vfs.f_bavail * vfs.f_frsize < least)
+            return std::string(dir) + ": " + strerror(ENOSPC);
+    }
+    if (access(dir, W_OK | X_OK) != 0)
+        return std::string(dir) + ": " + strerror(errno);
+    return "";
+}
+
 int usage(const char* why)
 {
     fprintf(stderr, "faultline run: %s\nusage: faultline %s\n", why, kRunSynopsis);
@@ -101,6 +146,8 @@ int run_command(std::span<char* const> args)
 {
     bool stats = false;
     const char* heap_size = nullptr;
+    const char* budget = nullptr;
+    const char* swap = nullptr;
     size_t i = 0;
     for (; i < args.size(); ++i) {
         const char* a = args[i];
@@ -114,6 +161,14 @@ int run_command(std::span<char* const> args)
             if (i + 1 >= args.size())
                 return usage("--heap-size needs a size (e.g. 8G)");
             heap_size = args[++i];
+        } else if (!strcmp(a, "--budget")) {
+            if (i + 1 >= args.size())
+                return usage("--budget needs a size (e.g. 512M)");
+            budget = args[++i];
+        } else if (!strcmp(a, "--swap")) {
+            if (i + 1 >= args.size())
+                return usage("--swap needs a directory");
+            swap = args[++i];
         } else if (a[0] == '-')
             return usage((std::string("unknown option ") + a).c_str());
         else
@@ -131,6 +186,25 @@ int run_command(std::span<char* const> args)
         const bool suffix_ok = !*end || (strchr("kKmMgGtT", *end) && !end[1]);
         if (errno || end == heap_size || heap_size[0] == '-' || !suffix_ok || n == 0)
             return usage((std::string("--heap-size ") + heap_size + ": expected a size such as 512M or 8G").c_str());
+    }
+
+    // The least budget is one eviction batch (64 pages), as the runtime's.
+    const unsigned long long batch = 64ull * (unsigned long long)sysconf(_SC_PAGESIZE);
+    if (budget) {
+        const unsigned long long n = parse_size(budget);
+        if (n == 0)
+            return usage((std::string("--budget ") + budget + ": expected a size such as 512M or 8G").c_str());
+        if (n < batch)
+            return usage((std::string("--budget ") + budget + ": less than one eviction batch (" + std::to_string(batch >> 10)
+                + "K)").c_str());
+    }
+    if (swap && !budget)
+        return usage("--swap needs --budget (without a budget nothing is swapped)");
+    if (swap) {
+        if (const std::string why = check_swap_dir(swap, batch); !why.empty()) {
+            fprintf(stderr, "faultline run: --swap %s\n", why.c_str());
+            return kExitUsage;
+        }
     }
 
     const std::string program = resolve(command);
@@ -164,6 +238,12 @@ int run_command(std::span<char* const> args)
     setenv("LD_PRELOAD", preload.c_str(), 1);
     if (heap_size)
         setenv("FAULTLINE_HEAP_SIZE", heap_size, 1);
+    // Every process of the command gets a budget of its own (and a swap
+    // file of its own in the directory): docs/heap.md.
+    if (budget)
+        setenv("FAULTLINE_BUDGET", budget, 1);
+    if (swap)
+        setenv("FAULTLINE_SWAP", swap, 1);
     // exec keeps the process id: the statistics are this process's only,
     // not those of every program it starts in turn.
     if (stats)

@@ -428,18 +428,16 @@ void SwapBackedVMObject::release_pages(size_t first, size_t count) noexcept
             for (;;) {
                 uint32_t w = words_[p].load(std::memory_order_acquire);
                 const SwapState s = state_of(w);
-                if (s == SwapState::Dropping || s == SwapState::SwapIn) {
-                    // A drop or a read of this page is finishing (the
-                    // evictor's madvise, a handler's install): wait for it,
-                    // so that neither lands after the release.
+                if (s == SwapState::Evicting || s == SwapState::Dropping || s == SwapState::SwapIn) {
+                    // I/O on this page is finishing (the evictor's write and
+                    // drop, a handler's read and install): wait for it, so
+                    // that nothing lands after the release. Never cancel an
+                    // eviction and drop the page under its write: the
+                    // write would fault on the missing page, and that fault
+                    // could wait for room only the evictor — stuck in the
+                    // write — makes.
                     sched_yield();
                     continue;
-                }
-                if (s == SwapState::Evicting) {
-                    // The evictor ends the eviction and frees the slot.
-                    if (!words_[p].compare_exchange_weak(w, w | kCancelled, std::memory_order_acq_rel))
-                        continue;
-                    break;
                 }
                 if (s == SwapState::Cached || s == SwapState::Swapped) {
                     if (!words_[p].compare_exchange_weak(w, with_state(w, SwapState::None), std::memory_order_acq_rel))

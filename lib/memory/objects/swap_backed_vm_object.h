@@ -75,8 +75,8 @@ public:
     Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
     Outcome resume_fault(const FaultContext&, PageSink&, int64_t result) noexcept override;
     // Frees the slots of [first, first+count), uncharges its resident pages
-    // and forgets them (unmap, discard). Waits for a drop in progress (API
-    // threads only).
+    // and forgets them (unmap, discard). Waits for an eviction or a swap-in
+    // in progress (API threads only).
     void release_pages(size_t first, size_t count) noexcept override;
 
     SwapSpace& space() noexcept { return *space_; }
