@@ -331,7 +331,7 @@ bool Evictor::write_back(FileCache& cache, size_t first, size_t count, uint64_t 
     }
     size_t done = 0;
     while (done < bytes) {
-        ssize_t n = pwrite(cache.fd(), data + done, bytes - done, off_t(offset + done));
+        ssize_t n = cache.write_file(data + done, bytes - done, offset + done); // O_DIRECT: see there
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

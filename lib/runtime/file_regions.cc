@@ -427,10 +427,13 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
                 op.result = -EIO; // a store has no short writes to finish
             continue;
         }
-        if (ring_ && ring_->write(cache.fd(), cache.page_bytes(op.first), uint32_t(op.bytes), offset, &op))
+        // The file's partial last page under direct_io cannot go to the
+        // ring on the O_DIRECT descriptor (FileCache::write_file).
+        if (ring_ && !cache.direct_write_refused(offset, op.bytes)
+            && ring_->write(cache.fd(), cache.page_bytes(op.first), uint32_t(op.bytes), offset, &op))
             continue;
         // Without io_uring (or no room in the ring): this API thread writes.
-        ssize_t n = pwrite(cache.fd(), cache.page_bytes(op.first), op.bytes, off_t(offset));
+        ssize_t n = cache.write_file(cache.page_bytes(op.first), op.bytes, offset);
         op.result = n < 0 ? -errno : int32_t(n);
     }
     if (ring_)
@@ -442,7 +445,7 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
         // A short write: finish it here, which also learns its errno
         // (ENOSPC, EIO).
         while (!error && done < op.bytes) {
-            ssize_t n = pwrite(cache.fd(), cache.page_bytes(op.first) + done, op.bytes - done, off_t(uint64_t(op.first) * page_ + done));
+            ssize_t n = cache.write_file(cache.page_bytes(op.first) + done, op.bytes - done, uint64_t(op.first) * page_ + done);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <new>
@@ -179,6 +180,34 @@ uint64_t FileCache::file_size() noexcept
     if (fstat(fd_, &st) == 0)
         file_size_.store(uint64_t(st.st_size), std::memory_order_relaxed);
     return file_size_.load(std::memory_order_relaxed);
+}
+
+bool FileCache::direct_write_refused(uint64_t offset, size_t bytes) const noexcept
+{
+    // The flags are those of the descriptor in use: a later mapping of the
+    // file may have swapped in one opened without (or with) O_DIRECT.
+    return ((offset | bytes) & (page_size_ - 1)) != 0 && fd_ >= 0 && (fcntl(fd_, F_GETFL) & O_DIRECT) != 0;
+}
+
+ssize_t FileCache::write_file(const void* data, size_t bytes, uint64_t offset) noexcept
+{
+    if (!direct_write_refused(offset, bytes))
+        return pwrite(fd_, data, bytes, off_t(offset));
+    // A new open file description without O_DIRECT (the flag is per
+    // description: clearing it on ours would turn racing reads buffered).
+    // An O_DIRECT descriptor exists only where /proc does
+    // (runtime/file_regions.cc, reopen). fdatasync on either descriptor
+    // flushes the file, so sync's promise covers this write too.
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd_);
+    int buffered = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (buffered < 0)
+        return -1;
+    ssize_t n = pwrite(buffered, data, bytes, off_t(offset));
+    const int error = errno;
+    close(buffered);
+    errno = error;
+    return n;
 }
 
 uint64_t FileCache::refresh_size() noexcept

@@ -116,6 +116,18 @@ public:
     // The same, asking the store for its size (never on a handler thread).
     uint64_t refresh_size() noexcept;
 
+    // Write-back to the file: pwrite(2) of `bytes` at `offset`, -1 and errno
+    // on failure. A descriptor opened for direct_io is O_DIRECT, which
+    // refuses a length or offset that is not block-aligned — and the file's
+    // partial last page never is: without this, that page (and every page
+    // written in the same request) could never be written back. Such a write
+    // goes through a buffered descriptor of the file opened for it
+    // (direct_write_refused() tells which writes these are).
+    ssize_t write_file(const void* data, size_t bytes, uint64_t offset) noexcept;
+    // True when fd() is O_DIRECT and [offset, offset + bytes) is not
+    // page-aligned: the write must not be submitted on fd() (io_uring).
+    bool direct_write_refused(uint64_t offset, size_t bytes) const noexcept;
+
     PageStates& states() noexcept { return states_; }
     const PageStates& states() const noexcept { return states_; }
 
