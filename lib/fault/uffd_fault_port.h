@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fault/fault_port.h"
+#include "io/delayed_completion.h"
 #include "io/io_worker.h"
 #include "io/ring.h"
 #include "os/fault_injection.h"
@@ -44,15 +45,9 @@ private:
         bool available() const noexcept { return ring_ || worker_; }
         bool read(int fd, void* buf, size_t len, uint64_t offset, io::Operation* op) noexcept override
         {
-            if (int injected = os::FaultInjection::take(os::InjectOp::FileRead, uintptr_t(offset))) {
-                // Completed at once, before the fault that asked for it is
-                // even parked: the path a very fast completion takes.
-                op->complete(op, -injected);
-                return true;
-            }
-            if (ring_)
-                return len <= UINT32_MAX && ring_->read(fd, buf, uint32_t(len), offset, op);
-            return worker_ && worker_->read(fd, buf, len, offset, op);
+            if (os::FaultInjection::any_armed(kInjected)) [[unlikely]]
+                return read_injected(fd, buf, len, offset, op);
+            return queue(fd, buf, len, offset, op);
         }
         void submit() noexcept
         {
@@ -61,6 +56,40 @@ private:
         }
 
     private:
+        static constexpr uint32_t kInjected = os::FaultInjection::bit(os::InjectOp::FileRead)
+            | os::FaultInjection::bit(os::InjectOp::FileReadShort) | os::FaultInjection::bit(os::InjectOp::FileReadDelay);
+        bool queue(int fd, void* buf, size_t len, uint64_t offset, io::Operation* op) noexcept
+        {
+            if (ring_)
+                return len <= UINT32_MAX && ring_->read(fd, buf, uint32_t(len), offset, op);
+            return worker_ && worker_->read(fd, buf, len, offset, op);
+        }
+        // Tests only (os/fault_injection.h): a slow completion, a failure,
+        // a short read.
+        bool read_injected(int fd, void* buf, size_t len, uint64_t offset, io::Operation* op) noexcept
+        {
+            const uintptr_t at = uintptr_t(offset);
+            io::Operation* delayed = nullptr;
+            if (int ms = os::FaultInjection::take(os::InjectOp::FileReadDelay, at))
+                delayed = io::delay_completion(op, unsigned(ms));
+            if (delayed)
+                op = delayed;
+            if (int injected = os::FaultInjection::take(os::InjectOp::FileRead, at)) {
+                // Completed at once (undelayed), before the fault that asked
+                // for it is even parked: the path a very fast completion
+                // takes.
+                op->complete(op, -injected);
+                return true;
+            }
+            if (int cut = os::FaultInjection::take(os::InjectOp::FileReadShort, at))
+                len = size_t(cut) < len ? len - size_t(cut) : 0;
+            if (queue(fd, buf, len, offset, op))
+                return true;
+            if (delayed)
+                io::cancel_delayed(delayed);
+            return false;
+        }
+
         io::Ring* ring_;
         io::IoWorker* worker_;
     };

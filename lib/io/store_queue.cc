@@ -1,4 +1,7 @@
 #include "io/store_queue.h"
+
+#include "io/delayed_completion.h"
+#include "os/fault_injection.h"
 #include "support/runtime_thread.h"
 
 #include <atomic>
@@ -6,6 +9,7 @@
 #include <chrono>
 #include <climits>
 #include <csignal>
+#include <cstring>
 #include <new>
 #include <pthread.h>
 
@@ -16,6 +20,9 @@ namespace {
 // a queue does not know its runtime, and the wait is for a thread's last
 // few instructions).
 std::atomic<int> g_detached { 0 };
+
+constexpr uint32_t kInjected = os::FaultInjection::bit(os::InjectOp::StoreRead)
+    | os::FaultInjection::bit(os::InjectOp::StoreReadShort) | os::FaultInjection::bit(os::InjectOp::StoreReadDelay);
 } // namespace
 
 StoreQueue::StoreQueue(std::shared_ptr<Store> store, size_t capacity)
@@ -136,7 +143,11 @@ void StoreQueue::run() noexcept
         head_ = (head_ + 1) % capacity_;
         --count_;
         g.unlock();
-        int64_t n = store_->read(r.buf, r.len, r.offset);
+        int64_t n;
+        if (os::FaultInjection::any_armed(kInjected)) [[unlikely]]
+            n = read_injected(r);
+        else
+            n = store_->read(r.buf, r.len, r.offset);
         // A store that claims more than it was asked for, or a result the
         // completion cannot carry, is an error, never a page of garbage.
         if (n > int64_t(r.len) || n > INT32_MAX || n < -4095)
@@ -144,6 +155,27 @@ void StoreQueue::run() noexcept
         r.op->complete(r.op, int32_t(n));
         g.lock();
     }
+}
+
+int64_t StoreQueue::read_injected(Request& r) noexcept
+{
+    // Tests only (os/fault_injection.h): a slow completion (delivered by the
+    // timer thread, so this thread goes on with the next read), a failure
+    // without calling the store, or a store that fills and reports fewer
+    // bytes than asked inside the store.
+    const uintptr_t at = uintptr_t(r.offset);
+    if (int ms = os::FaultInjection::take(os::InjectOp::StoreReadDelay, at))
+        if (Operation* delayed = delay_completion(r.op, unsigned(ms)))
+            r.op = delayed;
+    if (int injected = os::FaultInjection::take(os::InjectOp::StoreRead, at))
+        return -injected;
+    int64_t n = store_->read(r.buf, r.len, r.offset);
+    if (int cut = os::FaultInjection::take(os::InjectOp::StoreReadShort, at); cut && n > 0) {
+        const int64_t kept = n > cut ? n - cut : 0;
+        memset(static_cast<char*>(r.buf) + kept, 0, size_t(n - kept));
+        n = kept;
+    }
+    return n;
 }
 
 } // namespace faultline::io

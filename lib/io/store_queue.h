@@ -59,6 +59,7 @@ private:
     StoreQueue(std::shared_ptr<Store> store, size_t capacity);
     bool start(unsigned threads);
     void run() noexcept;
+    int64_t read_injected(Request& r) noexcept;
 
     std::shared_ptr<Store> store_;
     size_t capacity_;

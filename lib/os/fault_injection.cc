@@ -3,19 +3,24 @@
 namespace faultline::os {
 
 FaultInjection::Slot FaultInjection::slots_[unsigned(InjectOp::Count)];
+std::atomic<uint32_t> FaultInjection::armed_ { 0 };
 
-void FaultInjection::arm(InjectOp op, int error, int count, uintptr_t lo, uintptr_t hi) noexcept
+void FaultInjection::arm(InjectOp op, int value, int count, uintptr_t lo, uintptr_t hi) noexcept
 {
     auto& slot = slots_[unsigned(op)];
     slot.lo.store(lo);
     slot.hi.store(hi);
-    slot.error.store(error);
+    slot.error.store(value);
     slot.taken.store(0);
+    // The bit first: a path that sees it takes the slot's count, which is
+    // set last.
+    armed_.fetch_or(bit(op));
     slot.remaining.store(count);
 }
 
 void FaultInjection::disarm_all() noexcept
 {
+    armed_.store(0);
     for (auto& slot : slots_) {
         slot.remaining.store(0);
         slot.taken.store(0);

@@ -3,6 +3,7 @@
 
 #include "memory/objects/inode_vm_object.h"
 #include "memory/objects/shared_inode_vm_object.h"
+#include "os/fault_injection.h"
 #include "support/log.h"
 #include "support/try.h"
 
@@ -321,6 +322,8 @@ bool Evictor::write_back(FileCache& cache, size_t first, size_t count, uint64_t 
     // Never past the end of the file: eviction never extends it.
     const size_t bytes = size_t(std::min<uint64_t>(uint64_t(count) * page_, size - offset));
     const char* data = cache.page_bytes(first);
+    if (os::FaultInjection::take(cache.store() ? os::InjectOp::StoreWrite : os::InjectOp::FileWrite, uintptr_t(offset)))
+        return false;
     if (Store* store = cache.store()) {
         const int64_t n = store->write(data, bytes, offset);
         if (n == int64_t(bytes)) {

@@ -247,6 +247,18 @@ void FileRegions::prune()
 {
     for (auto it = files_.begin(); it != files_.end();) {
         File& f = it->second;
+        // Written pages whose write-back failed when their last region was
+        // unmapped live only in the cache: forgetting the file would drop
+        // them without a word (the unmap succeeded). Keep it — a new region
+        // of the file sees them, a sync over them writes them, destruction
+        // tries once more — and try again at each prune until one works.
+        if (f.unwritten && f.shared && f.shared->use_count() == 1) {
+            if (!write_back(*f.shared, 0, FileCache::kMaxPages)) {
+                ++it;
+                continue;
+            }
+            f.unwritten = false;
+        }
         if (f.shared && f.shared->use_count() == 1)
             f.shared.reset();
         // The evictor holds a reference of its own to an evictable cache.
@@ -414,7 +426,8 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     for (WriteOp& op : ops) {
         const uint64_t offset = uint64_t(op.first) * page_;
         op.bytes = size_t(std::min<uint64_t>(uint64_t(op.count) * page_, size - offset));
-        if (int injected = os::FaultInjection::take(os::InjectOp::FileWrite, uintptr_t(offset))) {
+        if (int injected = os::FaultInjection::take(cache.store() ? os::InjectOp::StoreWrite : os::InjectOp::FileWrite,
+                uintptr_t(offset))) {
             op.result = -injected;
             continue;
         }
@@ -517,8 +530,13 @@ void FileRegions::retire(Region& region)
     if (!object || !region.has_been_writable())
         return;
     const size_t first = region.object_offset() / page_;
-    if (auto ok = write_back(*object, first, first + region.size() / page_, &region); !ok)
-        log::error("writing back region '{}' on unmap failed: {}", region.name(), ok.error().message());
+    if (auto ok = write_back(*object, first, first + region.size() / page_, &region); !ok) {
+        log::error("writing back region '{}' on unmap failed: {}; its file's cache keeps the pages for a later "
+                   "write-back", region.name(), ok.error().message());
+        for (auto& [key, file] : files_)
+            if (file.shared.get() == object)
+                file.unwritten = true;
+    }
 }
 
 void FileRegions::wait_for_reads() const noexcept

@@ -63,7 +63,8 @@ public:
     Result<void*> map_store(std::shared_ptr<Store> store, const StoreMapOptions& options);
     Result<void> sync(uintptr_t address, size_t size, SyncFlags flags);
     // A shared file region leaving the runtime: writes its dirty pages back
-    // (errors are logged: there is nobody to return them to).
+    // (errors are logged: there is nobody to return them to; the file is
+    // then kept, with its dirty pages, until a later write-back succeeds).
     void retire(memory::Region& region);
     // Every writable shared file region (runtime destruction).
     void sync_all();
@@ -71,7 +72,9 @@ public:
     // included, which no fault waits for (runtime destruction, while the
     // handler threads still reap io_uring completions).
     void wait_for_reads() const noexcept;
-    // Forgets files no region views any more.
+    // Forgets files no region views any more — but for one whose dirty
+    // pages could not be written at an unmap, which it tries to write
+    // again first.
     void prune();
     // In a fork child: the write-back ring's queues are shared with the
     // parent (io_uring maps them); never drain or close it here.
@@ -88,6 +91,9 @@ private:
     struct File {
         boost::intrusive_ptr<memory::FileCache> cache;
         boost::intrusive_ptr<memory::SharedInodeVMObject> shared; // created with the first shared region
+        // An unmap's write-back failed: the cache may hold the only copy of
+        // written pages, which no region may view any more.
+        bool unwritten = false;
     };
     // A region over a file's or store's cache.
     struct View {

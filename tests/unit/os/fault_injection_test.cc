@@ -167,3 +167,17 @@ TEST_F(FaultInjectionTest, RacingForTheLastInjection)
         t.join();
     EXPECT_EQ(bad_rounds, 0) << "first in round " << first_bad << " with " << first_bad_failures << " failures";
 }
+
+TEST_F(FaultInjectionTest, AnyArmedSeesOnlyTheOpsArmedSinceTheLastDisarm)
+{
+    const uint32_t reads = FaultInjection::bit(InjectOp::FileRead) | FaultInjection::bit(InjectOp::FileReadShort);
+    EXPECT_FALSE(FaultInjection::any_armed(reads));
+    FaultInjection::arm(InjectOp::FileWrite, EIO, 1);
+    EXPECT_FALSE(FaultInjection::any_armed(reads));
+    FaultInjection::arm(InjectOp::FileReadShort, 100, 1);
+    EXPECT_TRUE(FaultInjection::any_armed(reads));
+    EXPECT_EQ(FaultInjection::take(InjectOp::FileReadShort), 100) << "the value is given back as armed";
+    EXPECT_EQ(FaultInjection::take(InjectOp::FileReadShort), 0);
+    FaultInjection::disarm_all();
+    EXPECT_FALSE(FaultInjection::any_armed(reads | FaultInjection::bit(InjectOp::FileWrite)));
+}
