@@ -49,6 +49,10 @@ TEST(RuntimeThreadHook, EveryRuntimeThreadCallsItFirst)
         std::lock_guard guard(g_lock);
         g_called = &called;
     }
+    // Threads started before the hook was set cannot have called it: the
+    // process-wide ones earlier tests may have started (the I/O fault
+    // injection's delay timer) are left out.
+    const std::set<int> before = runtime_threads();
     set_runtime_thread_hook(record_thread);
     {
         FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .handler_threads = 2 });
@@ -57,10 +61,17 @@ TEST(RuntimeThreadHook, EveryRuntimeThreadCallsItFirst)
         auto p = rt->allocate_purgeable(4 * kPage);
         ASSERT_TRUE(p) << p.error().message();
         // Threads name themselves once running: wait for all four.
-        std::set<int> named = runtime_threads();
+        auto started = [&] {
+            std::set<int> now;
+            for (int tid : runtime_threads())
+                if (!before.count(tid))
+                    now.insert(tid);
+            return now;
+        };
+        std::set<int> named = started();
         for (int i = 0; i < 200 && named.size() < 4; ++i) {
             usleep(10000);
-            named = runtime_threads();
+            named = started();
         }
         EXPECT_GE(named.size(), 4u) << "two handlers, the purge worker and the touch thread";
         std::lock_guard guard(g_lock);

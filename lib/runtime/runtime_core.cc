@@ -473,10 +473,18 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
         // and recorded, then dropped — a record of a page that is not there
         // costs a fault. The other order would leave a page refilled in
         // between recorded as never populated, which a purge once trusted.
-        if (dynamic_cast<memory::SwapBackedVMObject*>(&r->object()))
-            r->object().release_pages(first, (hi - lo) / page_); // their swap slots go too
-        else
-            r->object().forget_pages(first, (hi - lo) / page_);
+        if (auto* swapped = dynamic_cast<memory::SwapBackedVMObject*>(&r->object())) {
+            // Their swap slots go too. The budget keeps their charge until
+            // they are gone: pages filled meanwhile never take the room of
+            // pages still resident.
+            const size_t charged = swapped->release_keeping_charge(first, (hi - lo) / page_);
+            const int rc = os::discard(lo, hi - lo);
+            swapped->uncharge_released(charged);
+            if (rc < 0)
+                return failf(-rc, "madvise failed: %s", strerror(-rc));
+            continue;
+        }
+        r->object().forget_pages(first, (hi - lo) / page_);
         if (int rc = os::discard(lo, hi - lo); rc < 0)
             return failf(-rc, "madvise failed: %s", strerror(-rc));
     }

@@ -11,6 +11,8 @@
 #include <cstdio>
 
 #include <cerrno>
+#include <dirent.h>
+#include <iterator>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +57,28 @@ long rss_kib(pid_t pid, unsigned long lo, unsigned long hi)
     return any ? rss : -1;
 }
 
+// True once every thread of `pid` is stopped (or the process is gone).
+bool all_stopped(pid_t pid)
+{
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task/";
+    DIR* d = opendir(dir.c_str());
+    if (!d)
+        return true;
+    bool stopped = true;
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        std::ifstream stat(dir + e->d_name + "/stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        const size_t paren = text.rfind(')');
+        if (paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'T' && text[paren + 2] != 't'
+            && text[paren + 2] != 'Z' && text[paren + 2] != 'X')
+            stopped = false;
+    }
+    closedir(d);
+    return stopped;
+}
+
 uint64_t json_number(const std::string& json, const std::string& key)
 {
     const size_t at = json.find("\"" + key + "\":");
@@ -78,8 +102,8 @@ TEST(HeapBudget, AHeapFourTimesTheBudgetWithAFittingHotSetStaysUnderIt)
         close(out[0]);
         close(out[1]);
         unsetenv("LD_PRELOAD"); // the tool is started as a user's shell would
-        // 64 MiB of heap (4x), a 4 MiB hot set rewritten 20 times.
-        execl(tool.c_str(), "faultline", "run", "--budget", "16M", "--", worker.c_str(), "64", "4", "20", nullptr);
+        // 64 MiB of heap (4x), a 4 MiB hot set rewritten 10 times.
+        execl(tool.c_str(), "faultline", "run", "--budget", "16M", "--", worker.c_str(), "64", "4", "10", nullptr);
         _exit(127);
     }
     close(out[1]);
@@ -99,12 +123,21 @@ TEST(HeapBudget, AHeapFourTimesTheBudgetWithAFittingHotSetStaysUnderIt)
     std::atomic<bool> done { false };
     std::thread sampler([&] {
         while (!done) {
+            // Stopped while it is measured: a walk of the page tables is not
+            // atomic, and pages dropped behind it and filled ahead of it
+            // would be counted twice. SIGSTOP stops every thread, the
+            // runtime's too.
+            if (kill(child, SIGSTOP) != 0)
+                break;
+            while (!all_stopped(child) && !done)
+                std::this_thread::yield();
             const long kib = rss_kib(child, base, base + size);
+            kill(child, SIGCONT);
             if (kib > 0) {
                 max_kib = std::max(max_kib, kib);
                 ++samples;
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));
         }
     });
     for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;)

@@ -136,11 +136,18 @@ bool SwapBackedVMObject::set_charged(size_t page) noexcept
     return true;
 }
 
-bool SwapBackedVMObject::uncharge_page(size_t page) noexcept
+bool SwapBackedVMObject::clear_charge(size_t page) noexcept
 {
     if (!(words_[page].fetch_and(~kCharged, std::memory_order_acq_rel) & kCharged))
         return false;
     resident_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool SwapBackedVMObject::uncharge_page(size_t page) noexcept
+{
+    if (!clear_charge(page))
+        return false;
     space_->budget->uncharge(1);
     return true;
 }
@@ -423,6 +430,12 @@ Outcome SwapBackedVMObject::resume_fault(const FaultContext& ctx, PageSink& sink
 
 void SwapBackedVMObject::release_pages(size_t first, size_t count) noexcept
 {
+    uncharge_released(release_keeping_charge(first, count));
+}
+
+size_t SwapBackedVMObject::release_keeping_charge(size_t first, size_t count) noexcept
+{
+    size_t charged = 0;
     states_.for_each_marked_span(first, count, [&](size_t lo, size_t n) {
         for (size_t p = lo; p < lo + n; ++p) {
             for (;;) {
@@ -448,12 +461,13 @@ void SwapBackedVMObject::release_pages(size_t first, size_t count) noexcept
                 }
                 break;
             }
-            (void)uncharge_page(p);
+            charged += clear_charge(p);
             if (list_->listed(p))
                 list_->remove(p);
         }
     });
     forget_pages(first, count);
+    return charged;
 }
 
 // --- evictor -------------------------------------------------------------

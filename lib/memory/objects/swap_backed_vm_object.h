@@ -78,6 +78,12 @@ public:
     // and forgets them (unmap, discard). Waits for an eviction or a swap-in
     // in progress (API threads only).
     void release_pages(size_t first, size_t count) noexcept override;
+    // The same, but the pages' charges stay on the budget (the count is
+    // returned) until the caller has dropped them and calls
+    // uncharge_released(): until then they are still resident, and pages
+    // filled meanwhile must not take their room.
+    size_t release_keeping_charge(size_t first, size_t count) noexcept;
+    void uncharge_released(size_t pages) noexcept { space_->budget->uncharge(pages); }
 
     SwapSpace& space() noexcept { return *space_; }
     EvictionList& eviction() noexcept { return *list_; }
@@ -151,6 +157,9 @@ private:
     bool set_charged(size_t page) noexcept;
     // Clears the mark and uncharges; false if it was not charged.
     bool uncharge_page(size_t page) noexcept;
+    // Clears the mark only (the caller uncharges the budget); false if it
+    // was not charged.
+    bool clear_charge(size_t page) noexcept;
 
     Outcome fault_missing(const FaultContext&, PageSink&) noexcept;
     Outcome fault_write_protect(const FaultContext&, PageSink&) noexcept;
