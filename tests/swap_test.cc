@@ -156,7 +156,7 @@ TEST_P(Swap, EightThreadsWritingAndVerifyingStayUnderTheBudget)
 INSTANTIATE_TEST_SUITE_P(Policies, Swap, ::testing::Values(EvictionPolicy::Clock, EvictionPolicy::Fifo),
     [](const auto& info) { return info.param == EvictionPolicy::Clock ? "Clock" : "Fifo"; });
 
-TEST(SwapSlots, DiscardFreesSlotsAndReadsZeros)
+TEST(SwapDiscard, FreesSlotsAndReadsZeros)
 {
     const size_t budget = 64;
     SWAP_RUNTIME_OR_SKIP(rt, swap_config(budget, EvictionPolicy::Fifo));
