@@ -201,12 +201,14 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
         }
         std::printf("stress: phase %u/%u: %.1f s, %llu operations, %llu faults served (%llu pages installed, %llu deduplicated, %llu stale, "
                     "%llu eexist), %llu visits (%llu stable), %llu SIGSEGVs caught, %llu bytes verified, %u immutable slots, %llu file maps "
-                    "(file regions in %u of %u slots at the end), %llu checked syncs, %llu purged pages reported, %llu failures\n",
+                    "(file regions in %u of %u slots at the end), %llu checked syncs, %llu purged pages reported, "
+                    "%llu anonymous pages swapped out and %llu in, %llu failures\n",
             phase + 1, phases, elapsed, (unsigned long long)w.ops.load(), (unsigned long long)st.fault_events,
             (unsigned long long)st.pages_installed, (unsigned long long)st.faults_deduplicated, (unsigned long long)st.stale_faults,
             (unsigned long long)st.eexist, (unsigned long long)visits, (unsigned long long)stable, (unsigned long long)segv,
             (unsigned long long)bytes, w.pinned.load(), (unsigned long long)w.file_maps.load(), file_live, live,
             (unsigned long long)w.checked_syncs.load(), (unsigned long long)w.purged_pages.load(),
+            (unsigned long long)st.swapped_out, (unsigned long long)st.swapped_in,
             (unsigned long long)(g_failures.load() - failures_before));
         std::fflush(stdout);
         totals.seconds += elapsed;
