@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <string>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,6 +111,68 @@ TEST_F(FaultlineRun, BadInputRunsNothing)
     EXPECT_EQ(exit_code(small), 1);
     EXPECT_TRUE(small.out.empty());
     EXPECT_NE(small.err.find("FAULTLINE_HEAP_SIZE"), std::string::npos) << small.err;
+}
+
+// --budget and --swap: garbage, zero and less than one eviction batch are
+// usage errors; a swap directory that cannot take the file is refused by
+// the tool, naming it, before anything runs; a budget where write-protect
+// faults are hidden is refused by the preload.
+TEST_F(FaultlineRun, BadBudgetOrSwapRunsNothing)
+{
+    for (const char* bad : { "--budget -- /bin/true", "--budget garbage -- /bin/true", "--budget 0 -- /bin/true",
+             "--budget 12K -- /bin/true", "--budget 1Q -- /bin/true", "--swap /tmp -- /bin/true" }) {
+        const Spawned s = run(bad);
+        EXPECT_EQ(exit_code(s), 2) << bad << ": " << s.err;
+        EXPECT_TRUE(s.out.empty()) << bad;
+    }
+    const Spawned missing = run("--budget 16M --swap /nonexistent-faultline-dir -- /bin/sh -c 'echo ran'");
+    EXPECT_EQ(exit_code(missing), 2);
+    EXPECT_TRUE(missing.out.empty());
+    EXPECT_NE(missing.err.find("/nonexistent-faultline-dir"), std::string::npos) << missing.err;
+    // A filesystem with no room at all (procfs reports none free).
+    const Spawned full = run("--budget 16M --swap /proc -- /bin/sh -c 'echo ran'");
+    EXPECT_EQ(exit_code(full), 2);
+    EXPECT_TRUE(full.out.empty());
+    EXPECT_NE(full.err.find("No space left"), std::string::npos) << full.err;
+    if (geteuid() == 0) {
+        char dir[] = "/tmp/faultline-run-ro-XXXXXX";
+        ASSERT_TRUE(mkdtemp(dir));
+        if (mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m") == 0) {
+            const Spawned ro = run(std::string("--budget 16M --swap ") + dir + " -- /bin/sh -c 'echo ran'");
+            umount(dir);
+            EXPECT_EQ(exit_code(ro), 2);
+            EXPECT_TRUE(ro.out.empty());
+            EXPECT_NE(ro.err.find("Read-only file system"), std::string::npos) << ro.err;
+        }
+        rmdir(dir);
+    }
+    // Without write-protect faults a budget cannot be kept: the preload
+    // refuses rather than run the program over budget.
+    const Spawned no_wp = spawn_script("FAULTLINE_DISABLE=wp exec '" + tool() + "' run --budget 16M -- /bin/sh -c 'echo ran'", false);
+    EXPECT_EQ(exit_code(no_wp), 1) << no_wp.err;
+    EXPECT_TRUE(no_wp.out.empty());
+    EXPECT_NE(no_wp.err.find("write-protect"), std::string::npos) << no_wp.err;
+}
+
+// A real program under a budget far below its heap gives the same output as
+// a plain run, and says it swapped.
+TEST_F(FaultlineRun, AProgramUnderABudgetGivesTheSameOutput)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        GTEST_SKIP() << "/usr/bin/python3 is not installed";
+    const std::string script = "/usr/bin/python3 -c 'b = [bytearray(range(256)) * 64 for i in range(6000)]; "
+                               "print(sum(x[i % 16384] for i, x in enumerate(b)), len(b))'";
+    const Spawned plain = spawn_script(script, false);
+    ASSERT_EQ(exit_code(plain), 0) << plain.err;
+    char dir[] = "/tmp/faultline-run-swap-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    const Spawned budgeted = run(std::string("--stats --budget 8M --swap ") + dir + " -- " + script);
+    EXPECT_EQ(rmdir(dir), 0) << "the swap file is unlinked";
+    ASSERT_EQ(exit_code(budgeted), 0) << budgeted.err;
+    EXPECT_EQ(budgeted.out, plain.out);
+    const size_t at = budgeted.err.find("swapped out ");
+    ASSERT_NE(at, std::string::npos) << budgeted.err;
+    EXPECT_NE(budgeted.err.compare(at, 14, "swapped out 0 "), 0) << "a 24 MiB heap under 8 MiB must swap: " << budgeted.err;
 }
 
 // `faultline stat` reads a live preloaded program (docs/stat.md): the heap's
