@@ -1,20 +1,11 @@
 #include "memory/page_states.h"
 
+#include "memory/lazy_table.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
 namespace faultline::memory {
-
-namespace {
-
-template <typename T>
-T* map_zeroed(size_t bytes) noexcept
-{
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : static_cast<T*>(p);
-}
-
-} // namespace
 
 Result<PageStates> PageStates::create(size_t pages) noexcept
 {
@@ -22,10 +13,10 @@ Result<PageStates> PageStates::create(size_t pages) noexcept
     if (pages == 0)
         return fail(EINVAL, "page-state table of zero pages");
     const size_t words = (pages + kBlockPages * 64 - 1) / (kBlockPages * 64);
-    auto* states = map_zeroed<std::atomic<uint8_t>>(pages);
+    auto* states = map_lazy_table<std::atomic<uint8_t>>(pages);
     if (!states)
         return fail(ENOMEM, "cannot reserve the page-state table");
-    auto* summary = map_zeroed<std::atomic<uint64_t>>(words * sizeof(uint64_t));
+    auto* summary = map_lazy_table<std::atomic<uint64_t>>(words * sizeof(uint64_t));
     if (!summary) {
         munmap(states, pages);
         return fail(ENOMEM, "cannot reserve the page-state summary");

@@ -1,5 +1,7 @@
 #include "memory/swap_slots.h"
 
+#include "memory/lazy_table.h"
+
 #include <cerrno>
 #include <memory>
 #include <new>
@@ -13,23 +15,22 @@ Result<std::unique_ptr<SwapSlots>> SwapSlots::create(size_t slots) noexcept
         return fail(EINVAL, "swap must hold between 1 and 2^32-2 pages");
     const size_t words = (slots + 63) / 64;
     const size_t bytes = words * sizeof(uint64_t);
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    auto* words_p = map_lazy_table<std::atomic<uint64_t>>(bytes);
+    if (!words_p)
         return fail(ENOMEM, "cannot reserve the swap slot bitmap");
-    auto* words_p = static_cast<std::atomic<uint64_t>*>(p);
     // Bits past the last slot are marked taken, so that the search never
     // hands them out and needs no bounds check per bit.
     if (slots % 64)
         words_p[words - 1].store(~uint64_t(0) << (slots % 64), std::memory_order_relaxed);
     auto* s = new (std::nothrow) SwapSlots(words_p, slots, bytes);
     if (!s) {
-        munmap(p, bytes);
+        unmap_lazy_table(words_p, bytes);
         return fail(ENOMEM, "out of memory for the swap slots");
     }
     return std::unique_ptr<SwapSlots>(s);
 }
 
-SwapSlots::~SwapSlots() { munmap(words_, map_bytes_); }
+SwapSlots::~SwapSlots() { unmap_lazy_table(words_, map_bytes_); }
 
 uint32_t SwapSlots::allocate() noexcept
 {

@@ -1,20 +1,12 @@
 #include "memory/objects/eviction_list.h"
 
+#include "memory/lazy_table.h"
+
 #include <cerrno>
 #include <new>
 #include <sys/mman.h>
 
 namespace faultline::memory {
-
-namespace {
-
-void* reserve(size_t bytes) noexcept
-{
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
-}
-
-} // namespace
 
 EvictionList::EvictionList(size_t pages, uint32_t* next, uint32_t* prev, std::atomic<uint8_t>* flags,
     std::atomic<uint8_t>* pins) noexcept
@@ -30,10 +22,10 @@ Result<std::unique_ptr<EvictionList>> EvictionList::create(size_t pages) noexcep
 {
     if (pages == 0 || pages > UINT32_MAX)
         return fail(EINVAL, "an eviction list covers 1 to 2^32-1 pages");
-    auto* next = static_cast<uint32_t*>(reserve(pages * sizeof(uint32_t)));
-    auto* prev = static_cast<uint32_t*>(reserve(pages * sizeof(uint32_t)));
-    auto* flags = static_cast<std::atomic<uint8_t>*>(reserve(pages));
-    auto* pins = static_cast<std::atomic<uint8_t>*>(reserve(pages));
+    auto* next = static_cast<uint32_t*>(map_lazy_table(pages * sizeof(uint32_t)));
+    auto* prev = static_cast<uint32_t*>(map_lazy_table(pages * sizeof(uint32_t)));
+    auto* flags = static_cast<std::atomic<uint8_t>*>(map_lazy_table(pages));
+    auto* pins = static_cast<std::atomic<uint8_t>*>(map_lazy_table(pages));
     std::unique_ptr<EvictionList> list;
     if (next && prev && flags && pins)
         list.reset(new (std::nothrow) EvictionList(pages, next, prev, flags, pins));

@@ -1,5 +1,7 @@
 #include "memory/objects/file_cache.h"
 
+#include "memory/lazy_table.h"
+
 #include "support/try.h"
 
 #include <algorithm>
@@ -16,11 +18,7 @@ namespace faultline::memory {
 
 namespace {
 
-std::atomic<uint8_t>* map_bytes(size_t n) noexcept
-{
-    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : static_cast<std::atomic<uint8_t>*>(p);
-}
+std::atomic<uint8_t>* map_bytes(size_t n) noexcept { return map_lazy_table<std::atomic<uint8_t>>(n); }
 
 } // namespace
 

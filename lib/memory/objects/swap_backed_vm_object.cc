@@ -1,5 +1,7 @@
 #include "memory/objects/swap_backed_vm_object.h"
 
+#include "memory/lazy_table.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <new>
@@ -7,16 +9,6 @@
 #include <sys/mman.h>
 
 namespace faultline::memory {
-
-namespace {
-
-void* reserve(size_t bytes) noexcept
-{
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
-}
-
-} // namespace
 
 Result<boost::intrusive_ptr<SwapBackedVMObject>> SwapBackedVMObject::try_create(size_t size, size_t page_size,
     std::shared_ptr<SwapSpace> space)
@@ -35,20 +27,17 @@ Result<boost::intrusive_ptr<SwapBackedVMObject>> SwapBackedVMObject::try_create(
     // Both tables and the bounce pages are NORESERVE: a page of a table
     // costs memory only once a page it describes has been touched.
     const size_t table_bytes = (pages * sizeof(uint32_t) + page_size - 1) / page_size * page_size;
-    auto* words = static_cast<std::atomic<uint32_t>*>(reserve(table_bytes));
-    auto* slots = static_cast<std::atomic<uint32_t>*>(reserve(table_bytes));
-    auto* bounce = static_cast<char*>(reserve(kReadSlots * page_size));
+    auto* words = map_lazy_table<std::atomic<uint32_t>>(table_bytes);
+    auto* slots = map_lazy_table<std::atomic<uint32_t>>(table_bytes);
+    auto* bounce = map_lazy_table<char>(kReadSlots * page_size);
     auto* object = words && slots && bounce
         ? new (std::nothrow) SwapBackedVMObject(size, page_size, std::move(*states), std::move(space), std::move(*list),
               words, slots, bounce, table_bytes)
         : nullptr;
     if (!object) {
-        if (words)
-            munmap(words, table_bytes);
-        if (slots)
-            munmap(slots, table_bytes);
-        if (bounce)
-            munmap(bounce, kReadSlots * page_size);
+        unmap_lazy_table(words, table_bytes);
+        unmap_lazy_table(slots, table_bytes);
+        unmap_lazy_table(bounce, kReadSlots * page_size);
         return fail(ENOMEM, "out of memory for a swap-backed object");
     }
     return boost::intrusive_ptr<SwapBackedVMObject>(object);
@@ -84,9 +73,9 @@ SwapBackedVMObject::~SwapBackedVMObject()
             (void)uncharge_page(p);
         }
     });
-    munmap(words_, table_bytes_);
-    munmap(slot_table_, table_bytes_);
-    munmap(bounce_, kReadSlots * page_size());
+    unmap_lazy_table(words_, table_bytes_);
+    unmap_lazy_table(slot_table_, table_bytes_);
+    unmap_lazy_table(bounce_, kReadSlots * page_size());
 }
 
 // --- per-page word -------------------------------------------------------
