@@ -65,6 +65,10 @@ struct Workload {
     // instead of Runtime::sync). Unset: the baseline runs `run` and `verify`.
     std::function<uint64_t(char* base)> baseline_run;
     std::function<void(const char* base)> baseline_verify;
+    // Set when the baseline's timed part runs in another process (a child
+    // in a memory cgroup): the CPU time it spent there in the last
+    // baseline_run, in nanoseconds, added to this process's for the cpu column.
+    std::function<uint64_t()> baseline_cpu_ns;
 };
 
 struct Result {

@@ -92,6 +92,8 @@ Sample repetition(const Workload& w, Mapper& mapper, bool is_baseline)
         uint64_t cpu0 = process_cpu_ns();
         elapsed = run(base);
         cpu = process_cpu_ns() - cpu0;
+        if (is_baseline && w.baseline_cpu_ns)
+            cpu += w.baseline_cpu_ns();
         verify(base);
     } catch (const Failure& e) {
         mapper.unmap(base, w.bytes);

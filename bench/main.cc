@@ -8,7 +8,8 @@
 // anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
 // file_seq_read_warm, file_rand_read_cold, file_budget_hotcold, file_write_sync;
 // umap_rand_read through the umap-compatible API), purge_refault_1g and
-// volatile_toggle_1m on purgeable memory, preload_* (whole programs under the
+// volatile_toggle_1m on purgeable memory, budget_hotcold_heap and swap_in_rand
+// on swap-backed anonymous memory, preload_* (whole programs under the
 // preloaded heap against glibc's malloc); --json writes
 // the same results machine-readably, --plot draws them into docs/img with
 // gnuplot. --sweep measures first-touch cost over a grid of
@@ -23,6 +24,8 @@
 #include "preload_workloads.h"
 #include "purge_workloads.h"
 #include "report.h"
+#include "swap_mappers.h"
+#include "swap_workloads.h"
 #include "umap_workloads.h"
 #include "workloads.h"
 
@@ -99,9 +102,19 @@ struct Sizes {
     size_t purge_bytes;      // purge_refault_1g's region
     size_t toggle_pairs;     // set_volatile + set_nonvolatile pairs per repetition of volatile_toggle_1m
     unsigned preload_scale;  // the preload_* programs' inputs are divided by this
+    // budget_hotcold_heap: the anonymous region (a quarter of it is the
+    // budget) and the accesses over it.
+    size_t heap_region_bytes;
+    size_t heap_accesses;
+    // swap_in_rand: the anonymous region and the budget it is swapped out
+    // under (every page but the budget's worth is read back, timed).
+    size_t swap_in_bytes;
+    size_t swap_in_budget;
 };
-constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000, 1 };
-constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000, 8 };
+constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000, 1,
+    256 * MiB, 200000, 256 * MiB, 16 * MiB };
+constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000, 8,
+    16 * MiB, 15000, 16 * MiB, 1 * MiB };
 
 // Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
 // largest fault-around window the sweep tries (64 pages) never covers the
@@ -128,7 +141,11 @@ void usage(FILE* out)
         "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
         "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
         "                 file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
-        "                 volatile_toggle_1m (purgeable memory); preload_python, preload_sqlite,\n"
+        "                 volatile_toggle_1m (purgeable memory); budget_hotcold_heap,\n"
+        "                 swap_in_rand (swap-backed anonymous memory under a budget, swap\n"
+        "                 file in $TMPDIR), budget_hotcold_heap/kernel_swap (as root: the\n"
+        "                 kernel's swap under a memory cgroup, a swap file in $TMPDIR swapped\n"
+        "                 on for the case); preload_python, preload_sqlite,\n"
         "                 preload_xz, preload_sort (programs under libfaultline_malloc.so;\n"
         "                 --quick: an eighth of the input)\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
@@ -444,6 +461,37 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     // MADV_DONTNEED; a volatility toggle, against a pair of mprotect calls.
     run_own("purge_refault_1g", [&](std::string n) { return purge_refault(n, s.purge_bytes, defaults); });
     run_own("volatile_toggle_1m", [&](std::string n) { return volatile_toggle(n, MiB, s.toggle_pairs, defaults); });
+    // The swap pager: anonymous memory under a budget, its cold pages in the
+    // runtime's swap file. Clock against FIFO on a hot set; the kernel's own
+    // swap under a memory cgroup where this process may set one up (root: a
+    // swap file swapped on for the case alone); swap-ins against io_uring
+    // reads of a file in the page cache.
+    auto run_swap = [&](const std::string& name, auto make) {
+        if (!o.only.empty() && name.find(o.only) == std::string::npos)
+            return;
+        Result r;
+        try {
+            SwapCase c = make(name);
+            if (!c.setup.empty())
+                printf("%-30s %s\n", ("(" + name + ")").c_str(), c.setup.c_str());
+            r = compare(c.workload, *c.faultline, *c.baseline, co);
+        } catch (const Unavailable& e) {
+            printf("%-30s skipped: %s\n", name.c_str(), e.what());
+            return;
+        } catch (const Failure& e) {
+            r.name = name;
+            r.error = e.what();
+        }
+        describe(r, defaults, Placement::Scheduler);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    };
+    run_swap("budget_hotcold_heap",
+        [&](std::string n) { return budget_hotcold_heap(n, s.heap_region_bytes, s.heap_accesses, defaults); });
+    run_swap("budget_hotcold_heap/kernel_swap",
+        [&](std::string n) { return budget_hotcold_heap_kernel(n, s.heap_region_bytes, s.heap_accesses, defaults); });
+    run_swap("swap_in_rand",
+        [&](std::string n) { return swap_in_rand(n, s.swap_in_bytes, s.swap_in_budget, defaults); });
     // The preloaded heap: whole programs with libfaultline_malloc.so against
     // the same programs with glibc's malloc (wall time per run).
     for (auto [name, program] : { std::pair { "preload_python", Program::Python }, { "preload_sqlite", Program::Sqlite },
