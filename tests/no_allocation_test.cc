@@ -211,6 +211,56 @@ TEST(NoAllocation, FilePathUnderABudgetAllocatesNothing)
     EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving file faults under a budget";
 }
 
+// The swap pager: zero-fills charged to the budget, faults parked for room,
+// swap-ins (pending reads of the swap file and their completions, joined by
+// concurrent faults), write-protect faults on pages being evicted and on
+// clean swapped-in pages — on handler threads, none of which may allocate
+// (the evictor may).
+TEST(NoAllocation, SwapPathAllocatesNothing)
+{
+    Config c { .handler_threads = 2 };
+    c.memory_budget = 64 * kPage;
+    c.eviction_batch_pages = 16;
+    FAULTLINE_RUNTIME_OR_SKIP(rt, c);
+    if (!rt->stats().swap_enabled)
+        GTEST_SKIP() << "no swap pager here (it needs write-protect faults on anonymous memory)";
+    const size_t pages = 1024;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<char*>(*r);
+    auto tids = handler_tids();
+    ASSERT_EQ(tids.size(), 2u) << "expected two handler threads named faultline-uffd";
+    for (size_t i = 0; i < tids.size(); ++i)
+        g_watched[i].store(tids[i]);
+
+    g_allocations.store(0);
+    g_watching.store(true);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            unsigned x = 777u + unsigned(t);
+            for (size_t page = size_t(t); page < pages; page += 4)
+                p[page * kPage] = char(page);
+            for (int i = 0; i < 3000; ++i) {
+                x = x * 1103515245u + 12345u;
+                const size_t page = (x >> 8) % pages;
+                if (i % 3 == 0)
+                    p[page * kPage + 1 + t] = char(i);
+                else
+                    (void)static_cast<volatile char*>(p)[page * kPage];
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    g_watching.store(false);
+    const RuntimeStats st = rt->stats();
+    EXPECT_GT(st.swapped_out, 0u) << "the budget must have swapped";
+    EXPECT_GT(st.swapped_in, 0u) << "pages must have been read back";
+    for (size_t page = 0; page < pages; ++page)
+        ASSERT_EQ(p[page * kPage], char(page)) << "page " << page;
+    EXPECT_EQ(g_allocations.load(), 0) << "handler threads allocated while serving swap faults";
+}
+
 // Purgeable memory: faults on pages being purged (answered in flight and
 // woken by the purger), refaults of purged pages in Zero mode, and SIGBUS for
 // purged pages in Sigbus mode (with its count for set_nonvolatile) — on
