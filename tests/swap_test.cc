@@ -314,6 +314,9 @@ TEST(SwapConfig, ASwapOnAReadOnlyFilesystemIsRefused)
 {
     if (geteuid() != 0)
         GTEST_SKIP() << "mounting a read-only tmpfs needs root";
+    {
+        SWAP_RUNTIME_OR_SKIP(probe, swap_config(64));
+    }
     char dir[] = "/tmp/faultline-ro-XXXXXX";
     ASSERT_TRUE(mkdtemp(dir));
     if (mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m") != 0) {
