@@ -310,5 +310,39 @@ TEST(RedisSwap, AKilledServerIsSigbusOnSwappedPagesAndOtherMemoryIsStillServed)
         ASSERT_TRUE(page_ok(p, i, 2)) << "page " << i;
 }
 
+TEST(RedisSwap, AForkChildReadsSwappedPagesAndLeavesTheParentsKeys)
+{
+    REDIS_OR_SKIP(server);
+    UFFD_OR_SKIP();
+    const size_t budget = 64;
+    auto created = Runtime::create(redis_config(budget, server.url()));
+    ASSERT_TRUE(created) << created.error().message();
+    auto rt = std::move(*created);
+    const size_t pages = 4 * budget;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    char* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < pages; ++i)
+        fill_page(p, i, 4);
+    ASSERT_TRUE(wait_for([&] { return rt->stats().swapped_out > 0; }));
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        for (size_t i = 0; i < pages; ++i)
+            if (!page_ok(p, i, 4))
+                _exit(10);
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "10: a swapped page read wrong in the child";
+    // The parent swaps out again and reads everything back.
+    ASSERT_TRUE(wait_for([&] { return !server.keys(own_namespace() + "*").empty(); }));
+    for (size_t i = 0; i < pages; ++i)
+        ASSERT_TRUE(page_ok(p, i, 4)) << "page " << i;
+    EXPECT_EQ(rt->stats().swap_read_errors, 0u);
+}
+
 } // namespace
 } // namespace faultline::testing

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <sys/random.h>
 #include <unistd.h>
 #include <vector>
@@ -186,11 +187,23 @@ RedisSwapTarget::RedisSwapTarget(RedisEndpoint endpoint, size_t page_size, std::
     , prefix_(std::move(prefix))
     , reads_(new ReadRequest[kReadCapacity])
     , releases_(new uint32_t[kReleaseCapacity])
+    , owner_(getpid())
 {
 }
 
 RedisSwapTarget::~RedisSwapTarget()
 {
+    if (getpid() != owner_) {
+        // A fork child (the prepare handler read every swapped page back
+        // first: it needs nothing from here). The thread and the keys are
+        // the parent's: the thread object is left alone (it names no thread
+        // here), the connections only closed (redisFree sends nothing).
+        new (std::nothrow) std::thread(std::move(thread_));
+        for (Link* l : { &reader_, &writer_ })
+            if (l->ctx)
+                redisFree(l->ctx);
+        return;
+    }
     {
         std::lock_guard g(lock_);
         stopping_ = true;

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <sys/types.h>
 
 struct redisContext;
 
@@ -121,6 +122,7 @@ private:
     Link reader_; // the thread's
     Link writer_; // the evictor's (write(), under release_lock_)
     std::thread thread_;
+    pid_t owner_; // a fork child's copy neither joins the parent's thread nor deletes its keys
 };
 
 } // namespace faultline
