@@ -310,6 +310,71 @@ TEST(RedisSwap, AKilledServerIsSigbusOnSwappedPagesAndOtherMemoryIsStillServed)
         ASSERT_TRUE(page_ok(p, i, 2)) << "page " << i;
 }
 
+TEST(RedisSwap, StartSweepsTheKeysOfDeadProcessesOnThisHostOnly)
+{
+    REDIS_OR_SKIP(server);
+    UFFD_OR_SKIP();
+    const pid_t gone = fork();
+    ASSERT_GE(gone, 0);
+    if (gone == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(gone, nullptr, 0), gone);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    const std::string dead = std::string("faultline:") + host + ":" + std::to_string(gone) + ":00ff:7";
+    const std::string alive = own_namespace() + "00ee:7"; // a live pid: another runtime of a running process
+    const std::string elsewhere = "faultline:some-other-host:" + std::to_string(gone) + ":00dd:7";
+    redisContext* c = redisConnect("127.0.0.1", server.port());
+    ASSERT_TRUE(c && !c->err);
+    for (const auto& k : { dead, alive, elsewhere })
+        freeReplyObject(redisCommand(c, "SET %s x", k.c_str()));
+    redisFree(c);
+    auto rt = Runtime::create(redis_config(64, server.url()));
+    ASSERT_TRUE(rt) << rt.error().message();
+    EXPECT_TRUE(server.keys(dead).empty());
+    EXPECT_EQ(server.keys(alive).size(), 1u);
+    EXPECT_EQ(server.keys(elsewhere).size(), 1u);
+}
+
+// The output of a shell command line, and its exit status.
+std::pair<std::string, int> shell(const std::string& line)
+{
+    std::string out;
+    FILE* f = popen((line + " 2>&1").c_str(), "r");
+    if (!f)
+        return { "popen failed", -1 };
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    const int status = pclose(f);
+    return { out, WIFEXITED(status) ? WEXITSTATUS(status) : -1 };
+}
+
+TEST(RedisSwap, FaultlineRunSwapsAProgramsHeapToRedis)
+{
+    REDIS_OR_SKIP(server);
+    UFFD_OR_SKIP();
+    if (system("command -v python3 >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "python3 is not installed (the program run under the budget)";
+    // 8 MB of heap under a 1 MB budget: most of it lives in Redis.
+    const std::string program =
+        "python3 -c 'import hashlib; b=[bytes([i % 251]) * 4096 for i in range(2000)]; "
+        "print(hashlib.sha1(b\"\".join(b)).hexdigest())'";
+    const auto plain = shell(program);
+    ASSERT_EQ(plain.second, 0) << plain.first;
+    const auto run = shell(std::string(FAULTLINE_CLI_PATH) + " run --stats --budget 1M --swap " + server.url()
+        + " -- " + program);
+    ASSERT_EQ(run.second, 0) << run.first;
+    EXPECT_NE(run.first.find(plain.first), std::string::npos) << run.first;
+    EXPECT_NE(run.first.find("swapped out"), std::string::npos) << run.first;
+
+    const auto refused = shell(std::string(FAULTLINE_CLI_PATH) + " run --budget 1M --swap redis://127.0.0.1:"
+        + std::to_string(RedisServer::free_port()) + " -- true");
+    EXPECT_NE(refused.second, 0);
+    EXPECT_NE(refused.first.find("Connection refused"), std::string::npos) << refused.first;
+}
+
 TEST(RedisSwap, AForkChildReadsSwappedPagesAndLeavesTheParentsKeys)
 {
     REDIS_OR_SKIP(server);

@@ -3,6 +3,7 @@
 #include "support/try.h"
 
 #include "support/log.h"
+#include "support/runtime_thread.h"
 
 #include <hiredis/hiredis.h>
 
@@ -13,6 +14,8 @@
 #include <new>
 #include <sys/random.h>
 #include <unistd.h>
+#include <csignal>
+#include <unordered_map>
 #include <vector>
 
 namespace faultline {
@@ -172,6 +175,7 @@ Result<std::unique_ptr<RedisSwapTarget>> RedisSwapTarget::create(const std::stri
     // fails the runtime's creation, not the first eviction.
     target->reader_.ctx = TRY(target->connect());
     target->writer_.ctx = TRY(target->connect());
+    target->sweep_dead(host);
     try {
         target->thread_ = std::thread([t = target.get()] { t->run(); });
     } catch (const std::system_error& e) {
@@ -329,6 +333,9 @@ void RedisSwapTarget::release(uint32_t slot) noexcept
 
 void RedisSwapTarget::run() noexcept
 {
+    // Marked as the runtime's: hiredis allocates, and under the preloaded
+    // heap an allocation from the heap this thread serves could wait for itself.
+    begin_runtime_thread("faultline-redis");
     ReadRequest batch[kPipeline];
     bool releases_busy = false; // write() held release_lock_: it sends them
     for (;;) {
@@ -492,6 +499,54 @@ void RedisSwapTarget::write(Write* writes, size_t count) noexcept
     // Not written: the pager keeps these pages resident.
     for (; answered < count; ++answered)
         writes[answered].result = c ? -EIO : -ENOTCONN;
+}
+
+void RedisSwapTarget::sweep_dead(const char* host) noexcept
+{
+    redisContext* c = reader_.ctx;
+    try {
+        // faultline:<host>:<pid>:... — only this host's: a pid means
+        // nothing elsewhere.
+        const std::string match = std::string("faultline:") + host + ":*";
+        const size_t pid_at = match.size() - 1;
+        std::unordered_map<long, bool> dead;
+        size_t swept = 0;
+        std::string cursor = "0";
+        do {
+            Reply r = command(c, "SCAN %s MATCH %b COUNT 1000", cursor.c_str(), match.data(), match.size());
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+                break;
+            cursor.assign(r->element[0]->str, r->element[0]->len);
+            const redisReply* keys = r->element[1];
+            std::vector<const char*> argv { "UNLINK" };
+            std::vector<size_t> argl { 6 };
+            for (size_t i = 0; i < keys->elements; ++i) {
+                const std::string_view k(keys->element[i]->str, keys->element[i]->len);
+                if (k.size() <= pid_at)
+                    continue;
+                char* end = nullptr;
+                const long pid = strtol(std::string(k.substr(pid_at, 16)).c_str(), &end, 10);
+                if (pid <= 0 || !end || *end != ':')
+                    continue;
+                auto [it, fresh] = dead.try_emplace(pid, false);
+                if (fresh)
+                    it->second = kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+                if (it->second) {
+                    argv.push_back(k.data());
+                    argl.push_back(k.size());
+                }
+            }
+            if (argv.size() > 1) {
+                Reply u(static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), argl.data())));
+                if (!u)
+                    break;
+                swept += argv.size() - 1;
+            }
+        } while (cursor != "0");
+        if (swept)
+            log::info("swap: deleted {} Redis keys of dead faultline processes on {}", swept, host);
+    } catch (const std::bad_alloc&) {
+    }
 }
 
 void RedisSwapTarget::delete_namespace() noexcept

@@ -101,6 +101,10 @@ private:
     // held: an UNLINK must never land after a SET that reused the slot).
     void unlink_released(Link& link) noexcept;
     void delete_namespace() noexcept;
+    // At start: the keys of this host's processes that are gone (a program
+    // killed, or one that exited without destroying its runtime, as the
+    // preloaded heap never does). A SCAN of the whole keyspace, once.
+    void sweep_dead(const char* host) noexcept;
 
     RedisEndpoint endpoint_;
     size_t page_;
