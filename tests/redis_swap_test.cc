@@ -353,6 +353,9 @@ std::pair<std::string, int> shell(const std::string& line)
 
 TEST(RedisSwap, FaultlineRunSwapsAProgramsHeapToRedis)
 {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "the preloaded heap is not built under the sanitizers (tests/meson.build)";
+#endif
     REDIS_OR_SKIP(server);
     UFFD_OR_SKIP();
     if (system("command -v python3 >/dev/null 2>&1") != 0)
