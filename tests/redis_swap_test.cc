@@ -6,7 +6,11 @@
 // missing password and an unreachable server fail Runtime::create with a
 // clear errno; a server killed while pages are swapped out is SIGBUS in the
 // faulting thread (never zeros, never a hang) and other memory is still
-// served. Skipped, with the reason, where redis-server is not installed.
+// served; a stalled server (SIGSTOP) times out to SIGBUS and the runtime
+// reconnects once it answers; a start deletes the keys of this host's dead
+// processes only; a fork child reads swapped pages; `faultline run --swap
+// redis://` runs a program's heap through Redis. Skipped, with the reason,
+// where redis-server is not installed.
 #include "support/guarded_access.h"
 #include "test_support.h"
 
@@ -91,6 +95,11 @@ public:
         kill();
         if (!dir_.empty())
             std::filesystem::remove_all(dir_);
+    }
+    void signal(int sig) const
+    {
+        if (pid_ > 0)
+            ::kill(pid_, sig);
     }
     void kill()
     {
@@ -308,6 +317,34 @@ TEST(RedisSwap, AKilledServerIsSigbusOnSwappedPagesAndOtherMemoryIsStillServed)
     // The last pages written are still resident: readable as written.
     for (size_t i = pages - 8; i < pages; ++i)
         ASSERT_TRUE(page_ok(p, i, 2)) << "page " << i;
+}
+
+TEST(RedisSwap, AStalledServerTimesOutToSigbusAndTheRuntimeReconnects)
+{
+    REDIS_OR_SKIP(server);
+    UFFD_OR_SKIP();
+    const size_t budget = 64;
+    auto created = Runtime::create(redis_config(budget, server.url())); // command_timeout_ms=500
+    ASSERT_TRUE(created) << created.error().message();
+    auto rt = std::move(*created);
+    const size_t pages = 4 * budget;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    char* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < pages; ++i)
+        fill_page(p, i, 5);
+    ASSERT_TRUE(wait_for([&] { return rt->stats().swapped_out >= pages - budget - kBatch; }));
+    server.signal(SIGSTOP); // alive, connected, silent
+    const auto start = std::chrono::steady_clock::now();
+    const int sig = guarded_access([&] { (void)*reinterpret_cast<volatile const char*>(p); });
+    const auto waited = std::chrono::steady_clock::now() - start;
+    server.signal(SIGCONT);
+    EXPECT_EQ(sig, SIGBUS);
+    EXPECT_LT(waited, std::chrono::seconds(3)) << "the command timeout bounds a read";
+    // The server answers again: the next reads reconnect and come back
+    // byte-exact (page 0, whose read failed, may stay poisoned).
+    for (size_t i = 1; i < pages; ++i)
+        ASSERT_TRUE(page_ok(p, i, 5)) << "page " << i;
 }
 
 TEST(RedisSwap, StartSweepsTheKeysOfDeadProcessesOnThisHostOnly)
