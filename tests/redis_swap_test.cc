@@ -7,7 +7,7 @@
 // clear errno; a server killed while pages are swapped out is SIGBUS in the
 // faulting thread (never zeros, never a hang) and other memory is still
 // served; a stalled server (SIGSTOP) times out to SIGBUS and the runtime
-// reconnects once it answers; a start deletes the keys of this host's dead
+// reconnects once it answers; a value of the wrong size is SIGBUS; a start deletes the keys of this host's dead
 // processes only; a fork child reads swapped pages; `faultline run --swap
 // redis://` runs a program's heap through Redis. Skipped, with the reason,
 // where redis-server is not installed.
@@ -345,6 +345,32 @@ TEST(RedisSwap, AStalledServerTimesOutToSigbusAndTheRuntimeReconnects)
     // byte-exact (page 0, whose read failed, may stay poisoned).
     for (size_t i = 1; i < pages; ++i)
         ASSERT_TRUE(page_ok(p, i, 5)) << "page " << i;
+}
+
+TEST(RedisSwap, AValueOfTheWrongSizeIsCorruptionAndSigbus)
+{
+    REDIS_OR_SKIP(server);
+    UFFD_OR_SKIP();
+    const size_t budget = 64;
+    auto created = Runtime::create(redis_config(budget, server.url()));
+    ASSERT_TRUE(created) << created.error().message();
+    auto rt = std::move(*created);
+    const size_t pages = 4 * budget;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    char* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < pages; ++i)
+        fill_page(p, i, 6);
+    ASSERT_TRUE(wait_for([&] { return rt->stats().swapped_out >= pages - budget - kBatch; }));
+    // Someone else wrote the keys: every swapped page is now 5 bytes long.
+    redisContext* c = redisConnect("127.0.0.1", server.port());
+    ASSERT_TRUE(c && !c->err);
+    for (const auto& k : server.keys(own_namespace() + "*"))
+        freeReplyObject(redisCommand(c, "SET %b short", k.data(), k.size()));
+    redisFree(c);
+    const int sig = guarded_access([&] { (void)*reinterpret_cast<volatile const char*>(p); });
+    EXPECT_EQ(sig, SIGBUS) << "a short value must never be served as a page";
+    EXPECT_GT(rt->stats().swap_read_errors, 0u);
 }
 
 TEST(RedisSwap, StartSweepsTheKeysOfDeadProcessesOnThisHostOnly)
