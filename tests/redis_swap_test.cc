@@ -11,6 +11,7 @@
 // processes only; a fork child reads swapped pages; `faultline run --swap
 // redis://` runs a program's heap through Redis. Skipped, with the reason,
 // where redis-server is not installed.
+#include "runtime/redis_swap_target.h"
 #include "support/guarded_access.h"
 #include "test_support.h"
 
@@ -218,6 +219,44 @@ std::string own_namespace()
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     return std::string("faultline:") + host + ":" + std::to_string(getpid()) + ":";
+}
+
+TEST(RedisUrl, PartsDefaultsAndRefusals)
+{
+    auto e = RedisEndpoint::parse("redis://alice:p%40ss%3Aword@cache.example:6380/?connect_timeout_ms=250&command_timeout_ms=75");
+    ASSERT_TRUE(e) << e.error().message();
+    EXPECT_EQ(e->host, "cache.example");
+    EXPECT_EQ(e->port, 6380);
+    EXPECT_EQ(e->user, "alice");
+    EXPECT_EQ(e->password, "p@ss:word");
+    EXPECT_EQ(e->connect_timeout_ms, 250u);
+    EXPECT_EQ(e->command_timeout_ms, 75u);
+
+    unsetenv("FAULTLINE_REDIS_PASSWORD");
+    e = RedisEndpoint::parse("redis://[::1]");
+    ASSERT_TRUE(e) << e.error().message();
+    EXPECT_EQ(e->host, "::1");
+    EXPECT_EQ(e->port, 6379);
+    EXPECT_EQ(e->password, "");
+    EXPECT_EQ(e->connect_timeout_ms, 1000u);
+
+    e = RedisEndpoint::parse("redis://secret@h");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->user, "");
+    EXPECT_EQ(e->password, "secret");
+
+    setenv("FAULTLINE_REDIS_PASSWORD", "from-env", 1);
+    e = RedisEndpoint::parse("redis://h:1");
+    unsetenv("FAULTLINE_REDIS_PASSWORD");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->password, "from-env");
+
+    for (const char* bad : { "redis://", "redis://h:0", "redis://h:70000", "redis://h:x", "redis://h/1",
+             "redis://h?colour=blue", "redis://h?command_timeout_ms=0", "redis://[::1", "http://h" }) {
+        auto r = RedisEndpoint::parse(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code(), EINVAL) << bad;
+    }
 }
 
 TEST(RedisSwap, FourTimesTheBudgetComesBackByteExactAndItsKeysGoAfterUnmap)

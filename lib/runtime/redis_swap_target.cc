@@ -111,8 +111,10 @@ Result<RedisEndpoint> RedisEndpoint::parse(const std::string& url)
             e.password = percent_decode(userinfo);
         }
     }
+    if (rest.empty())
+        return fail(EINVAL, "redis:// URL: no host");
     std::string_view port;
-    if (!rest.empty() && rest.front() == '[') {
+    if (rest.front() == '[') {
         auto close = rest.find(']');
         if (close == rest.npos)
             return fail(EINVAL, "redis:// URL: unclosed [ in the host");
@@ -125,7 +127,7 @@ Result<RedisEndpoint> RedisEndpoint::parse(const std::string& url)
     } else if (auto colon = rest.rfind(':'); colon != rest.npos) {
         e.host = std::string(rest.substr(0, colon));
         port = rest.substr(colon + 1);
-    } else if (!rest.empty()) {
+    } else {
         e.host = std::string(rest);
     }
     if (e.host.empty())
@@ -208,17 +210,21 @@ RedisSwapTarget::~RedisSwapTarget()
                 redisFree(l->ctx);
         return;
     }
+    // Without a thread, create() failed: nothing was written, and a second
+    // try at a server that just refused would only log the refusal again.
+    const bool used = thread_.joinable();
     {
         std::lock_guard g(lock_);
         stopping_ = true;
     }
     wake_.notify_all();
-    if (thread_.joinable())
+    if (used)
         thread_.join();
     // Nothing of this runtime is read again: its namespace goes, whatever
     // releases were dropped or never sent.
     std::lock_guard g(release_lock_);
-    delete_namespace();
+    if (used)
+        delete_namespace();
     for (Link* l : { &reader_, &writer_ })
         if (l->ctx)
             redisFree(l->ctx);

@@ -40,7 +40,7 @@ namespace faultline {
 
 // Where the server is and how long to wait for it (parsed from the URL).
 struct RedisEndpoint {
-    std::string host = "127.0.0.1";
+    std::string host;
     int port = 6379;
     std::string user;
     std::string password; // from the URL, else $FAULTLINE_REDIS_PASSWORD; never logged
