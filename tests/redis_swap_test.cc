@@ -6,7 +6,8 @@
 // missing password and an unreachable server fail Runtime::create with a
 // clear errno; a server killed while pages are swapped out is SIGBUS in the
 // faulting thread (never zeros, never a hang) and other memory is still
-// served; a stalled server (SIGSTOP) times out to SIGBUS and the runtime
+// served; a full server (maxmemory, OOM) keeps the pages resident;
+// a stalled server (SIGSTOP) times out to SIGBUS and the runtime
 // reconnects once it answers; a value of the wrong size is SIGBUS; a start deletes the keys of this host's dead
 // processes only; a fork child reads swapped pages; `faultline run --swap
 // redis://` runs a program's heap through Redis. Skipped, with the reason,
@@ -45,7 +46,7 @@ constexpr unsigned kBatch = 16;
 // destructor unless the test killed it first.
 class RedisServer {
 public:
-    explicit RedisServer(const std::string& password = "")
+    explicit RedisServer(const std::string& password = "", std::vector<std::string> extra = {})
     {
         if (access("/usr/bin/redis-server", X_OK) != 0 && system("command -v redis-server >/dev/null 2>&1") != 0) {
             why_ = "redis-server is not installed (./dev test installs it)";
@@ -67,6 +68,8 @@ public:
                 argv.push_back("--requirepass");
                 argv.push_back(password.c_str());
             }
+            for (const auto& a : extra)
+                argv.push_back(a.c_str());
             argv.push_back(nullptr);
             const int devnull = open("/dev/null", O_WRONLY);
             dup2(devnull, 1);
@@ -410,6 +413,28 @@ TEST(RedisSwap, AValueOfTheWrongSizeIsCorruptionAndSigbus)
     const int sig = guarded_access([&] { (void)*reinterpret_cast<volatile const char*>(p); });
     EXPECT_EQ(sig, SIGBUS) << "a short value must never be served as a page";
     EXPECT_GT(rt->stats().swap_read_errors, 0u);
+}
+
+TEST(RedisSwap, AFullServerRefusesWritesAndThePagesStayResident)
+{
+    // Room for a few dozen pages, then OOM errors on SET (noeviction: a
+    // server that dropped swapped pages would lose data).
+    REDIS_OR_SKIP(server, "", { "--maxmemory", "1200kb", "--maxmemory-policy", "noeviction" });
+    UFFD_OR_SKIP();
+    const size_t budget = 64;
+    auto created = Runtime::create(redis_config(budget, server.url()));
+    ASSERT_TRUE(created) << created.error().message();
+    auto rt = std::move(*created);
+    const size_t pages = 4 * budget;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    char* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < pages; ++i)
+        fill_page(p, i, 7);
+    ASSERT_TRUE(wait_for([&] { return rt->stats().swap_write_errors > 0; }));
+    for (size_t i = 0; i < pages; ++i)
+        ASSERT_TRUE(page_ok(p, i, 7)) << "page " << i;
+    EXPECT_EQ(rt->stats().swap_read_errors, 0u);
 }
 
 TEST(RedisSwap, StartSweepsTheKeysOfDeadProcessesOnThisHostOnly)
