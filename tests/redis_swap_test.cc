@@ -6,12 +6,12 @@
 // missing password and an unreachable server fail Runtime::create with a
 // clear errno; a server killed while pages are swapped out is SIGBUS in the
 // faulting thread (never zeros, never a hang) and other memory is still
-// served; a full server (maxmemory, OOM) keeps the pages resident;
-// a stalled server (SIGSTOP) times out to SIGBUS and the runtime
-// reconnects once it answers; a value of the wrong size is SIGBUS; a start deletes the keys of this host's dead
-// processes only; a fork child reads swapped pages; `faultline run --swap
-// redis://` runs a program's heap through Redis. Skipped, with the reason,
-// where redis-server is not installed.
+// served; a full server (maxmemory, OOM) keeps the pages resident; a
+// stalled server (SIGSTOP) times out to SIGBUS and the runtime reconnects
+// once it answers; a value of the wrong size is SIGBUS; a start deletes the
+// keys of this host's dead processes only; a fork child reads swapped
+// pages; `faultline run --swap redis://` runs a program's heap through
+// Redis. Skipped, with the reason, where redis-server is not installed.
 #include "runtime/redis_swap_target.h"
 #include "support/guarded_access.h"
 #include "test_support.h"
