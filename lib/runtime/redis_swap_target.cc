@@ -530,8 +530,10 @@ void RedisSwapTarget::sweep_dead(const char* host) noexcept
                 const std::string_view k(keys->element[i]->str, keys->element[i]->len);
                 if (k.size() <= pid_at)
                     continue;
+                // Parsed from a copy that outlives the parse (`end` points into it).
+                const std::string digits(k.substr(pid_at, 16));
                 char* end = nullptr;
-                const long pid = strtol(std::string(k.substr(pid_at, 16)).c_str(), &end, 10);
+                const long pid = strtol(digits.c_str(), &end, 10);
                 if (pid <= 0 || !end || *end != ':')
                     continue;
                 auto [it, fresh] = dead.try_emplace(pid, false);
