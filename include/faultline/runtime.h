@@ -78,6 +78,10 @@ struct Config {
     // outlives the process. At most `swap_size` bytes of it are used (0 =
     // as much as the arena). Needs write-protect faults on anonymous memory
     // (5.7); without them anonymous memory stays outside the budget.
+    // `swap_path` = "redis://[user[:password]@]host[:port][?connect_timeout_ms=
+    // N&command_timeout_ms=N]" keeps the pages in Redis instead (far memory,
+    // docs/far-memory.md; the password may come from
+    // $FAULTLINE_REDIS_PASSWORD).
     // `swap = false` keeps anonymous memory outside the budget.
     bool swap = true;
     std::string swap_path;

@@ -34,6 +34,12 @@ public:
         int result;
     };
     virtual void write(Write* writes, size_t count) noexcept = 0;
+
+    // Whoever frees a slot (a handler thread among them): its page is no
+    // longer needed. Must not block or allocate; called before the slot can
+    // be handed out again, so a target that deletes the old copy later must
+    // do it before it stores the slot's next page. A file has nothing to do.
+    virtual void release(uint32_t slot) noexcept { (void)slot; }
 };
 
 } // namespace faultline::memory

@@ -8,6 +8,7 @@
 #include "os/psi_trigger.h"
 #include "os/virtual_memory.h"
 #include "runtime/file_swap_target.h"
+#include "runtime/redis_swap_target.h"
 #include "runtime/json_report.h"
 #include "support/log.h"
 #include "support/try.h"
@@ -277,6 +278,11 @@ Result<std::shared_ptr<memory::SwapSpace>> RuntimeCore::create_swap()
     if (slots < config_.eviction_batch_pages)
         return failf(EINVAL, "swap_size must hold at least one eviction batch (%u pages)", config_.eviction_batch_pages);
     space->slots = TRY(memory::SwapSlots::create(size_t(slots)));
+    if (RedisEndpoint::is_url(config_.swap_path)) {
+        // Far memory (docs/far-memory.md): the slots are keys on a server.
+        space->target = TRY(RedisSwapTarget::create(config_.swap_path, page_));
+        return space;
+    }
     space->target = TRY(FileSwapTarget::create(config_.swap_path, page_, features_.has(os::Feature::IoUring),
         uint64_t(config_.eviction_batch_pages) * page_));
     return space;

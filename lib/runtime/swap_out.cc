@@ -149,7 +149,7 @@ size_t SwapOut::evict(SwapBackedVMObject& object, size_t want)
         object.counters().write_errors.fetch_add(1, std::memory_order_relaxed);
         if (writes[i].result == -ENOSPC) {
             if (!space.full.exchange(true))
-                log::warn("swap is full (the swap file's filesystem): anonymous pages stay resident, the memory budget is exceeded");
+                log::warn("swap is full (no space on the swap target: the file's filesystem, or Redis's maxmemory): anonymous pages stay resident, the memory budget is exceeded");
             space.full_events.fetch_add(1, std::memory_order_relaxed);
         } else {
             log::warn("swap: writing a page failed: {}", strerror(-writes[i].result));

@@ -167,7 +167,7 @@ int run_command(std::span<char* const> args)
             budget = args[++i];
         } else if (!strcmp(a, "--swap")) {
             if (i + 1 >= args.size())
-                return usage("--swap needs a directory");
+                return usage("--swap needs a directory or a redis:// URL");
             swap = args[++i];
         } else if (a[0] == '-')
             return usage((std::string("unknown option ") + a).c_str());
@@ -200,7 +200,10 @@ int run_command(std::span<char* const> args)
     }
     if (swap && !budget)
         return usage("--swap needs --budget (without a budget nothing is swapped)");
-    if (swap) {
+    // A redis:// URL goes to the preload as it is: the runtime connects and
+    // authenticates at start and refuses the program with the server's
+    // reason (the tool has no Redis client of its own).
+    if (swap && strncmp(swap, "redis://", 8) != 0) {
         if (const std::string why = check_swap_dir(swap, batch); !why.empty()) {
             fprintf(stderr, "faultline run: --swap %s\n", why.c_str());
             return kExitUsage;

@@ -7,7 +7,7 @@
 
 namespace faultline::cli {
 
-inline constexpr const char* kRunSynopsis = "run [--stats] [--heap-size SIZE] [--budget SIZE] [--swap DIR] -- COMMAND [ARGS...]";
+inline constexpr const char* kRunSynopsis = "run [--stats] [--heap-size SIZE] [--budget SIZE] [--swap DIR|redis://HOST:PORT] -- COMMAND [ARGS...]";
 
 // Execs COMMAND on success (never returns then: its exit status and
 // signals are the program's own); otherwise returns the exit status of the

@@ -111,6 +111,9 @@ void SwapBackedVMObject::free_slot(size_t page) noexcept
     const uint32_t held = slot_table_[page].exchange(0, std::memory_order_acq_rel);
     if (held == 0)
         return;
+    // Before the slot is free: once it is, the evictor may reuse it, and the
+    // target must see the release ahead of the new write.
+    space_->target->release(held - 1);
     space_->slots->free(held - 1);
     counters_.slots_reclaimed.fetch_add(1, std::memory_order_relaxed);
     // A slot is free again: the evictor may try the target once more.
