@@ -79,6 +79,17 @@ private:
                 if (e.state == Entry::State::Due && (!next || e.due < next->due))
                     next = &e;
             if (!next) {
+                // Nothing claimed at all: the thread ends (the next claim
+                // starts another). A process-wide thread left running would
+                // make every later fork(2) a multi-threaded one — which
+                // ThreadSanitizer refuses in a child that starts a runtime.
+                bool idle = true;
+                for (const Entry& e : entries_)
+                    idle = idle && e.state == Entry::State::Free;
+                if (idle) {
+                    started_ = false;
+                    return;
+                }
                 ready_.wait(g);
                 continue;
             }
@@ -118,6 +129,10 @@ void Delayer::arrived(Operation* op, int32_t result) noexcept
         e->result = result;
         e->due = Clock::now() + std::chrono::milliseconds(e->delay_ms);
         e->state = Entry::State::Due;
+        // The thread may have ended between the claim and now (it ends only
+        // when nothing is claimed, so this is for safety): it must run.
+        if (!d.started_)
+            (void)d.start();
     }
     d.ready_.notify_one();
 }
