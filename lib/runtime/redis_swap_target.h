@@ -109,6 +109,7 @@ private:
     RedisEndpoint endpoint_;
     size_t page_;
     std::string prefix_;
+    std::unique_ptr<char[]> staging_; // the evictor's copy of the page it sends (write())
 
     std::mutex lock_; // the read ring, the release ring, stopping_
     std::condition_variable wake_;
