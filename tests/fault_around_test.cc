@@ -121,6 +121,8 @@ TEST(FaultAround, AdaptiveWakeOrderFillsIsolatedWindowsAfterTheWakeAndStreamsBef
     // A fault right above it is a stream: its 64-page window is in when the
     // touch returns, and the window after it is read ahead once it is woken.
     p[128 * kPage] = 1;
+    // (The statistics wait for batches in flight: a thread can run on as
+    // soon as its page is in, before the handler has counted it.)
     st = rt->region_stats(const_cast<char*>(p));
     EXPECT_GE(st->pages_installed, 32u + 64u);
     for (int i = 0; i < 500 && st->pages_installed < 32 + 64 + 192; ++i) {

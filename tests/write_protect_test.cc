@@ -76,8 +76,9 @@ TEST(WriteProtect, ManyThreadsWritingProtectedPages)
     EXPECT_EQ(dirty.size(), 256u);
     for (size_t i = 0; i < 256; ++i)
         for (int t = 0; t < 8; ++t)
-            if (size_t(t) % 2 == i % 2 && size_t(t) <= i)
+            if (size_t(t) % 2 == i % 2 && size_t(t) <= i) {
                 ASSERT_EQ(p[i * kPage + size_t(t)], char(t + 1)) << "page " << i << " thread " << t;
+            }
 }
 
 TEST(WriteProtect, DirtyPagesFallBackToResidentPages)

@@ -21,6 +21,8 @@
 namespace faultline::fault {
 
 namespace {
+thread_local bool t_is_handler = false;
+
 inline void cpu_relax() noexcept
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -51,6 +53,7 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::try_create(uffd::Userfaultfd
     if (options.pending_capacity == 0 || options.pending_capacity > (1u << 20))
         return fail(EINVAL, "pending fault capacity must be between 1 and 1048576");
     std::unique_ptr<FaultHandler> handler(new FaultHandler(uffd, tree, options));
+    handler->serving_.reset(new std::atomic<uint64_t>[options.threads] {});
     if (!handler->completions_.ready())
         return failf(errno, "eventfd for completions failed: %s", strerror(errno));
     handler->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -71,7 +74,7 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::try_create(uffd::Userfaultfd
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
         for (unsigned i = 0; i < options.threads; ++i)
-            handler->threads_.emplace_back([h = handler.get()] { h->run(); });
+            handler->threads_.emplace_back([h = handler.get(), i] { h->run(i); });
     } catch (const std::system_error& e) {
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         handler->stop();
@@ -135,9 +138,30 @@ void FaultHandler::abandon() noexcept
     }
 }
 
-void FaultHandler::run() noexcept
+void FaultHandler::settle() const noexcept
+{
+    // Stopped or abandoned (a fork child: the values were copied mid-batch
+    // and nothing will change them).
+    if (t_is_handler || !serving_ || stopped_.load(std::memory_order_relaxed))
+        return;
+    // A batch is served without waiting for anything (handlers never
+    // block), so this ends in microseconds; the deadline only guards
+    // against a handler thread that stopped for good.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    for (unsigned i = 0; i < options_.threads; ++i) {
+        const uint64_t seen = serving_[i].load(std::memory_order_acquire);
+        if (!(seen & 1))
+            continue;
+        while (serving_[i].load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+    }
+}
+
+void FaultHandler::run(unsigned index) noexcept
 {
     begin_runtime_thread("faultline-uffd");
+    t_is_handler = true;
+    std::atomic<uint64_t>& serving = serving_[index];
     uffd::PageFiller filler(uffd_, page_size_, options_.dispatch.around.max_pages, options_.use_zeropage, counters_.fills);
     if (!filler.ready()) {
         failed_threads_.fetch_add(1);
@@ -176,15 +200,20 @@ void FaultHandler::run() noexcept
         if (fds[1].revents & POLLIN) {
             fds[1].revents = 0;
             size_t n;
-            while ((n = completions_.drain(done, Dispatcher::kBatch)) > 0)
+            while ((n = completions_.drain(done, Dispatcher::kBatch)) > 0) {
+                serving.fetch_add(1, std::memory_order_seq_cst);
                 dispatcher_.resume(done, n, port);
+                serving.fetch_add(1, std::memory_order_release);
+            }
         }
         // Drain everything pending before sleeping: under load the next
         // batch is usually already queued, and poll() costs a system call.
         long n = uffd_.read_events(msgs, Dispatcher::kBatch);
         if (n > 0) {
             ServiceCounters::bump(counters_.batches);
+            serving.fetch_add(1, std::memory_order_seq_cst);
             dispatcher_.serve(msgs, size_t(n), port);
+            serving.fetch_add(1, std::memory_order_release);
             if (spin.count())
                 last_event = std::chrono::steady_clock::now();
             // Look at reads and completions between batches too.

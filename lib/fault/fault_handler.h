@@ -61,6 +61,15 @@ public:
     // the threads without signalling or joining anything.
     void abandon() noexcept;
 
+    // Waits until every batch a handler thread was serving when this was
+    // called has been served and counted. A faulting thread can run on as
+    // soon as its page is in — before its wake, when the page arrived
+    // before the thread went to sleep — and the handler counts the fault
+    // after the install: without this, a program reading its statistics
+    // right after a touch could miss that touch's fault. Bounded; a no-op
+    // on handler threads.
+    void settle() const noexcept;
+
     memory::CompletionPort& completions() noexcept { return completions_; }
     const PendingFaultTable& pending() const noexcept { return pending_; }
     void fill_stats(RuntimeStats& stats) const { counters_.fill(stats); }
@@ -69,7 +78,7 @@ public:
 
 private:
     FaultHandler(uffd::Userfaultfd& uffd, memory::RegionTree& tree, const FaultHandlerOptions& options);
-    void run() noexcept;
+    void run(unsigned index) noexcept;
 
     uffd::Userfaultfd& uffd_;
     FaultHandlerOptions options_;
@@ -83,6 +92,10 @@ private:
     int empty_memfd_ = -1;   // for the SIGBUS fallback without UFFDIO_POISON
     std::unique_ptr<io::IoWorker> io_worker_; // without io_uring
     std::vector<std::thread> threads_;
+    // Per thread: odd while it serves a batch or resumes completions. Made
+    // odd before any page of the batch is installed, so a thread that has
+    // seen its page arrive finds either an odd value or the counts.
+    std::unique_ptr<std::atomic<uint64_t>[]> serving_;
     std::atomic<bool> stopped_ { false };
     std::atomic<unsigned> ready_threads_ { 0 };
     std::atomic<unsigned> failed_threads_ { 0 };

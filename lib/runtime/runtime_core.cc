@@ -527,9 +527,18 @@ Result<void> RuntimeCore::set_purge_callbacks(PurgeCallbacks callbacks)
     return purgeable_.set_callbacks(std::move(callbacks));
 }
 
+void RuntimeCore::settle_counts() const noexcept
+{
+    handler_->settle();
+    if (fault::FaultHandler* async = async_service_.load(std::memory_order_acquire))
+        async->settle();
+}
+
 Result<RegionStats> RuntimeCore::region_stats(uintptr_t address) const
 {
     TRY(check_owner());
+    // Counts include every fault that has returned to its thread.
+    settle_counts();
     RegionSnapshot snap;
     {
         std::lock_guard api(api_lock_);
@@ -545,6 +554,7 @@ Result<RegionStats> RuntimeCore::region_stats(uintptr_t address) const
 std::vector<RegionSnapshot> RuntimeCore::snapshot_all() const
 {
     std::vector<RegionSnapshot> all;
+    settle_counts();
     std::lock_guard api(api_lock_);
     std::shared_lock tree(tree_.lock());
     all.reserve(tree_.region_count());
@@ -565,6 +575,7 @@ std::vector<RegionStats> RuntimeCore::regions() const
 RuntimeStats RuntimeCore::stats() const
 {
     RuntimeStats s;
+    settle_counts();
     handler_->fill_stats(s);
     fault::FaultHandler* async = async_service_.load(std::memory_order_acquire);
     if (async)

@@ -103,6 +103,8 @@ private:
     // Snapshots every region (under the API lock), then measures them with
     // no lock held.
     std::vector<RegionSnapshot> snapshot_all() const;
+    // Waits for batches the handler threads are serving (FaultHandler::settle).
+    void settle_counts() const noexcept;
     // The swap file, its slots and the budget they share (Config::swap).
     Result<std::shared_ptr<memory::SwapSpace>> create_swap();
 
