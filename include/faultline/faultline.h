@@ -31,6 +31,7 @@ enum {
     FAULTLINE_REGION_IMMUTABLE = 1u << 2,
     FAULTLINE_REGION_PURGEABLE = 1u << 3,
     FAULTLINE_REGION_NORESERVE = 1u << 4,
+    FAULTLINE_REGION_CLONABLE = 1u << 5,
 };
 
 /* faultline_map_file flags. */
@@ -198,6 +199,12 @@ FAULTLINE_API int faultline_make_immutable(faultline_runtime_t rt, void* address
  * shared file region keeps its pages. -ENOENT if the range is not fully
  * covered by regions, -EPERM on an immutable one, -EINVAL if unaligned. */
 FAULTLINE_API int faultline_discard(faultline_runtime_t rt, void* address, size_t size);
+/* The clone of the region that starts at `address` (mapped with
+ * FAULTLINE_REGION_CLONABLE) into *out; name NULL or "" = the source's
+ * (docs/cow.md). -ENOENT: no region there; -EINVAL: not the start of a
+ * region, not clonable, or a NULL out; -EPERM: immutable; -ENOMEM: the
+ * clone's commit does not fit. */
+FAULTLINE_API int faultline_clone(faultline_runtime_t rt, void* address, const char* name, void** out);
 FAULTLINE_API int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
 /* Maps a purgeable region of `size` bytes; options may be NULL for defaults. */
 FAULTLINE_API int faultline_allocate_purgeable(faultline_runtime_t rt, size_t size, const faultline_purgeable_options* options,

@@ -155,6 +155,15 @@ public:
     // zeros again. EPERM on immutable regions.
     Result<void> discard(void* address, size_t size);
 
+    // Copy-on-write (docs/cow.md). A new region with the contents of the
+    // region that starts at `address` at the moment of the call; both stay
+    // writable and diverge, sharing their pages until either writes. The
+    // region must be mapped with RegionFlags::Clonable. `name` empty: the
+    // source's. ENOENT: no region there; EINVAL: not the start of a region,
+    // or not clonable; EPERM: immutable; ENOMEM: the clone's commit (its
+    // size, unless NoReserve) does not fit.
+    Result<void*> clone(void* address, std::string_view name = {});
+
     // Purgeable memory (docs/purgeable.md, docs/api.md "Purgeable memory").
     // Maps a private anonymous region whose pages can be made volatile. Its
     // size is committed like map_anonymous's (unless NoReserve).

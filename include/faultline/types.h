@@ -81,6 +81,11 @@ enum class RegionFlags : uint32_t {
     // Commit nothing against the runtime's commit limit. A fault may then
     // fail for lack of memory, which is delivered as SIGBUS.
     NoReserve = 1u << 4,
+    // Can be cloned in O(1) (Runtime::clone): the pages live in a memfd, so
+    // a clone shares them until either side writes (docs/cow.md). Private
+    // anonymous memory only: with Shared, Stack or Purgeable it is refused
+    // (EINVAL). Not swapped under a memory budget.
+    Clonable = 1u << 5,
 };
 constexpr RegionFlags operator|(RegionFlags a, RegionFlags b) { return RegionFlags(uint32_t(a) | uint32_t(b)); }
 constexpr RegionFlags operator&(RegionFlags a, RegionFlags b) { return RegionFlags(uint32_t(a) & uint32_t(b)); }

@@ -247,6 +247,19 @@ int faultline_discard(faultline_runtime_t handle, void* address, size_t size)
     });
 }
 
+int faultline_clone(faultline_runtime_t handle, void* address, const char* name, void** out)
+{
+    if (!out)
+        return -EINVAL;
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.clone(address, name ? name : "");
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
 int faultline_make_immutable(faultline_runtime_t handle, void* address, size_t size)
 {
     return with_runtime(handle, [&](Runtime& rt) {

@@ -58,6 +58,12 @@ int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t 
     return p == MAP_FAILED ? -errno : 0;
 }
 
+int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept
+{
+    void* p = mmap(reinterpret_cast<void*>(addr), len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
 int unmap(uintptr_t addr, size_t len) noexcept { return rc(munmap(reinterpret_cast<void*>(addr), len)); }
 int protect(uintptr_t addr, size_t len, int prot) noexcept { return rc(mprotect(reinterpret_cast<void*>(addr), len, prot)); }
 int discard(uintptr_t addr, size_t len) noexcept { return rc(madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)); }

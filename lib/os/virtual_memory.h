@@ -22,6 +22,8 @@ int map_shared_fixed(uintptr_t addr, size_t len, int prot, int fd) noexcept;
 // Maps `fd` (`type`: MAP_SHARED or MAP_PRIVATE) with MAP_FIXED over
 // [addr, addr+len) from `offset`.
 int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept;
+// Fresh private anonymous memory over [addr, addr+len), unregistered.
+int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept;
 int protect(uintptr_t addr, size_t len, int prot) noexcept;
 int discard(uintptr_t addr, size_t len) noexcept;
 int seal(uintptr_t addr, size_t len) noexcept;

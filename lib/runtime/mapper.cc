@@ -16,7 +16,8 @@ using memory::Region;
 namespace {
 
 constexpr uint32_t kKnownFlags = uint32_t(RegionFlags::Shared) | uint32_t(RegionFlags::Stack)
-    | uint32_t(RegionFlags::Immutable) | uint32_t(RegionFlags::Purgeable) | uint32_t(RegionFlags::NoReserve);
+    | uint32_t(RegionFlags::Immutable) | uint32_t(RegionFlags::Purgeable) | uint32_t(RegionFlags::NoReserve)
+    | uint32_t(RegionFlags::Clonable);
 
 // Runs `undo` on scope exit unless dismissed: every failure after a step
 // that changed something takes that step back, so a failed map leaves
@@ -52,6 +53,8 @@ Result<void> Mapper::validate(const MapOptions& o) const noexcept
         return fail(EINVAL, "unknown access bits");
     if (uint32_t(o.flags) & ~kKnownFlags)
         return fail(EINVAL, "unknown region flags");
+    if (has(o.flags, RegionFlags::Clonable) && (has(o.flags, RegionFlags::Shared) || has(o.flags, RegionFlags::Stack) || has(o.flags, RegionFlags::Purgeable)))
+        return fail(EINVAL, "a clonable region is private anonymous memory (Shared, Stack and Purgeable are refused)");
     const Access max_access = o.max_access == Access::None ? o.access : o.max_access;
     if (!is_subset(o.access, max_access))
         return fail(EINVAL, "access is not within max_access");
@@ -115,7 +118,10 @@ Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMOb
         if (int rc = os::map_fd_fixed(base, o.size, int(o.access), object->backing_map_type(), fd, object_offset); rc < 0)
             return failf(-rc, "mapping the object's memfd failed: %s", strerror(-rc));
         uffd::Userfaultfd& registrar = object->async_write_tracking() && async_uffd_ ? *async_uffd_ : uffd_;
-        TRY(registrar.register_range(base, o.size, object->uffd_modes()));
+        // A view the kernel serves by itself (a frozen copy-on-write
+        // object) needs no registration.
+        if (object->uffd_modes() != uffd::Mode::None)
+            TRY(registrar.register_range(base, o.size, object->uffd_modes()));
     } else {
         if (int rc = os::protect(base, o.size, int(o.access)); rc < 0)
             return failf(-rc, "mprotect failed: %s", strerror(-rc));

@@ -56,6 +56,10 @@ public:
     // Called for every region unmap retires, once its faults have ended and
     // before its range is given back (file regions write back there).
     void on_retire(std::function<void(memory::Region&)> hook) { on_retire_ = std::move(hook); }
+    // Registers a region's range with the userfaultfd again (a view put back
+    // after a failed copy-on-write freeze). False on failure.
+    bool register_view(uintptr_t base, size_t size, uffd::Mode modes) noexcept { return bool(uffd_.register_range(base, size, modes)); }
+
 
 private:
     // Gives a retired region's range back to the arena.

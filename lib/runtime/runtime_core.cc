@@ -191,6 +191,7 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , evictor_(std::make_unique<Evictor>(tree_, uffd_, page_, config_))
     , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, *evictor_)
     , purgeable_(mapper_, ops_, arena_, uffd_, ledger_, features_, config_.purge, api_lock_, page_)
+    , cow_(mapper_, ops_, tree_, purgeable_, ledger_, api_lock_, page_)
 {
     // A shared file region writes its dirty pages back as it leaves; a
     // purgeable region's pages leave the volatile set.
@@ -297,7 +298,11 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
     const bool shared = has(o.flags, RegionFlags::Shared);
     boost::intrusive_ptr<memory::AnonymousVMObject> object;
     boost::intrusive_ptr<memory::SwapBackedVMObject> swapped;
-    if (swap_ && !shared) {
+    if (has(o.flags, RegionFlags::Clonable)) {
+        // Its pages live in a memfd so that clones can share them (a clone
+        // is the kernel's to serve): outside the budget, like shared memory.
+        object = TRY(memory::CowVMObject::try_create(o.size, page_, o.name.c_str()));
+    } else if (swap_ && !shared) {
         // Under the budget: its pages are charged as they come and swapped
         // out when cold. (A shared region's pages live in a memfd a fork
         // child shares: they stay outside the budget.)
@@ -321,6 +326,12 @@ Result<void*> RuntimeCore::map_anonymous(const MapOptions& o)
         }
     }
     return mapped;
+}
+
+Result<void*> RuntimeCore::clone(uintptr_t address, std::string_view name)
+{
+    TRY(check_owner());
+    return cow_.clone(address, name);
 }
 
 Result<void*> RuntimeCore::map_object(const MapOptions& o, boost::intrusive_ptr<memory::VMObject> object)
@@ -453,6 +464,14 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
         const uintptr_t lo = std::max(address, r->base());
         const uintptr_t hi = std::min(address + size, r->end());
         const size_t first = (r->object_offset() + (lo - r->base())) / page_;
+        if (auto* cow = dynamic_cast<memory::CowVMObject*>(&r->object()); cow && cow->frozen()) {
+            // A copy-on-write view: dropping its pages would show the frozen
+            // ones again. Fresh anonymous memory reads zeros, as a discarded
+            // anonymous page must (the kernel serves it like the rest).
+            if (int rc = os::map_anonymous_fixed(lo, hi - lo, int(r->access())); rc < 0)
+                return failf(-rc, "mmap failed: %s", strerror(-rc));
+            continue;
+        }
         if (r->object().backing_map_type() == MAP_PRIVATE) {
             // A private file region: its written pages are private copies;
             // dropping them makes the next touch see the file again (the

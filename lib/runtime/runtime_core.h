@@ -31,6 +31,7 @@
 #include "runtime/fork_guard.h"
 #include "runtime/mapper.h"
 #include "runtime/purgeable_regions.h"
+#include "runtime/cow_regions.h"
 #include "runtime/region_operations.h"
 #include "runtime/region_statistics.h"
 #include "runtime/stat_endpoint.h"
@@ -69,6 +70,7 @@ public:
 
     // Purgeable memory (runtime/purgeable_regions.h).
     Result<void*> allocate_purgeable(size_t size, const PurgeableOptions& options);
+    Result<void*> clone(uintptr_t address, std::string_view name);
     Result<void> set_volatile(uintptr_t address, size_t size, VolatileOptions options);
     Result<NonVolatileResult> set_nonvolatile(uintptr_t address, size_t size);
     Result<PurgeResult> purge(size_t bytes);
@@ -140,6 +142,7 @@ private:
     std::shared_ptr<memory::SwapSpace> swap_;
     FileRegions files_;
     PurgeableRegions purgeable_;
+    CowRegions cow_;
     std::unique_ptr<fault::FaultHandler> handler_;
     // Shared file regions that track writes asynchronously (WP_ASYNC) are
     // registered with a second userfaultfd, served by handlers of its own.

@@ -1,4 +1,5 @@
 #include "memory/objects/anonymous_vm_object.h"
+#include "support/try.h"
 
 #include <cerrno>
 #include <cstring>
@@ -29,20 +30,26 @@ Result<boost::intrusive_ptr<AnonymousVMObject>> AnonymousVMObject::try_create_sh
     auto states = PageStates::create(size / page_size);
     if (!states)
         return std::unexpected(states.error());
-    int fd = memfd_create(name && *name ? name : "faultline-shared", MFD_CLOEXEC);
-    if (fd < 0)
-        return failf(errno, "memfd_create failed: %s", strerror(errno));
-    if (ftruncate(fd, off_t(size)) != 0) {
-        int err = errno;
-        close(fd);
-        return failf(err, "sizing the shared object failed: %s", strerror(err));
-    }
+    int fd = TRY(create_memfd(size, name && *name ? name : "faultline-shared"));
     auto* object = new (std::nothrow) AnonymousVMObject(size, page_size, std::move(*states), fd);
     if (!object) {
         close(fd);
         return fail(ENOMEM, "out of memory for VMObject");
     }
     return boost::intrusive_ptr<AnonymousVMObject>(object);
+}
+
+Result<int> AnonymousVMObject::create_memfd(size_t size, const char* name)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return failf(errno, "memfd_create failed: %s", strerror(errno));
+    if (ftruncate(fd, off_t(size)) != 0) {
+        int err = errno;
+        close(fd);
+        return failf(err, "sizing the object's memfd failed: %s", strerror(err));
+    }
+    return fd;
 }
 
 AnonymousVMObject::~AnonymousVMObject()

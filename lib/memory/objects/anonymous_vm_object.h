@@ -42,6 +42,8 @@ public:
     void release_pages(size_t first, size_t count) noexcept override;
 
 protected:
+    // A memfd of `size` bytes named `name` (the caller owns it).
+    static Result<int> create_memfd(size_t size, const char* name);
     AnonymousVMObject(size_t size, size_t page_size, PageStates states, int memfd) noexcept
         : VMObject(size, page_size, std::move(states))
         , memfd_(memfd)

@@ -1,0 +1,48 @@
+// memory/objects/cow_vm_object.h — anonymous memory that can be cloned in O(1).
+//
+// Two mappings can share a physical page only if it lives in a file: an
+// anonymous page our fault path installed belongs to its mapping alone
+// (docs/design.md, "Copy-on-write", has the measurements). So a clonable
+// region keeps its pages in a memfd from the start. While it has never been
+// cloned it is *live*: its one view maps the memfd MAP_SHARED and the fault
+// service zero-fills it like any anonymous region. The first clone
+// *freezes* it: from then on the memfd is never written again, and every
+// view — the original, remapped in place, and each clone — maps it
+// MAP_PRIVATE, so the kernel's own copy-on-write gives each view private
+// copies of the pages it writes while reads share the frozen pages. Frozen
+// views are not registered with the userfaultfd: the kernel serves them.
+#pragma once
+
+#include "memory/objects/anonymous_vm_object.h"
+
+#include <atomic>
+
+namespace faultline::memory {
+
+class CowVMObject final : public AnonymousVMObject {
+public:
+    static Result<boost::intrusive_ptr<CowVMObject>> try_create(size_t size, size_t page_size, const char* name);
+
+    const char* kind_name() const noexcept override { return frozen() ? "cow" : "clonable"; }
+    uffd::Mode uffd_modes() const noexcept override { return frozen() ? uffd::Mode::None : uffd::Mode::Missing; }
+    int backing_map_type() const noexcept override;
+    // A fault that was queued before the freeze: the view is the kernel's
+    // now; wake the thread and let it fault again there.
+    Outcome handle_fault(const FaultContext&, PageSink&) noexcept override;
+    // Live: a hole is punched (the one view is going). Frozen: the pages
+    // may be shared by other views; the memfd goes with the last of them.
+    void release_pages(size_t first, size_t count) noexcept override;
+
+    bool frozen() const noexcept { return frozen_.load(std::memory_order_acquire); }
+    // Called once its views are about to be remapped MAP_PRIVATE (under the
+    // runtime's API lock).
+    void freeze() noexcept { frozen_.store(true, std::memory_order_release); }
+    // Undoes freeze() when remapping the views failed (they are live again).
+    void thaw() noexcept { frozen_.store(false, std::memory_order_release); }
+
+private:
+    using AnonymousVMObject::AnonymousVMObject;
+    std::atomic<bool> frozen_ { false };
+};
+
+} // namespace faultline::memory

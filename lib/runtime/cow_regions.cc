@@ -1,0 +1,277 @@
+#include "runtime/cow_regions.h"
+
+#include "os/pagemap.h"
+#include "os/virtual_memory.h"
+#include "support/log.h"
+#include "support/try.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <pthread.h>
+#include <shared_mutex>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
+
+namespace faultline {
+
+using memory::CowVMObject;
+using memory::Region;
+
+namespace {
+
+// Every runtime's clonable regions, for the pthread_atfork prepare handler.
+// Never destroyed: atfork handlers outlive static destruction.
+struct ForkRegistry {
+    std::mutex lock;
+    std::vector<CowRegions*> all;
+};
+
+ForkRegistry& fork_registry()
+{
+    static auto* registry = new ForkRegistry;
+    return *registry;
+}
+
+void prepare_fork_all()
+{
+    ForkRegistry& r = fork_registry();
+    std::lock_guard g(r.lock);
+    for (CowRegions* c : r.all)
+        c->prepare_fork();
+}
+
+// Pagemap entries are read this many pages at a time.
+constexpr size_t kPagemapChunk = 4096;
+
+} // namespace
+
+CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, PurgeableRegions& purgeable,
+    CommitLedger& ledger, std::mutex& api_lock, size_t page_size) noexcept
+    : mapper_(mapper)
+    , ops_(ops)
+    , tree_(tree)
+    , purgeable_(purgeable)
+    , ledger_(ledger)
+    , api_lock_(api_lock)
+    , page_(page_size)
+{
+    static std::once_flag installed;
+    std::call_once(installed, [] { pthread_atfork(prepare_fork_all, nullptr, nullptr); });
+    ForkRegistry& r = fork_registry();
+    std::lock_guard g(r.lock);
+    r.all.push_back(this);
+}
+
+CowRegions::~CowRegions()
+{
+    ForkRegistry& r = fork_registry();
+    std::lock_guard g(r.lock);
+    r.all.erase(std::remove(r.all.begin(), r.all.end(), this), r.all.end());
+}
+
+namespace {
+Result<Region*> clonable_region_at(RegionOperations& ops, uintptr_t address)
+{
+    Region* r = ops.find(address);
+    if (!r)
+        return fail(ENOENT, "no region at that address");
+    if (r->base() != address)
+        return fail(EINVAL, "a clone is of a whole region: the address is not the start of one");
+    if (r->is_immutable())
+        return fail(EPERM, "an immutable region cannot be cloned (its mapping cannot change)");
+    if (!dynamic_cast<CowVMObject*>(&r->object()))
+        return failf(EINVAL, "region '%s' is not clonable (map it with RegionFlags::Clonable)", r->name().c_str());
+    return r;
+}
+} // namespace
+
+Result<void*> CowRegions::clone(uintptr_t address, std::string_view name)
+{
+    size_t size;
+    bool committed;
+    {
+        std::lock_guard api(api_lock_);
+        Region* r = TRY(clonable_region_at(ops_, address));
+        size = r->size();
+        committed = r->is_committed();
+    }
+    // The clone may come to hold a private copy of every page: that is
+    // charged now, so that running out is ENOMEM here and never SIGBUS at a
+    // write (a NoReserve source makes a NoReserve clone).
+    if (committed)
+        TRY(purgeable_.charge(size));
+    std::lock_guard api(api_lock_);
+    auto uncharge = [&] {
+        if (committed)
+            ledger_.uncharge(size);
+    };
+    auto found = clonable_region_at(ops_, address);
+    if (!found || (*found)->size() != size || (*found)->is_committed() != committed) {
+        uncharge();
+        return found ? fail(ENOENT, "the region changed while the clone was being charged") : std::unexpected(found.error());
+    }
+    Region& source = **found;
+    auto& object = static_cast<CowVMObject&>(source.object());
+    boost::intrusive_ptr<memory::VMObject> viewed(&object);
+    size_t offset = source.object_offset();
+    Result<void> ready {};
+    if (!object.frozen()) {
+        ready = freeze(object);
+    } else if (auto own = has_own_pages(source); !own) {
+        ready = std::unexpected(own.error());
+    } else if (*own) {
+        // Written since the freeze: the clone gets a frozen copy of what
+        // the source holds now (see the header for why not a remap).
+        if (auto copy = copy_of(source); copy) {
+            viewed = std::move(*copy);
+            offset = 0;
+        } else {
+            ready = std::unexpected(copy.error());
+        }
+    }
+    if (!ready) {
+        uncharge();
+        return std::unexpected(ready.error());
+    }
+    MapOptions o;
+    o.size = size;
+    o.access = source.access();
+    o.max_access = source.max_access();
+    o.flags = source.flags();
+    o.name = name.empty() ? source.name() : std::string(name);
+    auto mapped = mapper_.map(o, std::move(viewed), committed, offset);
+    if (!mapped) {
+        uncharge();
+        return std::unexpected(mapped.error());
+    }
+    log::debug("cloned {:#x}+{:#x} to {}", address, size, *mapped);
+    return mapped;
+}
+
+Result<void> CowRegions::freeze(CowVMObject& object)
+{
+    std::vector<Region*> views;
+    {
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each([&](Region& r) {
+            if (&r.object() == &object)
+                views.push_back(&r);
+        });
+    }
+    // From here a fault queued for the live mapping is told to retry: it
+    // finds the kernel's view. A fill already under way either lands in the
+    // memfd before the remap (a hole filled with zeros: nothing changes) or
+    // finds the new mapping unregistered and fails harmlessly.
+    object.freeze();
+    for (size_t i = 0; i < views.size(); ++i) {
+        Region& v = *views[i];
+        if (int rc = os::map_fd_fixed(v.base(), v.size(), int(v.access()), MAP_PRIVATE, object.backing_fd(), v.object_offset()); rc < 0) {
+            // Put the views already remapped back as they were: a frozen
+            // object with a view still mapped shared would not be frozen.
+            for (size_t j = 0; j < i; ++j) {
+                Region& back = *views[j];
+                int undo = os::map_fd_fixed(back.base(), back.size(), int(back.access()), MAP_SHARED, object.backing_fd(), back.object_offset());
+                if (undo < 0 || !mapper_.register_view(back.base(), back.size(), uffd::Mode::Missing))
+                    log::error("clone: cannot restore the view at {:#x} after a failed freeze", back.base());
+            }
+            object.thaw();
+            return failf(-rc, "remapping the region privately failed: %s", strerror(-rc));
+        }
+    }
+    return {};
+}
+
+Result<bool> CowRegions::has_own_pages(const Region& view) const
+{
+    auto pagemap = TRY(os::Pagemap::open());
+    std::vector<uint64_t> entries(std::min(kPagemapChunk, view.size() / page_));
+    for (size_t at = 0; at < view.size() / page_; at += entries.size()) {
+        const size_t n = std::min(entries.size(), view.size() / page_ - at);
+        TRY(pagemap.read(view.base() + at * page_, n, entries.data()));
+        for (size_t i = 0; i < n; ++i)
+            if ((os::Pagemap::present(entries[i]) || os::Pagemap::swapped(entries[i])) && !os::Pagemap::file_or_shared(entries[i]))
+                return true;
+    }
+    return false;
+}
+
+Result<boost::intrusive_ptr<CowVMObject>> CowRegions::copy_of(Region& source)
+{
+    const auto& from = static_cast<const CowVMObject&>(source.object());
+    const size_t pages = source.size() / page_;
+    auto copy = TRY(CowVMObject::try_create(source.size(), page_, source.name().c_str()));
+    // Which pages hold data: the frozen object's (its memfd's data extents
+    // in the source's window) and the source's own. Only those are read:
+    // reading a hole through the mapping would allocate a page for zeros.
+    std::vector<uint8_t> data(pages, 0);
+    const off_t window = off_t(source.object_offset());
+    const off_t window_end = window + off_t(source.size());
+    for (off_t at = window; at < window_end;) {
+        off_t d = lseek(from.backing_fd(), at, SEEK_DATA);
+        if (d < 0 || d >= window_end)
+            break;
+        off_t h = lseek(from.backing_fd(), d, SEEK_HOLE);
+        if (h < 0 || h > window_end)
+            h = window_end;
+        for (size_t p = size_t(d - window) / page_; p < (size_t(h - window) + page_ - 1) / page_; ++p)
+            data[p] = 1;
+        at = h;
+    }
+    auto pagemap = TRY(os::Pagemap::open());
+    std::vector<uint64_t> entries(std::min(kPagemapChunk, pages));
+    for (size_t at = 0; at < pages; at += entries.size()) {
+        const size_t n = std::min(entries.size(), pages - at);
+        TRY(pagemap.read(source.base() + at * page_, n, entries.data()));
+        for (size_t i = 0; i < n; ++i)
+            if ((os::Pagemap::present(entries[i]) || os::Pagemap::swapped(entries[i])) && !os::Pagemap::file_or_shared(entries[i]))
+                data[at + i] = 1;
+    }
+    // Copied run by run through the source's mapping: what a thread of the
+    // program would read now. A write racing the clone lands in the source
+    // and may or may not be in the copy, as with any concurrent write.
+    for (size_t p = 0; p < pages;) {
+        if (!data[p]) {
+            ++p;
+            continue;
+        }
+        size_t end = p + 1;
+        while (end < pages && data[end])
+            ++end;
+        const char* src = reinterpret_cast<const char*>(source.base() + p * page_);
+        size_t done = 0, len = (end - p) * page_;
+        while (done < len) {
+            ssize_t w = pwrite(copy->backing_fd(), src + done, len - done, off_t(p * page_ + done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return failf(w < 0 ? errno : EIO, "copying the region for its clone failed: %s", strerror(w < 0 ? errno : EIO));
+            done += size_t(w);
+        }
+        p = end;
+    }
+    copy->freeze();
+    return copy;
+}
+
+void CowRegions::prepare_fork() noexcept
+{
+    // A live clonable region is mapped shared: a fork child would share
+    // its pages both ways. Frozen, both sides get private views.
+    std::lock_guard api(api_lock_);
+    std::vector<boost::intrusive_ptr<CowVMObject>> live;
+    {
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each([&](Region& r) {
+            auto* object = dynamic_cast<CowVMObject*>(&r.object());
+            if (object && !object->frozen() && std::find(live.begin(), live.end(), object) == live.end())
+                live.emplace_back(object);
+        });
+    }
+    for (auto& object : live)
+        if (auto frozen = freeze(*object); !frozen)
+            log::error("fork: a clonable region could not be frozen ({}); the child shares its pages", frozen.error().message());
+}
+
+} // namespace faultline

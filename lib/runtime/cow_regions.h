@@ -1,0 +1,76 @@
+// runtime/cow_regions.h — clones of clonable regions, the runtime's room for them.
+//
+// A region mapped with RegionFlags::Clonable views a CowVMObject: its pages
+// live in a memfd (memory/objects/cow_vm_object.h). clone() of such a
+// region:
+//   - the first time, *freezes* the object: every view of it (the region
+//     and any pieces of it) is remapped in place MAP_PRIVATE over the memfd,
+//     and the clone is one more MAP_PRIVATE view: O(1) in the bytes, the
+//     kernel's copy-on-write separates them, reads share the frozen pages;
+//   - of a view that has not written since the freeze (a fresh clone, or
+//     the original before it writes): one more view, O(1) again;
+//   - of a view that has written since: its current contents — frozen pages
+//     and its own written pages, only the pages that hold data — are copied
+//     into a new frozen object the clone views. The source is not touched,
+//     so no write racing the clone can be lost; the copy costs the source's
+//     data, not its size (docs/cow.md).
+// fork(): a pthread_atfork prepare handler freezes every live clonable
+// object first, so a fork child inherits private views instead of sharing
+// the pages both ways.
+//
+// Locks: the runtime's API lock (passed in); the commit charge is taken
+// without it (PurgeableRegions::charge may purge).
+#pragma once
+
+#include "memory/objects/cow_vm_object.h"
+#include "memory/region_tree.h"
+#include "runtime/commit_ledger.h"
+#include "runtime/mapper.h"
+#include "runtime/purgeable_regions.h"
+#include "runtime/region_operations.h"
+
+#include <faultline/result.h>
+
+#include <mutex>
+#include <string_view>
+
+namespace faultline {
+
+class CowRegions {
+public:
+    CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, PurgeableRegions& purgeable, CommitLedger& ledger,
+        std::mutex& api_lock, size_t page_size) noexcept;
+    ~CowRegions();
+    CowRegions(const CowRegions&) = delete;
+    CowRegions& operator=(const CowRegions&) = delete;
+
+    // The clone of the region that starts at `address`, named `name` (empty:
+    // the source's name). ENOENT: no region there; EINVAL: `address` is not
+    // the start of a region, or the region is not clonable (map it with
+    // RegionFlags::Clonable); EPERM: the region is immutable (it cannot be
+    // remapped); ENOMEM: the commit limit cannot cover the clone's worst
+    // case (every page written), unless the source is NoReserve.
+    Result<void*> clone(uintptr_t address, std::string_view name);
+
+    // pthread_atfork prepare: freezes every live clonable object.
+    void prepare_fork() noexcept;
+
+private:
+    // Remaps every view of `object` MAP_PRIVATE (API lock held).
+    Result<void> freeze(memory::CowVMObject& object);
+    // A new frozen object holding `source`'s current contents (API lock held).
+    Result<boost::intrusive_ptr<memory::CowVMObject>> copy_of(memory::Region& source);
+    // True when `view` (of a frozen object) has pages of its own: written
+    // since the freeze, resident or swapped by the kernel.
+    Result<bool> has_own_pages(const memory::Region& view) const;
+
+    Mapper& mapper_;
+    RegionOperations& ops_;
+    memory::RegionTree& tree_;
+    PurgeableRegions& purgeable_;
+    CommitLedger& ledger_;
+    std::mutex& api_lock_;
+    size_t page_;
+};
+
+} // namespace faultline

@@ -1,0 +1,387 @@
+// Copy-on-write: clones of clonable regions (docs/cow.md). Bytes on both
+// sides after interleaved writes, clones of clones, physical sharing read
+// from /proc/self/smaps, fork children, bad input.
+#include "test_support.h"
+
+#include <faultline/faultline.h>
+
+#include <atomic>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace faultline;
+using faultline::testing::kPage;
+
+namespace {
+
+// kB of private anonymous memory (the kernel's copies) in the mappings of
+// [base, base+size), from /proc/self/smaps: what a view holds of its own.
+// A page shared with the frozen object is file memory and not counted.
+long anonymous_kb(const void* base, size_t size)
+{
+    std::ifstream f("/proc/self/smaps");
+    std::string line;
+    const uintptr_t lo = uintptr_t(base), hi = lo + size;
+    bool inside = false;
+    long total = 0;
+    while (std::getline(f, line)) {
+        unsigned long start, end;
+        if (sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(':') != std::string::npos && line.find('-') < line.find(' ')) {
+            inside = start < hi && end > lo;
+            continue;
+        }
+        long kb;
+        if (inside && sscanf(line.c_str(), "Anonymous: %ld kB", &kb) == 1)
+            total += kb;
+    }
+    return total;
+}
+
+int memfd_count()
+{
+    int n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    while (dirent* e = readdir(d)) {
+        char link[256] = {};
+        std::string path = std::string("/proc/self/fd/") + e->d_name;
+        if (readlink(path.c_str(), link, sizeof link - 1) > 0 && strncmp(link, "/memfd:", 7) == 0)
+            ++n;
+    }
+    closedir(d);
+    return n;
+}
+
+void fill(char* p, size_t pages, char seed)
+{
+    for (size_t i = 0; i < pages; ++i)
+        memset(p + i * kPage, char(seed + i), kPage);
+}
+
+// The first page whose sampled bytes are not all `seed + page`, or `pages`
+// when every page matches.
+size_t first_mismatch(const char* p, size_t pages, char seed)
+{
+    for (size_t i = 0; i < pages; ++i) {
+        const char want = char(seed + i);
+        for (size_t b = 0; b < kPage; b += 511)
+            if (p[i * kPage + b] != want)
+                return i;
+    }
+    return pages;
+}
+
+} // namespace
+
+TEST(Cow, CloneHasTheContentsAndBothSidesDiverge)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 64;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable, .name = "cow-src" });
+    ASSERT_TRUE(r) << r.error().message();
+    auto* a = static_cast<char*>(*r);
+    fill(a, pages, 1);
+    auto c = rt->clone(a);
+    ASSERT_TRUE(c) << c.error().message();
+    auto* b = static_cast<char*>(*c);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(first_mismatch(b, pages, 1), pages);
+    // Interleaved writes: each side sees its own only.
+    a[3 * kPage + 10] = 'A';
+    b[7 * kPage + 20] = 'B';
+    a[7 * kPage + 30] = 'a';
+    EXPECT_EQ(b[3 * kPage + 10], char(1 + 3));
+    EXPECT_EQ(a[7 * kPage + 20], char(1 + 7));
+    EXPECT_EQ(b[7 * kPage + 30], char(1 + 7));
+    EXPECT_EQ(a[3 * kPage + 10], 'A');
+    EXPECT_EQ(b[7 * kPage + 20], 'B');
+    auto st = rt->region_stats(b);
+    ASSERT_TRUE(st);
+    EXPECT_STREQ(st->object_kind, "cow");
+    EXPECT_STREQ(rt->region_stats(a)->object_kind, "cow");
+    EXPECT_EQ(st->name, "cow-src");
+    // Unmapping either side leaves the other whole.
+    ASSERT_TRUE(rt->unmap(a, pages * kPage));
+    EXPECT_EQ(first_mismatch(b, pages, 1), pages) << "(the clone's own write is at a byte not sampled)";
+    EXPECT_EQ(b[7 * kPage + 20], 'B');
+    EXPECT_EQ(b[3 * kPage + 10], char(1 + 3));
+    EXPECT_EQ(b[8 * kPage], char(1 + 8));
+}
+
+TEST(Cow, ARegionNeverClonedIsClonableKindAndZeroFilled)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    auto r = rt->map_anonymous({ .size = 16 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < 16; ++i)
+        EXPECT_EQ(p[i * kPage + 7], 0);
+    p[5 * kPage] = 5;
+    EXPECT_STREQ(rt->region_stats(p)->object_kind, "clonable");
+    ASSERT_TRUE(rt->discard(p + 5 * kPage, kPage));
+    EXPECT_EQ(p[5 * kPage], 0);
+}
+
+TEST(Cow, ReadingAWholeCloneDuplicatesNoMemoryAndWritesCopyOnlyTheirPages)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 1024; // 4 MiB
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    fill(a, pages, 3);
+    auto c = rt->clone(a);
+    ASSERT_TRUE(c);
+    auto* b = static_cast<char*>(*c);
+    EXPECT_EQ(first_mismatch(b, pages, 3), pages);
+    EXPECT_EQ(first_mismatch(a, pages, 3), pages);
+    EXPECT_EQ(anonymous_kb(b, pages * kPage), 0) << "reading the clone must share the frozen pages";
+    EXPECT_EQ(anonymous_kb(a, pages * kPage), 0) << "reading the original must share them too";
+    for (size_t i = 0; i < pages; i += 4)
+        b[i * kPage] = 'w';
+    EXPECT_EQ(anonymous_kb(b, pages * kPage), long(pages / 4 * kPage / 1024)) << "one private copy per page written";
+    EXPECT_EQ(anonymous_kb(a, pages * kPage), 0);
+}
+
+TEST(Cow, ClonesOfClonesWithWritesAtEveryLevel)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 32;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    std::vector<char*> level { static_cast<char*>(*r) };
+    fill(level[0], pages, 10);
+    // Each level writes its own page, then is cloned: the clone has every
+    // write above it, none below it, and writes of its own after.
+    for (size_t d = 1; d <= 4; ++d) {
+        level[d - 1][d * kPage] = char('0' + d);
+        auto c = rt->clone(level[d - 1]);
+        ASSERT_TRUE(c) << "level " << d << ": " << c.error().message();
+        level.push_back(static_cast<char*>(*c));
+    }
+    for (size_t d = 0; d < level.size(); ++d)
+        level[d][20 * kPage] = char('a' + d);
+    for (size_t d = 0; d < level.size(); ++d) {
+        for (size_t w = 1; w <= 4; ++w) {
+            // Page w was written at level w-1 before level w was cloned.
+            const char want = w <= d ? char('0' + w) : (w == d + 1 ? char('0' + w) : char(10 + w));
+            EXPECT_EQ(level[d][w * kPage], want) << "level " << d << " page " << w;
+        }
+        EXPECT_EQ(level[d][20 * kPage], char('a' + d)) << "level " << d;
+        EXPECT_EQ(level[d][21 * kPage + 9], char(10 + 21));
+    }
+    // A fresh clone of a clone nobody wrote since is another view: O(1),
+    // nothing copied.
+    auto fresh = rt->clone(level[4]);
+    ASSERT_TRUE(fresh);
+    auto again = rt->clone(*fresh);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(static_cast<char*>(*again)[20 * kPage], char('a' + 4));
+    EXPECT_EQ(anonymous_kb(*again, pages * kPage), 0);
+}
+
+TEST(Cow, RepeatedCloneAndUnmapReturnsItsMemory)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 64;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    fill(a, pages, 4);
+    const int before = memfd_count();
+    for (int i = 0; i < 100; ++i) {
+        a[(i % pages) * kPage] = char(i);
+        auto c = rt->clone(a);
+        ASSERT_TRUE(c) << i;
+        auto* b = static_cast<char*>(*c);
+        ASSERT_EQ(b[(i % pages) * kPage], char(i));
+        b[0] = 'x';
+        ASSERT_TRUE(rt->unmap(b, pages * kPage));
+    }
+    EXPECT_LE(memfd_count(), before + 1) << "each clone's memfd goes with its last view";
+    EXPECT_EQ(a[0], char(64 * 1));
+}
+
+TEST(Cow, WritersRacingACloneLoseNothing)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 256;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<volatile uint64_t*>(*r);
+    const size_t words = pages * kPage / sizeof(uint64_t);
+    std::atomic<bool> stop { false };
+    std::vector<std::thread> writers;
+    std::vector<uint64_t> last(4, 0);
+    for (size_t t = 0; t < 4; ++t)
+        writers.emplace_back([&, t] {
+            uint64_t n = 0;
+            while (!stop.load(std::memory_order_relaxed)) {
+                ++n;
+                for (size_t w = t; w < words; w += 4 * 64)
+                    a[w] = n;
+            }
+            last[t] = n;
+        });
+    std::vector<void*> clones;
+    for (int i = 0; i < 6; ++i) {
+        auto c = rt->clone(const_cast<uint64_t*>(a));
+        ASSERT_TRUE(c);
+        clones.push_back(*c);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    stop = true;
+    for (auto& w : writers)
+        w.join();
+    // Every writer's last pass is in the source, whole.
+    for (size_t t = 0; t < 4; ++t)
+        for (size_t w = t; w < words; w += 4 * 64)
+            ASSERT_EQ(a[w], last[t]) << "writer " << t << " word " << w;
+    // Each clone holds values some pass wrote (never more than the last).
+    for (void* c : clones)
+        for (size_t t = 0; t < 4; ++t)
+            EXPECT_LE(static_cast<uint64_t*>(c)[t], last[t]);
+}
+
+TEST(Cow, AForkChildGetsItsOwnCopyOfALiveClonableRegion)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 16;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<volatile char*>(*r);
+    for (size_t i = 0; i < 8; ++i) // half the pages touched before the fork
+        a[i * kPage] = char(i + 1);
+    int to_parent[2], to_child[2];
+    ASSERT_EQ(pipe(to_parent), 0);
+    ASSERT_EQ(pipe(to_child), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int bad = 0;
+        for (size_t i = 0; i < pages; ++i)
+            bad += a[i * kPage] != (i < 8 ? char(i + 1) : 0);
+        for (size_t i = 0; i < pages; ++i)
+            a[i * kPage + 1] = 'c'; // must not reach the parent
+        (void)!write(to_parent[1], "x", 1);
+        char ch;
+        (void)!read(to_child[0], &ch, 1); // the parent has written
+        for (size_t i = 0; i < pages; ++i)
+            bad += a[i * kPage + 2] != 0;
+        _exit(bad);
+    }
+    char ch;
+    ASSERT_EQ(read(to_parent[0], &ch, 1), 1);
+    for (size_t i = 0; i < pages; ++i) {
+        EXPECT_EQ(a[i * kPage + 1], 0) << "the child's write reached the parent at page " << i;
+        a[i * kPage + 2] = 'p';
+    }
+    ASSERT_EQ(write(to_child[1], "x", 1), 1);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "pages wrong in the child";
+    for (int fd : { to_parent[0], to_parent[1], to_child[0], to_child[1] })
+        close(fd);
+    // The region goes on: still private, still clonable.
+    a[15 * kPage] = 'z';
+    auto c = rt->clone(const_cast<char*>(a));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(static_cast<char*>(*c)[15 * kPage], 'z');
+    EXPECT_EQ(static_cast<char*>(*c)[3 * kPage], 4);
+}
+
+TEST(Cow, DiscardOnACloneReadsZerosNotTheFrozenPages)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    auto r = rt->map_anonymous({ .size = 8 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    fill(a, 8, 1);
+    auto c = rt->clone(a);
+    ASSERT_TRUE(c);
+    auto* b = static_cast<char*>(*c);
+    ASSERT_TRUE(rt->discard(b + 2 * kPage, 2 * kPage));
+    EXPECT_EQ(b[2 * kPage], 0);
+    EXPECT_EQ(b[3 * kPage + 100], 0);
+    EXPECT_EQ(b[4 * kPage], char(1 + 4));
+    EXPECT_EQ(a[2 * kPage], char(1 + 2));
+    // A clone of the discarded view has the zeros too.
+    auto d = rt->clone(b);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(static_cast<char*>(*d)[2 * kPage], 0);
+    EXPECT_EQ(static_cast<char*>(*d)[4 * kPage], char(1 + 4));
+}
+
+TEST(Cow, BadInputIsRefusedAndChangesNothing)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    auto plain = rt->map_anonymous({ .size = 4 * kPage });
+    ASSERT_TRUE(plain);
+    auto e = rt->clone(*plain);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), EINVAL) << "a region mapped without Clonable";
+    auto r = rt->map_anonymous({ .size = 4 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* p = static_cast<char*>(*r);
+    p[0] = 1;
+    e = rt->clone(p + kPage);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), EINVAL) << "not the start of a region";
+    int outside = 0;
+    e = rt->clone(&outside);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), ENOENT);
+    EXPECT_STREQ(rt->region_stats(p)->object_kind, "clonable") << "a refused clone froze nothing";
+    for (RegionFlags bad : { RegionFlags::Clonable | RegionFlags::Shared, RegionFlags::Clonable | RegionFlags::Stack,
+             RegionFlags::Clonable | RegionFlags::Purgeable }) {
+        auto m = rt->map_anonymous({ .size = 4 * kPage, .flags = bad });
+        ASSERT_FALSE(m);
+        EXPECT_EQ(m.error().code(), EINVAL);
+    }
+    auto sealed = rt->map_anonymous({ .size = 4 * kPage, .flags = RegionFlags::Clonable | RegionFlags::Immutable });
+    ASSERT_TRUE(sealed);
+    e = rt->clone(*sealed);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), EPERM);
+    EXPECT_EQ(p[0], 1);
+}
+
+TEST(Cow, TheCloneIsCommittedLikeAMapping)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .commit_limit = 96 * kPage });
+    auto r = rt->map_anonymous({ .size = 64 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    static_cast<char*>(*r)[0] = 9;
+    auto e = rt->clone(*r);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), ENOMEM) << "64 + 64 pages against a limit of 96";
+    EXPECT_STREQ(rt->region_stats(*r)->object_kind, "clonable");
+    auto loose = rt->map_anonymous({ .size = 64 * kPage, .flags = RegionFlags::Clonable | RegionFlags::NoReserve });
+    ASSERT_TRUE(loose);
+    auto c = rt->clone(*loose);
+    ASSERT_TRUE(c) << "a NoReserve region's clone commits nothing";
+    EXPECT_TRUE(has(rt->region_stats(*c)->flags, RegionFlags::NoReserve));
+}
+
+TEST(Cow, TheCApiClones)
+{
+    faultline_runtime_t rt = 0;
+    if (int rc = faultline_create(nullptr, &rt); rc < 0)
+        GTEST_SKIP() << "no runtime here: " << strerror(-rc);
+    void* p = nullptr;
+    ASSERT_EQ(faultline_map(rt, nullptr, 4 * kPage, FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE, FAULTLINE_REGION_CLONABLE, "c-src", &p), 0);
+    static_cast<char*>(p)[kPage] = 42;
+    void* c = nullptr;
+    ASSERT_EQ(faultline_clone(rt, p, "the-clone", &c), 0);
+    EXPECT_EQ(static_cast<char*>(c)[kPage], 42);
+    EXPECT_EQ(faultline_clone(rt, p, nullptr, nullptr), -EINVAL);
+    EXPECT_EQ(faultline_clone(rt, static_cast<char*>(p) + kPage, nullptr, &c), -EINVAL);
+    faultline_destroy(rt);
+}
