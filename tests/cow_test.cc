@@ -385,3 +385,170 @@ TEST(Cow, TheCApiClones)
     EXPECT_EQ(faultline_clone(rt, static_cast<char*>(p) + kPage, nullptr, &c), -EINVAL);
     faultline_destroy(rt);
 }
+
+TEST(CowSnapshot, RollbackRestoresExactBytesAndTheSnapshotStaysUsable)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 256;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    fill(a, pages, 2);
+    auto s = rt->snapshot(a, "snap");
+    ASSERT_TRUE(s) << s.error().message();
+    auto* snap = static_cast<const char*>(*s);
+    auto st = rt->region_stats(*s);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->access, Access::Read);
+    EXPECT_EQ(st->max_access, Access::Read);
+    auto widen = rt->protect(*s, pages * kPage, Access::ReadWrite);
+    ASSERT_FALSE(widen);
+    EXPECT_EQ(widen.error().code(), EACCES) << "a snapshot never becomes writable";
+    for (int round = 0; round < 3; ++round) {
+        for (size_t i = size_t(round); i < pages; i += 10)
+            memset(a + i * kPage, 'x', kPage);
+        EXPECT_EQ(first_mismatch(snap, pages, 2), pages) << "the snapshot does not change";
+        ASSERT_TRUE(rt->rollback(a, *s));
+        EXPECT_EQ(first_mismatch(a, pages, 2), pages) << "round " << round;
+        EXPECT_EQ(anonymous_kb(a, pages * kPage), 0) << "the written pages were dropped";
+    }
+}
+
+TEST(CowSnapshot, RollbackAfterDiscardAndAfterASnapshotOfAWrittenView)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 32;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    fill(a, pages, 5);
+    auto first = rt->clone(a); // freezes
+    ASSERT_TRUE(first);
+    // Written since the freeze: the snapshot copies the region's data.
+    a[4 * kPage] = 'n';
+    auto s = rt->snapshot(a);
+    ASSERT_TRUE(s);
+    a[4 * kPage] = 'm';
+    a[9 * kPage] = 'm';
+    ASSERT_TRUE(rt->discard(a + 12 * kPage, 4 * kPage));
+    EXPECT_EQ(a[13 * kPage], 0);
+    ASSERT_TRUE(rt->rollback(a, *s));
+    EXPECT_EQ(a[4 * kPage], 'n');
+    EXPECT_EQ(a[9 * kPage], char(5 + 9));
+    EXPECT_EQ(a[13 * kPage], char(5 + 13));
+    // Now the region views the snapshot's object: the next rollback drops
+    // only what is written.
+    a[20 * kPage] = 'q';
+    ASSERT_TRUE(rt->discard(a + 21 * kPage, kPage));
+    ASSERT_TRUE(rt->rollback(a, *s));
+    EXPECT_EQ(a[20 * kPage], char(5 + 20));
+    EXPECT_EQ(a[21 * kPage], char(5 + 21));
+    EXPECT_EQ(static_cast<char*>(*first)[4 * kPage], char(5 + 4)) << "the first clone never changed";
+}
+
+TEST(CowSnapshot, ASnapshotReadWhileWritersRunIsStable)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 512;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<volatile uint64_t*>(*r);
+    const size_t words = pages * kPage / sizeof(uint64_t);
+    std::atomic<bool> stop { false };
+    std::atomic<uint64_t> passes { 0 };
+    std::thread writer([&] {
+        for (uint64_t n = 1; !stop.load(std::memory_order_relaxed); ++n) {
+            for (size_t w = 0; w < words; w += 64)
+                a[w] = n;
+            passes.store(n);
+        }
+    });
+    while (passes.load() < 2)
+        std::this_thread::yield();
+    auto s = rt->snapshot(const_cast<uint64_t*>(a));
+    ASSERT_TRUE(s);
+    auto* snap = static_cast<const volatile uint64_t*>(*s);
+    auto sum = [&] {
+        uint64_t total = 0;
+        for (size_t w = 0; w < words; w += 64)
+            total += snap[w] * (w + 1);
+        return total;
+    };
+    const uint64_t once = sum();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(sum(), once) << "a snapshot read while the region changes must not change";
+    stop = true;
+    writer.join();
+    // Every word is from one pass or the next (the snapshot's moment fell
+    // inside a pass), never from later.
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t w = 0; w < words; w += 64) {
+        lo = std::min(lo, uint64_t(snap[w]));
+        hi = std::max(hi, uint64_t(snap[w]));
+    }
+    EXPECT_LE(hi - lo, 1u);
+    EXPECT_LT(hi, passes.load() + 1);
+}
+
+TEST(CowSnapshot, BadRollbacksAreRefused)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    auto r1 = rt->map_anonymous({ .size = 8 * kPage, .flags = RegionFlags::Clonable });
+    auto r2 = rt->map_anonymous({ .size = 8 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r1 && r2);
+    auto* a = static_cast<char*>(*r1);
+    a[0] = 1;
+    auto s1 = rt->snapshot(*r1);
+    auto s2 = rt->snapshot(*r2);
+    auto c1 = rt->clone(*r1);
+    ASSERT_TRUE(s1 && s2 && c1);
+    auto code = [](Result<void> r) { return r ? 0 : r.error().code(); };
+    EXPECT_EQ(code(rt->rollback(*r1, *s2)), EINVAL) << "a snapshot of another region";
+    EXPECT_EQ(code(rt->rollback(*r1, *c1)), EINVAL) << "a clone is not a snapshot";
+    EXPECT_EQ(code(rt->rollback(a + kPage, *s1)), EINVAL) << "not the start of the region";
+    int outside = 0;
+    EXPECT_EQ(code(rt->rollback(&outside, *s1)), ENOENT);
+    // Split: the region the snapshot was of is gone.
+    ASSERT_TRUE(rt->protect(a + 4 * kPage, 4 * kPage, Access::Read));
+    EXPECT_EQ(code(rt->rollback(a, *s1)), EINVAL) << "rollback after a split";
+    ASSERT_TRUE(rt->unmap(*s2, 8 * kPage));
+    EXPECT_EQ(code(rt->rollback(*r2, *s2)), ENOENT) << "the snapshot was unmapped";
+    // A new region where the old one was is another region.
+    auto s3 = rt->snapshot(*r2);
+    ASSERT_TRUE(s3);
+    ASSERT_TRUE(rt->unmap(*r2, 8 * kPage));
+    auto again = rt->map_anonymous({ .size = 8 * kPage, .address = *r2, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(code(rt->rollback(*again, *s3)), EINVAL) << "a snapshot of the region that was there before";
+    EXPECT_EQ(a[0], 1);
+}
+
+TEST(CowSnapshot, TheCApiSnapshotsAndRollsBack)
+{
+    faultline_runtime_t rt = 0;
+    if (int rc = faultline_create(nullptr, &rt); rc < 0)
+        GTEST_SKIP() << "no runtime here: " << strerror(-rc);
+    void* p = nullptr;
+    ASSERT_EQ(faultline_map(rt, nullptr, 4 * kPage, FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE, FAULTLINE_REGION_CLONABLE, "c-snap", &p), 0);
+    static_cast<char*>(p)[0] = 7;
+    void* s = nullptr;
+    ASSERT_EQ(faultline_snapshot(rt, p, nullptr, &s), 0);
+    static_cast<char*>(p)[0] = 8;
+    ASSERT_EQ(faultline_rollback(rt, p, s), 0);
+    EXPECT_EQ(static_cast<char*>(p)[0], 7);
+    EXPECT_EQ(faultline_rollback(rt, s, p), -EINVAL);
+    EXPECT_EQ(faultline_snapshot(rt, p, nullptr, nullptr), -EINVAL);
+    faultline_destroy(rt);
+}
+
+TEST(CowSnapshotDeathTest, WritingASnapshotIsSigsegv)
+{
+    ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    auto r = rt->map_anonymous({ .size = 4 * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    static_cast<char*>(*r)[0] = 1;
+    auto s = rt->snapshot(*r);
+    ASSERT_TRUE(s);
+    EXPECT_EXIT(static_cast<volatile char*>(*s)[0] = 2, ::testing::KilledBySignal(SIGSEGV), "");
+}

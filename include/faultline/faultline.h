@@ -205,6 +205,13 @@ FAULTLINE_API int faultline_discard(faultline_runtime_t rt, void* address, size_
  * region, not clonable, or a NULL out; -EPERM: immutable; -ENOMEM: the
  * clone's commit does not fit. */
 FAULTLINE_API int faultline_clone(faultline_runtime_t rt, void* address, const char* name, void** out);
+/* A read-only clone remembered as a snapshot of the region at `address`;
+ * errors as faultline_clone. */
+FAULTLINE_API int faultline_snapshot(faultline_runtime_t rt, void* address, const char* name, void** out);
+/* Restores the region at `address` to `snapshot`. -ENOENT: no region at
+ * either address; -EINVAL: not the start of a region, or not a snapshot of
+ * this region; -EPERM: immutable. */
+FAULTLINE_API int faultline_rollback(faultline_runtime_t rt, void* address, void* snapshot);
 FAULTLINE_API int faultline_get_region_stats(faultline_runtime_t rt, const void* address, faultline_region_stats* out);
 /* Maps a purgeable region of `size` bytes; options may be NULL for defaults. */
 FAULTLINE_API int faultline_allocate_purgeable(faultline_runtime_t rt, size_t size, const faultline_purgeable_options* options,

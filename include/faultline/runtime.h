@@ -163,6 +163,17 @@ public:
     // or not clonable; EPERM: immutable; ENOMEM: the clone's commit (its
     // size, unless NoReserve) does not fit.
     Result<void*> clone(void* address, std::string_view name = {});
+    // A read-only clone of the region at `address`, remembered as its
+    // snapshot: it can be read (by any thread) while the region changes.
+    // Errors as clone().
+    Result<void*> snapshot(void* address, std::string_view name = {});
+    // Restores the region at `address` to `snapshot`'s contents: in time
+    // proportional to the pages written since, when the region has only
+    // written pages since the snapshot. ENOENT: no region at either address;
+    // EINVAL: not the start of a region, or not a snapshot of this region
+    // (another region's; or this one was split or unmapped since); EPERM:
+    // immutable. The snapshot stays valid for further rollbacks.
+    Result<void> rollback(void* address, void* snapshot);
 
     // Purgeable memory (docs/purgeable.md, docs/api.md "Purgeable memory").
     // Maps a private anonymous region whose pages can be made volatile. Its

@@ -260,6 +260,27 @@ int faultline_clone(faultline_runtime_t handle, void* address, const char* name,
     });
 }
 
+int faultline_snapshot(faultline_runtime_t handle, void* address, const char* name, void** out)
+{
+    if (!out)
+        return -EINVAL;
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.snapshot(address, name ? name : "");
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_rollback(faultline_runtime_t handle, void* address, void* snapshot)
+{
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.rollback(address, snapshot);
+        return r ? 0 : to_rc(r.error());
+    });
+}
+
 int faultline_make_immutable(faultline_runtime_t handle, void* address, size_t size)
 {
     return with_runtime(handle, [&](Runtime& rt) {

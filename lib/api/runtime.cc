@@ -34,6 +34,8 @@ Result<void> Runtime::set_name(void* address, size_t size, std::string_view name
 Result<void> Runtime::make_immutable(void* address, size_t size) { return core_->make_immutable(uintptr_t(address), size); }
 Result<void> Runtime::discard(void* address, size_t size) { return core_->discard(uintptr_t(address), size); }
 Result<void*> Runtime::clone(void* address, std::string_view name) { return core_->clone(uintptr_t(address), name); }
+Result<void*> Runtime::snapshot(void* address, std::string_view name) { return core_->snapshot(uintptr_t(address), name); }
+Result<void> Runtime::rollback(void* address, void* snapshot) { return core_->rollback(uintptr_t(address), uintptr_t(snapshot)); }
 Result<void*> Runtime::allocate_purgeable(size_t size, const PurgeableOptions& options) { return core_->allocate_purgeable(size, options); }
 Result<void> Runtime::set_volatile(void* address, size_t size, VolatileOptions options) { return core_->set_volatile(uintptr_t(address), size, options); }
 Result<NonVolatileResult> Runtime::set_nonvolatile(void* address, size_t size) { return core_->set_nonvolatile(uintptr_t(address), size); }

@@ -4,8 +4,13 @@
 
 namespace faultline::memory {
 
+namespace {
+std::atomic<uint64_t> next_serial { 1 };
+}
+
 Region::Region(Params&& p)
     : range_(p.range)
+    , serial_(p.serial ? p.serial : next_serial.fetch_add(1, std::memory_order_relaxed))
     , object_(std::move(p.object))
     , object_offset_(p.object_offset)
     , name_(std::move(p.name))
@@ -30,6 +35,28 @@ Result<std::unique_ptr<Region>> Region::try_create(Params params)
     if (!region)
         return fail(ENOMEM, "out of memory for region");
     return region;
+}
+
+Result<std::unique_ptr<Region>> Region::try_create_view_of(boost::intrusive_ptr<VMObject> object, size_t object_offset) const
+{
+    Params p;
+    p.range = range_;
+    p.serial = serial_;
+    p.object = std::move(object);
+    p.object_offset = object_offset;
+    p.name = name_;
+    p.access = access();
+    p.max_access = max_access_;
+    p.flags = flags_;
+    p.guard_below = guard_below_;
+    p.committed = committed_;
+    p.readahead = readahead_;
+    auto view = try_create(std::move(p));
+    if (!view)
+        return view;
+    (*view)->has_been_writable_ = has_been_writable_;
+    (*view)->has_been_executable_ = has_been_executable_;
+    return view;
 }
 
 Result<std::unique_ptr<Region>> Region::try_create_piece(uintptr_t base, size_t size, std::optional<size_t> guard_below) const

@@ -42,6 +42,7 @@ public:
         size_t guard_below = 0;     // bytes of PROT_NONE guard owned below base (stacks)
         bool committed = false;     // the region's size counts against the commit limit
         FaultAround readahead { 0, 0 }; // file regions: readahead limits (0 = the runtime's fault-around)
+        uint64_t serial = 0;        // 0: a new one; else the serial of the region this one stands in for
     };
     static Result<std::unique_ptr<Region>> try_create(Params params);
     // A new region for [base, base+size) of this one: same object, shifted
@@ -49,6 +50,10 @@ public:
     // the piece at the bottom, unless `guard_below` says otherwise (a stack
     // piece that takes over a guard page below it).
     Result<std::unique_ptr<Region>> try_create_piece(uintptr_t base, size_t size, std::optional<size_t> guard_below = std::nullopt) const;
+    // This region viewing `object` from `object_offset` instead (a rollback
+    // makes a copy-on-write view view its snapshot's object): the same
+    // serial, range, name, access, flags and history.
+    Result<std::unique_ptr<Region>> try_create_view_of(boost::intrusive_ptr<VMObject> object, size_t object_offset) const;
 
     uintptr_t base() const noexcept { return range_.base; }
     size_t size() const noexcept { return range_.size; }
@@ -60,6 +65,10 @@ public:
     Range reserved_range() const noexcept { return { range_.base - guard_below_, range_.size + guard_below_ }; }
 
     const std::string& name() const noexcept { return name_; }
+    // Unique for the life of the process: a region placed where another
+    // was, or a piece of a split, is another region (a snapshot remembers
+    // its source by it).
+    uint64_t serial() const noexcept { return serial_; }
     Access access() const noexcept { return access_.load(std::memory_order_relaxed); }
     Access max_access() const noexcept { return max_access_; }
     RegionFlags flags() const noexcept { return flags_; }
@@ -129,6 +138,7 @@ private:
     explicit Region(Params&& params);
 
     Range range_;
+    uint64_t serial_;
     boost::intrusive_ptr<VMObject> object_;
     size_t object_offset_;
     std::string name_;

@@ -89,6 +89,26 @@ Result<Region*> clonable_region_at(RegionOperations& ops, uintptr_t address)
 
 Result<void*> CowRegions::clone(uintptr_t address, std::string_view name)
 {
+    return TRY(make_view(address, name, false)).base;
+}
+
+Result<void*> CowRegions::snapshot(uintptr_t address, std::string_view name)
+{
+    View view = TRY(make_view(address, name, true));
+    std::lock_guard api(api_lock_);
+    for (auto it = snapshots_.begin(); it != snapshots_.end();) {
+        Region* r = ops_.find(it->second.base);
+        if (!r || r->serial() != it->first)
+            it = snapshots_.erase(it);
+        else
+            ++it;
+    }
+    snapshots_[view.view] = { uintptr_t(view.base), view.source };
+    return view.base;
+}
+
+Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_view name, bool read_only)
+{
     size_t size;
     bool committed;
     {
@@ -137,17 +157,75 @@ Result<void*> CowRegions::clone(uintptr_t address, std::string_view name)
     }
     MapOptions o;
     o.size = size;
-    o.access = source.access();
-    o.max_access = source.max_access();
+    o.access = read_only ? Access::Read : source.access();
+    o.max_access = read_only ? Access::Read : source.max_access();
     o.flags = source.flags();
     o.name = name.empty() ? source.name() : std::string(name);
+    const uint64_t source_serial = source.serial();
     auto mapped = mapper_.map(o, std::move(viewed), committed, offset);
     if (!mapped) {
         uncharge();
         return std::unexpected(mapped.error());
     }
-    log::debug("cloned {:#x}+{:#x} to {}", address, size, *mapped);
-    return mapped;
+    log::debug("{} {:#x}+{:#x} at {}", read_only ? "snapshot of" : "cloned", address, size, *mapped);
+    return View { *mapped, source_serial, ops_.find(uintptr_t(*mapped))->serial() };
+}
+
+Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
+{
+    std::lock_guard api(api_lock_);
+    Region* r = ops_.find(address);
+    Region* s = ops_.find(snapshot);
+    if (!r || !s)
+        return fail(ENOENT, "no region at the region's or the snapshot's address");
+    if (r->base() != address || s->base() != snapshot)
+        return fail(EINVAL, "a rollback is of a whole region to a whole snapshot");
+    auto known = snapshots_.find(s->serial());
+    if (known == snapshots_.end())
+        return fail(EINVAL, "not a snapshot");
+    if (known->second.source != r->serial())
+        return fail(EINVAL, "a snapshot of another region (or of this one before it was split or unmapped)");
+    if (r->is_immutable())
+        return fail(EPERM, "an immutable region cannot be rolled back");
+    auto& target = static_cast<CowVMObject&>(s->object());
+    if (&r->object() == &target && r->object_offset() == s->object_offset() && !target.overlaid()) {
+        // The region still views the snapshot's frozen pages: what it wrote
+        // since are exactly its own pages. Dropping them shows the frozen
+        // ones again.
+        auto pagemap = TRY(os::Pagemap::open());
+        const size_t pages = r->size() / page_;
+        std::vector<uint64_t> entries(std::min(kPagemapChunk, pages));
+        for (size_t at = 0; at < pages; at += entries.size()) {
+            const size_t n = std::min(entries.size(), pages - at);
+            TRY(pagemap.read(r->base() + at * page_, n, entries.data()));
+            for (size_t i = 0; i < n;) {
+                auto own = [&](size_t k) {
+                    return (os::Pagemap::present(entries[k]) || os::Pagemap::swapped(entries[k])) && !os::Pagemap::file_or_shared(entries[k]);
+                };
+                if (!own(i)) {
+                    ++i;
+                    continue;
+                }
+                size_t end = i + 1;
+                while (end < n && own(end))
+                    ++end;
+                if (int rc = os::discard(r->base() + (at + i) * page_, (end - i) * page_); rc < 0)
+                    return failf(-rc, "madvise failed: %s", strerror(-rc));
+                i = end;
+            }
+        }
+        return {};
+    }
+    // Otherwise the region becomes a view of the snapshot's object: one
+    // remap, whatever was written (a clone copied for the snapshot, or
+    // discarded ranges mapped over with zeros).
+    auto replacement = TRY(r->try_create_view_of(boost::intrusive_ptr<memory::VMObject>(&target), s->object_offset()));
+    if (int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, target.backing_fd(), s->object_offset()); rc < 0)
+        return failf(-rc, "remapping the region failed: %s", strerror(-rc));
+    std::vector<std::unique_ptr<Region>> pieces;
+    pieces.push_back(std::move(replacement));
+    ops_.replace(*r, std::move(pieces));
+    return {};
 }
 
 Result<void> CowRegions::freeze(CowVMObject& object)

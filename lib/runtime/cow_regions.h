@@ -32,6 +32,7 @@
 #include <faultline/result.h>
 
 #include <mutex>
+#include <unordered_map>
 #include <string_view>
 
 namespace faultline {
@@ -51,11 +52,30 @@ public:
     // remapped); ENOMEM: the commit limit cannot cover the clone's worst
     // case (every page written), unless the source is NoReserve.
     Result<void*> clone(uintptr_t address, std::string_view name);
+    // A read-only clone, remembered as a point-in-time view of the region
+    // at `address` that rollback() can restore. Errors as clone().
+    Result<void*> snapshot(uintptr_t address, std::string_view name);
+    // Makes the region at `address` hold what `snapshot` holds. When the
+    // region viewed the snapshot's frozen object and has only written pages
+    // since, its written pages are dropped (time in the pages written);
+    // otherwise it is remapped as a view of the snapshot's object. ENOENT:
+    // no region at either address; EINVAL: an address is not the start of
+    // a region, or `snapshot` is not a snapshot of this region (another's,
+    // or the region was split or unmapped since); EPERM: immutable.
+    Result<void> rollback(uintptr_t address, uintptr_t snapshot);
 
     // pthread_atfork prepare: freezes every live clonable object.
     void prepare_fork() noexcept;
 
 private:
+    // clone() and snapshot(): a new view of `address`'s contents, read-only
+    // for a snapshot, with the serials of the source and of the view.
+    struct View {
+        void* base;
+        uint64_t source;
+        uint64_t view;
+    };
+    Result<View> make_view(uintptr_t address, std::string_view name, bool read_only);
     // Remaps every view of `object` MAP_PRIVATE (API lock held).
     Result<void> freeze(memory::CowVMObject& object);
     // A new frozen object holding `source`'s current contents (API lock held).
@@ -71,6 +91,13 @@ private:
     CommitLedger& ledger_;
     std::mutex& api_lock_;
     size_t page_;
+    // Snapshots by their region's serial: the serial of their source.
+    // Entries of snapshots that are gone are dropped at the next snapshot().
+    struct Snapshot {
+        uintptr_t base;
+        uint64_t source;
+    };
+    std::unordered_map<uint64_t, Snapshot> snapshots_;
 };
 
 } // namespace faultline

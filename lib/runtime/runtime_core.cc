@@ -334,6 +334,18 @@ Result<void*> RuntimeCore::clone(uintptr_t address, std::string_view name)
     return cow_.clone(address, name);
 }
 
+Result<void*> RuntimeCore::snapshot(uintptr_t address, std::string_view name)
+{
+    TRY(check_owner());
+    return cow_.snapshot(address, name);
+}
+
+Result<void> RuntimeCore::rollback(uintptr_t address, uintptr_t snapshot)
+{
+    TRY(check_owner());
+    return cow_.rollback(address, snapshot);
+}
+
 Result<void*> RuntimeCore::map_object(const MapOptions& o, boost::intrusive_ptr<memory::VMObject> object)
 {
     TRY(check_owner());
@@ -470,6 +482,7 @@ Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
             // anonymous page must (the kernel serves it like the rest).
             if (int rc = os::map_anonymous_fixed(lo, hi - lo, int(r->access())); rc < 0)
                 return failf(-rc, "mmap failed: %s", strerror(-rc));
+            cow->note_overlay();
             continue;
         }
         if (r->object().backing_map_type() == MAP_PRIVATE) {

@@ -71,6 +71,8 @@ public:
     // Purgeable memory (runtime/purgeable_regions.h).
     Result<void*> allocate_purgeable(size_t size, const PurgeableOptions& options);
     Result<void*> clone(uintptr_t address, std::string_view name);
+    Result<void*> snapshot(uintptr_t address, std::string_view name);
+    Result<void> rollback(uintptr_t address, uintptr_t snapshot);
     Result<void> set_volatile(uintptr_t address, size_t size, VolatileOptions options);
     Result<NonVolatileResult> set_nonvolatile(uintptr_t address, size_t size);
     Result<PurgeResult> purge(size_t bytes);

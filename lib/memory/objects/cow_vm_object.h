@@ -37,12 +37,17 @@ public:
     // Called once its views are about to be remapped MAP_PRIVATE (under the
     // runtime's API lock).
     void freeze() noexcept { frozen_.store(true, std::memory_order_release); }
+    // A view of it had a range discarded: fresh anonymous memory was
+    // mapped over that range, which dropping written pages cannot undo.
+    bool overlaid() const noexcept { return overlaid_.load(std::memory_order_relaxed); }
+    void note_overlay() noexcept { overlaid_.store(true, std::memory_order_relaxed); }
     // Undoes freeze() when remapping the views failed (they are live again).
     void thaw() noexcept { frozen_.store(false, std::memory_order_release); }
 
 private:
     using AnonymousVMObject::AnonymousVMObject;
     std::atomic<bool> frozen_ { false };
+    std::atomic<bool> overlaid_ { false };
 };
 
 } // namespace faultline::memory
