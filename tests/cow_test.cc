@@ -124,6 +124,7 @@ TEST(Cow, ARegionNeverClonedIsClonableKindAndZeroFilled)
         EXPECT_EQ(p[i * kPage + 7], 0);
     p[5 * kPage] = 5;
     EXPECT_STREQ(rt->region_stats(p)->object_kind, "clonable");
+    EXPECT_EQ(rt->region_stats(p)->chain_depth, 0u);
     ASSERT_TRUE(rt->discard(p + 5 * kPage, kPage));
     EXPECT_EQ(p[5 * kPage], 0);
 }
@@ -147,6 +148,19 @@ TEST(Cow, ReadingAWholeCloneDuplicatesNoMemoryAndWritesCopyOnlyTheirPages)
         b[i * kPage] = 'w';
     EXPECT_EQ(anonymous_kb(b, pages * kPage), long(pages / 4 * kPage / 1024)) << "one private copy per page written";
     EXPECT_EQ(anonymous_kb(a, pages * kPage), 0);
+    // The statistics say the same, from the page tables.
+    auto st = rt->region_stats(b);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->chain_depth, 1u);
+    EXPECT_EQ(st->cow_private_pages, pages / 4);
+    EXPECT_EQ(st->cow_shared_pages, pages - pages / 4);
+    EXPECT_EQ(st->amount_dirty, pages / 4 * kPage);
+    EXPECT_EQ(st->amount_resident, pages * kPage);
+    auto sa = rt->region_stats(a);
+    EXPECT_EQ(sa->cow_private_pages, 0u);
+    EXPECT_EQ(sa->cow_shared_pages, pages);
+    const std::string json = rt->to_json();
+    EXPECT_NE(json.find("\"cow\":{\"shared_pages\":" + std::to_string(pages - pages / 4) + ",\"private_pages\":" + std::to_string(pages / 4) + ",\"chain_depth\":1}"), std::string::npos) << json;
 }
 
 TEST(Cow, ClonesOfClonesWithWritesAtEveryLevel)
@@ -381,6 +395,11 @@ TEST(Cow, TheCApiClones)
     void* c = nullptr;
     ASSERT_EQ(faultline_clone(rt, p, "the-clone", &c), 0);
     EXPECT_EQ(static_cast<char*>(c)[kPage], 42);
+    static_cast<char*>(c)[2 * kPage] = 1;
+    faultline_region_stats st {};
+    ASSERT_EQ(faultline_get_region_stats(rt, c, &st), 0);
+    EXPECT_EQ(st.chain_depth, 1u);
+    EXPECT_EQ(st.cow_private_pages, 1u);
     EXPECT_EQ(faultline_clone(rt, p, nullptr, nullptr), -EINVAL);
     EXPECT_EQ(faultline_clone(rt, static_cast<char*>(p) + kPage, nullptr, &c), -EINVAL);
     faultline_destroy(rt);

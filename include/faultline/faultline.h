@@ -84,6 +84,10 @@ typedef struct faultline_region_stats {
     size_t purged_pages;
     uint64_t purges;
     uint64_t purged_bytes;
+    /* copy-on-write views (docs/cow.md): */
+    size_t cow_shared_pages;
+    size_t cow_private_pages;
+    unsigned chain_depth;
 } faultline_region_stats;
 
 /* A page store implemented in C (faultline_map_store; the C++ interface is

@@ -160,6 +160,14 @@ struct RegionStats {
     size_t amount_dirty = 0;     // bytes that differ from their backing (for anonymous memory: all private pages)
     size_t amount_zero_mapped = 0; // bytes mapped to the shared zero page
     size_t cow_pages = 0;        // pages shared copy-on-write with another mm (fork child)
+    // Copy-on-write views (clones, snapshots and their sources, docs/cow.md):
+    // pages mapped from the frozen object, shared with every view of it;
+    // pages this view has written since (its own copies); and the number of
+    // frozen objects under it (0: not a view; clones of written views copy,
+    // so at most 1 for now).
+    size_t cow_shared_pages = 0;
+    size_t cow_private_pages = 0;
+    unsigned chain_depth = 0;
     uint64_t zero_faults = 0;    // faults resolved by zero-fill (read or write)
     uint64_t write_protect_faults = 0; // write-protect faults resolved (dirty tracking)
     uint64_t inode_faults = 0;   // faults resolved from a file (file regions)

@@ -304,6 +304,9 @@ int faultline_get_region_stats(faultline_runtime_t handle, const void* address, 
         out->amount_resident = r->amount_resident;
         out->amount_dirty = r->amount_dirty;
         out->cow_pages = r->cow_pages;
+        out->cow_shared_pages = r->cow_shared_pages;
+        out->cow_private_pages = r->cow_private_pages;
+        out->chain_depth = r->chain_depth;
         out->zero_faults = r->zero_faults;
         out->write_protect_faults = r->write_protect_faults;
         out->inode_faults = r->inode_faults;

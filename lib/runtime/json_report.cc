@@ -38,6 +38,14 @@ void write_region(JsonWriter& w, const JsonReportInput::Region& region)
     w.field("dirty", uint64_t(s.amount_dirty));
     w.field("zero_mapped", uint64_t(s.amount_zero_mapped));
     w.field("cow_pages", uint64_t(s.cow_pages));
+    if (s.chain_depth) {
+        w.key("cow");
+        w.begin_object();
+        w.field("shared_pages", uint64_t(s.cow_shared_pages));
+        w.field("private_pages", uint64_t(s.cow_private_pages));
+        w.field("chain_depth", uint64_t(s.chain_depth));
+        w.end_object();
+    }
     w.field("zero_faults", s.zero_faults);
     w.field("write_protect_faults", s.write_protect_faults);
     w.field("inode_faults", s.inode_faults);

@@ -1,5 +1,6 @@
 #include "runtime/region_statistics.h"
 
+#include "memory/objects/cow_vm_object.h"
 #include "memory/objects/inode_vm_object.h"
 #include "memory/objects/purgeable_vm_object.h"
 #include "memory/objects/shared_inode_vm_object.h"
@@ -23,6 +24,10 @@ RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
     s.max_access = r.max_access();
     s.flags = r.flags();
     s.object_kind = r.object().kind_name();
+    if (auto* cow = dynamic_cast<const memory::CowVMObject*>(&r.object()); cow && cow->frozen()) {
+        snap.cow_view = true;
+        s.chain_depth = 1;
+    }
     s.zero_faults = r.counters().faults(memory::FillKind::Zero);
     s.write_protect_faults = r.counters().faults(memory::FillKind::WriteProtect);
     s.inode_faults = r.counters().faults(memory::FillKind::Backing);
@@ -119,6 +124,26 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
             const bool is_volatile = purgeable->volatility().get(r.object_offset / page_ + index) != memory::Volatility::NonVolatile;
             (is_volatile ? s.volatile_resident : s.nonvolatile_resident) += page_;
         }
+        if (r.cow_view && (kind == Pagemap::Kind::Private || kind == Pagemap::Kind::Shared)) {
+            // A page of the frozen memfd is shared with every view of it
+            // (and mapped by others, so never "exclusive"); anything else is
+            // the view's own copy.
+            s.amount_resident += page_;
+            if (Pagemap::file_or_shared(entry)) {
+                ++s.cow_shared_pages;
+                kind = Pagemap::Kind::Shared;
+            } else {
+                ++s.cow_private_pages;
+                s.amount_dirty += page_;
+                kind = Pagemap::Kind::Private;
+            }
+            if (page_map) {
+                char& c = (*page_map)[index / per_char];
+                if (rank(char(kind)) > rank(c))
+                    c = char(kind);
+            }
+            return;
+        }
         switch (kind) {
         case Pagemap::Kind::Private:
             s.amount_resident += page_;
@@ -189,7 +214,12 @@ size_t RegionStatistics::measure(RegionSnapshot& r, std::string* page_map) const
         }
         return per_char;
     }
-    // Without PAGEMAP_SCAN: only the blocks the object ever populated.
+    // Without PAGEMAP_SCAN: only the blocks the object ever populated —
+    // except for a copy-on-write view, which the kernel fills: all of it.
+    if (r.cow_view) {
+        read_span(0, pages, true);
+        return per_char;
+    }
     states.for_each_marked_span(first_object_page, pages, [&](size_t object_page, size_t n) {
         read_span(object_page - first_object_page, n, false);
     });

@@ -30,6 +30,7 @@ struct RegionSnapshot {
     boost::intrusive_ptr<memory::VMObject> object;
     size_t object_offset = 0;
     bool file = false; // a file region: its memfd pages are the file's, clean unless dirty
+    bool cow_view = false; // a view of a frozen copy-on-write object: the kernel serves it
 };
 
 class RegionStatistics {
