@@ -18,6 +18,7 @@
 // chosen from.
 #include "bench.h"
 #include "budget_workloads.h"
+#include "cow_workloads.h"
 #include "file_workloads.h"
 #include "mappers.h"
 #include "placement.h"
@@ -110,11 +111,14 @@ struct Sizes {
     // under (every page but the budget's worth is read back, timed).
     size_t swap_in_bytes;
     size_t swap_in_budget;
+    // clone_1g, cow_write_after_clone, clone_read_rss, rollback_10pct: the
+    // region cloned (or snapshotted and rolled back).
+    size_t clone_bytes;
 };
 constexpr Sizes kFull { 1 * GiB, 8192, 256 * MiB, 2048, 1 * GiB, 32768, 256 * MiB, 200000, 1 * GiB, 20000, 1,
-    256 * MiB, 200000, 256 * MiB, 16 * MiB };
+    256 * MiB, 200000, 256 * MiB, 16 * MiB, 1 * GiB };
 constexpr Sizes kQuick { 128 * MiB, 2048, 32 * MiB, 512, 128 * MiB, 4096, 32 * MiB, 20000, 128 * MiB, 2000, 8,
-    16 * MiB, 15000, 16 * MiB, 1 * MiB };
+    16 * MiB, 15000, 16 * MiB, 1 * MiB, 64 * MiB };
 
 // Isolated faults sit 64 pages (256 KiB) apart: far enough that even the
 // largest fault-around window the sweep tries (64 pages) never covers the
@@ -145,7 +149,9 @@ void usage(FILE* out)
         "                 swap_in_rand (swap-backed anonymous memory under a budget, swap\n"
         "                 file in $TMPDIR), budget_hotcold_heap/kernel_swap (as root: the\n"
         "                 kernel's swap under a memory cgroup, a swap file in $TMPDIR swapped\n"
-        "                 on for the case); preload_python, preload_sqlite,\n"
+        "                 on for the case); clone_1g, cow_write_after_clone, clone_read_rss,\n"
+        "                 rollback_10pct (copy-on-write against fork() and memcpy; --quick:\n"
+        "                 64 MiB); preload_python, preload_sqlite,\n"
         "                 preload_xz, preload_sort (programs under libfaultline_malloc.so;\n"
         "                 --quick: an eighth of the input)\n"
         "  --fault-around-pages N, --fault-around-max-pages N, --handler-threads N, --handler-spin-us N,\n"
@@ -492,6 +498,17 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
         [&](std::string n) { return budget_hotcold_heap_kernel(n, s.heap_region_bytes, s.heap_accesses, defaults); });
     run_swap("swap_in_rand",
         [&](std::string n) { return swap_in_rand(n, s.swap_in_bytes, s.swap_in_budget, defaults); });
+    // Copy-on-write (docs/cow.md): clones of a clonable region against
+    // fork() of the same memory, rollback against copying it back.
+    run_own("clone_1g", [&](std::string n) { return clone_region(n, s.clone_bytes, defaults); });
+    run_own("cow_write_after_clone", [&](std::string n) { return cow_write_after_clone(n, s.clone_bytes, defaults); });
+    if (o.only.empty() || std::string("clone_read_rss").find(o.only) != std::string::npos) {
+        Result r = clone_read_growth("clone_read_rss", s.clone_bytes, defaults, co.runs);
+        describe(r, defaults, Placement::Scheduler);
+        print_table_row(r);
+        results.push_back(std::move(r));
+    }
+    run_own("rollback_10pct", [&](std::string n) { return rollback_10pct(n, s.clone_bytes, defaults); });
     // The preloaded heap: whole programs with libfaultline_malloc.so against
     // the same programs with glibc's malloc (wall time per run).
     for (auto [name, program] : { std::pair { "preload_python", Program::Python }, { "preload_sqlite", Program::Sqlite },
