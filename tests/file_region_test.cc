@@ -223,8 +223,9 @@ TEST_P(FileRegion, SequentialReadsGrowTheirReadaheadRandomOnesReadWhatTheyFault)
     EXPECT_GT(st->readahead_pages, 3000u);
     // Use is seen where the runtime maps pages itself (minor faults); in
     // copy mode the kernel maps cached pages without telling anyone.
-    if (rt->has_feature("minor"))
+    if (rt->has_feature("minor")) {
         EXPECT_GT(st->readahead_used, 3000u);
+    }
     EXPECT_EQ(st->file_bytes_read, 4096 * kPage) << "every page read exactly once";
     ASSERT_TRUE(rt->unmap(*seq, 4096 * kPage));
 

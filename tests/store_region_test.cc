@@ -184,8 +184,9 @@ TEST(StoreRegion, WritesReachTheStoreOnSyncAndUnmapAndRegionsShareOneCache)
         EXPECT_EQ(store->at(page * kPage), char('a' + page % 26));
     // Exactly the dirty pages were written: 2 + 8 (where writes are tracked
     // page by page: write-protect and minor faults, as for files).
-    if (rt->has_feature("minor") && (rt->has_feature("wp_shmem") || rt->has_feature("wp_async")))
+    if (rt->has_feature("minor") && (rt->has_feature("wp_shmem") || rt->has_feature("wp_async"))) {
         EXPECT_EQ(store->pages_written(), 10u);
+    }
     EXPECT_GE(store->flushes_.load(), 1u);
     // Unmap writes back too.
     pa[1 * kPage] = 'U';
