@@ -109,6 +109,10 @@ Result<void*> CowRegions::snapshot(uintptr_t address, std::string_view name)
 
 Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_view name, bool read_only)
 {
+    // Checked before anything: a refused clone must not have frozen the
+    // source.
+    if (!name.empty())
+        TRY(Region::validate_name(std::string(name)));
     size_t size;
     bool committed;
     {

@@ -49,7 +49,7 @@ public:
     {
     }
 
-    // EINVAL for Shared or Stack, an unknown purged_access, Callback without
+    // EINVAL for Shared, Stack or Clonable, an unknown purged_access, Callback without
     // a callback; then as map_anonymous.
     Result<void*> allocate(size_t size, const PurgeableOptions& options);
     Result<void*> allocate(const MapOptions& options, PurgedAccess mode, std::function<bool(void*)> on_purged_access);

@@ -1,6 +1,7 @@
 // Fuzz target `c_api`: the public C API (include/faultline/faultline.h) as an
 // operation sequence — map, allocate_purgeable, map_file, unmap, protect,
-// set_name, make_immutable, sync, set_volatile, set_nonvolatile,
+// set_name, make_immutable, sync, set_volatile, set_nonvolatile, clone,
+// snapshot,
 // purge, region stats and to_json, with arbitrary sizes, addresses (in and
 // around the arena, unaligned, overflowing) and flags — checked against the
 // page model of c_api_model.h:
@@ -44,7 +45,7 @@ namespace {
 
 constexpr unsigned R = FAULTLINE_ACCESS_READ, W = FAULTLINE_ACCESS_WRITE, X = FAULTLINE_ACCESS_EXEC;
 constexpr unsigned kKnownFlags = FAULTLINE_REGION_SHARED | FAULTLINE_REGION_STACK | FAULTLINE_REGION_IMMUTABLE
-    | FAULTLINE_REGION_PURGEABLE | FAULTLINE_REGION_NORESERVE;
+    | FAULTLINE_REGION_PURGEABLE | FAULTLINE_REGION_NORESERVE | FAULTLINE_REGION_CLONABLE;
 constexpr int kBadFd = 1 << 20; // never open
 
 constexpr int kMaxRemakes = 100;
@@ -321,9 +322,9 @@ void op_map(Input& in)
     size_t n = pick_size(in);
     unsigned access = pick_access(in);
     static const unsigned common[] = { 0, 0, FAULTLINE_REGION_PURGEABLE, FAULTLINE_REGION_SHARED,
-                                       FAULTLINE_REGION_NORESERVE, FAULTLINE_REGION_STACK };
+                                       FAULTLINE_REGION_NORESERVE, FAULTLINE_REGION_STACK, FAULTLINE_REGION_CLONABLE };
     uint8_t f = in.u8();
-    unsigned flags = f < 240 ? common[f % 6] : in.u8() & (f & 1 ? kKnownFlags : 0xff);
+    unsigned flags = f < 240 ? common[f % 7] : in.u8() & (f & 1 ? kKnownFlags : 0xff);
     // Immutable rarely (each costs a new runtime); never on a stack,
     // which the model does not follow and unmaps at once.
     if (flags & FAULTLINE_REGION_IMMUTABLE && (!allow_immutable(in, 16) || flags & FAULTLINE_REGION_STACK))
@@ -337,6 +338,9 @@ void op_map(Input& in)
     if (write_and_execute(access))
         e.add(EACCES);
     if ((flags & FAULTLINE_REGION_PURGEABLE) && (flags & (FAULTLINE_REGION_SHARED | FAULTLINE_REGION_STACK)))
+        e.add(EINVAL);
+    if ((flags & FAULTLINE_REGION_CLONABLE)
+        && (flags & (FAULTLINE_REGION_SHARED | FAULTLINE_REGION_STACK | FAULTLINE_REGION_PURGEABLE)))
         e.add(EINVAL);
     expect_placement(a, n, kPage, e);
     const bool stack = flags & FAULTLINE_REGION_STACK;
@@ -358,6 +362,72 @@ void op_map(Input& in)
                "faultline_map gave %#lx+%#zx, not free", at, n);
     set_mapped((at - s.base) / kPage, n / kPage, flags & FAULTLINE_REGION_PURGEABLE ? Kind::Purgeable : Kind::Anonymous,
                access, access, flags & FAULTLINE_REGION_IMMUTABLE, 0);
+    for (size_t i = (at - s.base) / kPage; i < (at - s.base + n) / kPage; ++i)
+        s.pages[i].clonable = flags & FAULTLINE_REGION_CLONABLE;
+}
+
+// faultline_clone / faultline_snapshot (docs/cow.md) of the region at a
+// fuzzed address: the copy must read what the source held, the source must
+// not change, and each side's later writes stay its own (check_page).
+// Whether the address starts a region is asked of the runtime (the model
+// does not follow region boundaries through splits); everything else is the
+// model's.
+void op_clone(Input& in)
+{
+    const uintptr_t a = pick_address(in);
+    const bool snapshot = in.u8() & 1;
+    const char* name = pick_name(in);
+    const bool null_out = in.u8() == 0;
+    Expect e;
+    size_t first = 0, count = 0;
+    const bool inside = a >= s.base && a < arena_end();
+    if (null_out || !valid_name(name))
+        e.add(EINVAL);
+    if (!inside || !s.pages[(a - s.base) / kPage].mapped) {
+        e.add(ENOENT);
+    } else {
+        faultline_region_stats st {};
+        FUZZ_CHECK(faultline_get_region_stats(s.rt, reinterpret_cast<void*>(a), &st) == 0, "%s", faultline_last_error());
+        const Page& p = s.pages[(a - s.base) / kPage];
+        if (st.base != a)
+            e.add(EINVAL);
+        else if (p.immutable)
+            e.add(EPERM);
+        else if (p.kind != Kind::Anonymous || !p.clonable)
+            e.add(EINVAL);
+        first = (st.base - s.base) / kPage;
+        count = st.size / kPage;
+        if (!free_fit(count, kPage))
+            e.may_fail_with = { ENOMEM };
+    }
+    void* out = nullptr;
+    const int rc = snapshot ? faultline_snapshot(s.rt, reinterpret_cast<void*>(a), name, null_out ? nullptr : &out)
+                            : faultline_clone(s.rt, reinterpret_cast<void*>(a), name, null_out ? nullptr : &out);
+    if (trace)
+        std::fprintf(stderr, "  %s %#lx: %d\n", snapshot ? "snapshot" : "clone", a, rc);
+    check_outcome(snapshot ? "faultline_snapshot" : "faultline_clone", rc, e);
+    if (rc != 0)
+        return;
+    const uintptr_t at = reinterpret_cast<uintptr_t>(out);
+    FUZZ_CHECK(at >= s.base && at % kPage == 0 && at + count * kPage <= arena_end() && !any_mapped((at - s.base) / kPage, count),
+        "clone gave %#lx+%#zx, not free", at, count * kPage);
+    const size_t to = (at - s.base) / kPage;
+    for (size_t i = 0; i < count; ++i) {
+        const Page& from = s.pages[first + i];
+        Page& p = s.pages[to + i];
+        p = Page {};
+        p.mapped = true;
+        p.kind = Kind::Anonymous;
+        p.clonable = true;
+        p.access = snapshot ? R : from.access;
+        p.max_access = snapshot ? R : from.max_access;
+        p.was_writable = p.access & W;
+        p.was_executable = p.access & X;
+        if (from.own)
+            p.own = std::make_unique<Bytes>(*from.own);
+        check_page(to + i);
+        check_page(first + i);
+    }
 }
 
 void op_allocate_purgeable(Input& in)
@@ -380,7 +450,7 @@ void op_allocate_purgeable(Input& in)
     const size_t alignment = o.alignment ? o.alignment : kPage;
     Expect e;
     if (has_unknown_access_bits(o.access) || (o.flags & ~kKnownFlags) || !valid_name(o.name) || o.purged_access > 2
-        || (o.flags & (FAULTLINE_REGION_SHARED | FAULTLINE_REGION_STACK)) || (alignment & (alignment - 1)))
+        || (o.flags & (FAULTLINE_REGION_SHARED | FAULTLINE_REGION_STACK | FAULTLINE_REGION_CLONABLE)) || (alignment & (alignment - 1)))
         e.add(EINVAL);
     if (o.purged_access == FAULTLINE_PURGED_CALLBACK) // without on_purged_access
         e.add(EINVAL);
@@ -571,7 +641,11 @@ void op_set_nonvolatile(uintptr_t a, size_t n, Input& in)
 
 void one_operation(Input& in)
 {
-    const uint8_t op = in.u8() % 20;
+    const uint8_t op = in.u8() % 21;
+    if (op == 20) {
+        op_clone(in);
+        return;
+    }
     if (op < 4) {
         op_map(in);
         return;

@@ -39,6 +39,7 @@ struct Page {
     bool maybe_zero = false;    // purged or not: set_nonvolatile's ranges did not fit
     size_t file_page = 0;       // file kinds: the page of the file it shows
     bool private_copy = false;  // FilePrivate: written, so its own bytes
+    bool clonable = false;      // Anonymous, mapped with FAULTLINE_REGION_CLONABLE (or a clone)
     std::unique_ptr<Bytes> own; // Anonymous, Purgeable, a private copy; null = zeros
 };
 
