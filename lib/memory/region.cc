@@ -138,7 +138,11 @@ FaultContext Region::fault_context(uintptr_t page, uffd::FaultKind kind, bool wr
 namespace {
 void count(FaultCounters& counters, const Outcome& outcome) noexcept
 {
-    if (outcome.resolution == Resolution::Installed)
+    // A fault whose page was already there (EEXIST: a thread that faulted
+    // again after a spurious wake, e.g. a signal, once its first fault had
+    // been served) resolved nothing: it is not a zero-fill or file fault.
+    // A write-protect fault installs nothing by nature.
+    if (outcome.resolution == Resolution::Installed && (outcome.pages > 0 || outcome.kind == FillKind::WriteProtect))
         counters.count(outcome.kind, outcome.pages);
     else
         counters.add_pages(outcome.pages);

@@ -58,6 +58,12 @@ int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t 
     return p == MAP_FAILED ? -errno : 0;
 }
 
+int remap_fd_fixed_keeping_contents(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept
+{
+    long p = syscall(SYS_mmap, addr, len, prot, type | MAP_FIXED, fd, off_t(offset));
+    return p == -1 ? -errno : 0;
+}
+
 int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept
 {
     void* p = mmap(reinterpret_cast<void*>(addr), len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);

@@ -22,6 +22,12 @@ int map_shared_fixed(uintptr_t addr, size_t len, int prot, int fd) noexcept;
 // Maps `fd` (`type`: MAP_SHARED or MAP_PRIVATE) with MAP_FIXED over
 // [addr, addr+len) from `offset`.
 int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept;
+// map_fd_fixed for a remap that keeps every byte the range shows (a shared
+// mapping of a memfd becoming a private one of the same memfd). Made with
+// the raw system call: to the program's memory model nothing is written,
+// but ThreadSanitizer's mmap interceptor treats any mmap as a write to the
+// range and would report the program's own concurrent writes as races.
+int remap_fd_fixed_keeping_contents(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept;
 // Fresh private anonymous memory over [addr, addr+len), unregistered.
 int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept;
 int protect(uintptr_t addr, size_t len, int prot) noexcept;

