@@ -419,7 +419,7 @@ size_t Evictor::evict(FileCache& cache, size_t want)
         // would drop it without writing what was written since. A write
         // from the protect on faults, and its pin cancels this eviction.
         for (size_t page : dirty)
-            (void)cache.clear_dirty(page);
+            cache.begin_writeback(page);
         {
             std::shared_lock tree(tree_.lock());
             for (size_t page : dirty)
@@ -434,11 +434,13 @@ size_t Evictor::evict(FileCache& cache, size_t want)
             size_t run = 1;
             while (i + run < dirty.size() && dirty[i + run] == dirty[i] + run && run < 256)
                 ++run;
-            if (!write_back(cache, dirty[i], run, size)) {
+            const bool written = write_back(cache, dirty[i], run, size);
+            for (size_t k = 0; k < run; ++k)
+                cache.end_writeback(dirty[i + k], written);
+            if (!written) {
                 // The pages stay, dirty, for the next sync or pass.
                 cache.counters().eviction_write_errors.fetch_add(run, std::memory_order_relaxed);
                 for (size_t k = 0; k < run; ++k) {
-                    cache.mark_dirty(dirty[i + k]);
                     auto at = std::lower_bound(victims.begin(), victims.end(), dirty[i + k]);
                     failed[size_t(at - victims.begin())] = true;
                 }

@@ -414,7 +414,7 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
     if (tracked) {
         for (const WriteOp& op : ops)
             for (size_t i = op.first; i < op.first + op.count; ++i)
-                (void)cache.clear_dirty(i);
+                cache.begin_writeback(i);
         if (!async) // collecting re-protected them already
             for (const WriteOp& op : ops)
                 protect_everywhere(object, op.first, op.count);
@@ -467,11 +467,11 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
                 done += size_t(n);
         }
         cache.counters().bytes_written.fetch_add(done, std::memory_order_relaxed);
+        if (tracked)
+            for (size_t i = op.first; i < op.first + op.count; ++i)
+                cache.end_writeback(i, !error);
         if (error) {
             // Nothing is dropped: the pages stay dirty for the next sync.
-            if (tracked)
-                for (size_t i = op.first; i < op.first + op.count; ++i)
-                    cache.mark_dirty(i);
             if (!first_error)
                 first_error = error;
         }

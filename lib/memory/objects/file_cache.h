@@ -160,6 +160,27 @@ public:
         counters_.dirty_pages.fetch_sub(1, std::memory_order_relaxed);
         return true;
     }
+    // Write-back (sync, eviction) of a dirty page, in two steps around the
+    // write: the page stays dirty — for dirty() and the statistics — until
+    // end_writeback() says it was written, so a page whose write fails is
+    // never seen clean, not even while it is being written. A write to the
+    // page in between marks it dirty again, which end_writeback() leaves.
+    // (The byte is 1 for dirty, 2 for dirty and being written back.)
+    void begin_writeback(size_t page) noexcept
+    {
+        uint8_t dirty = 1;
+        (void)dirty_[page].compare_exchange_strong(dirty, 2, std::memory_order_acq_rel);
+    }
+    void end_writeback(size_t page, bool written) noexcept
+    {
+        uint8_t writing = 2;
+        if (written) {
+            if (dirty_[page].compare_exchange_strong(writing, 0, std::memory_order_acq_rel))
+                counters_.dirty_pages.fetch_sub(1, std::memory_order_relaxed);
+        } else {
+            (void)dirty_[page].compare_exchange_strong(writing, 1, std::memory_order_acq_rel);
+        }
+    }
     // Readahead accounting: a page read ahead is "used" the first time a
     // region maps it.
     void note_mapped(size_t first, size_t count) noexcept;
