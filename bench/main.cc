@@ -83,8 +83,9 @@ struct Options {
 };
 
 // Region sizes. Full size is what docs/performance.md reports; --quick
-// shrinks every region so the whole run stays well inside 45 seconds on a
-// 2-core VM, at the price of a larger share of fixed per-run costs.
+// shrinks every region so the whole run takes about a minute on an idle
+// 2-core VM (the cases with programs, swap and clones set the floor), at the
+// price of a larger share of fixed per-run costs.
 struct Sizes {
     size_t touch_bytes;      // the first-touch and read cases
     size_t single_faults;    // faults per repetition of anon_single_fault
@@ -130,7 +131,7 @@ void usage(FILE* out)
     fprintf(out,
         "usage: faultline-bench [--quick] [--json FILE] [--plot] [--plot-dir DIR] [--sweep] [--runs N] [--only SUBSTRING]\n"
         "                       [--fault-around-pages N] [--fault-around-max-pages N] [--handler-threads N]\n"
-        "  --quick        reduced sizes (under 45 s on a 2-core machine, even a busy one)\n"
+        "  --quick        reduced sizes (about a minute on an idle 2-core machine)\n"
         "  --json FILE    also write the results as JSON\n"
         "  --plot         render charts into --plot-dir (default docs/img) with gnuplot\n"
         "  --sweep        instead of the cases, measure first-touch cost for fault_around_pages\n"
