@@ -33,6 +33,7 @@ void write_region(JsonWriter& w, const JsonReportInput::Region& region)
     w.field("immutable", has(s.flags, RegionFlags::Immutable));
     w.field("purgeable", has(s.flags, RegionFlags::Purgeable));
     w.field("noreserve", has(s.flags, RegionFlags::NoReserve));
+    w.field("clonable", has(s.flags, RegionFlags::Clonable));
     w.field("object", s.object_kind);
     w.field("resident", uint64_t(s.amount_resident));
     w.field("dirty", uint64_t(s.amount_dirty));

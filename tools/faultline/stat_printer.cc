@@ -12,7 +12,8 @@ std::string flag_letters(const JsonValue& region)
     static constexpr struct {
         const char* key;
         char letter;
-    } kFlags[] = { { "shared", 's' }, { "stack", 'k' }, { "immutable", 'i' }, { "purgeable", 'p' }, { "noreserve", 'n' } };
+    } kFlags[] = { { "shared", 's' }, { "stack", 'k' }, { "immutable", 'i' }, { "purgeable", 'p' }, { "noreserve", 'n' },
+        { "clonable", 'c' } };
     std::string out;
     for (const auto& f : kFlags) {
         const JsonValue* v = region.get(f.key);
@@ -70,18 +71,18 @@ void StatPrinter::regions(const JsonValue& report) const
 {
     const JsonValue* list = report.get("regions");
     const size_t count = list ? list->items().size() : 0;
-    fprintf(out_, "%-18s %10s %-6s %-5s %-16s %10s %10s %8s  %s\n", "ADDRESS", "SIZE", "ACCESS", "FLAGS", "OBJECT",
+    fprintf(out_, "%-18s %10s %-6s %-6s %-16s %10s %10s %8s  %s\n", "ADDRESS", "SIZE", "ACCESS", "FLAGS", "OBJECT",
         "RESIDENT", "DIRTY", "FAULTS", "NAME");
     if (list)
         for (const JsonValue& r : list->items()) {
             const uint64_t faults = number_at(r, { "zero_faults" }) + number_at(r, { "write_protect_faults" })
                 + number_at(r, { "inode_faults" });
-            fprintf(out_, "0x%-16" PRIx64 " %10s %-6s %-5s %-16s %10s %10s %8" PRIu64 "  %s\n",
+            fprintf(out_, "0x%-16" PRIx64 " %10s %-6s %-6s %-16s %10s %10s %8" PRIu64 "  %s\n",
                 number_at(r, { "address" }), bytes(number_at(r, { "size" })).c_str(), text(r, "access").c_str(),
                 flag_letters(r).c_str(), text(r, "object").c_str(), bytes(number_at(r, { "resident" })).c_str(),
                 bytes(number_at(r, { "dirty" })).c_str(), faults, text(r, "name").c_str());
         }
-    fprintf(out_, "(%zu region%s; flags: s shared, k stack, i immutable, p purgeable, n noreserve)\n\n", count,
+    fprintf(out_, "(%zu region%s; flags: s shared, k stack, i immutable, p purgeable, n noreserve, c clonable)\n\n", count,
         count == 1 ? "" : "s");
 }
 
