@@ -276,10 +276,19 @@ public:
             why_ = "redis-cli --cluster create failed (see its log)";
             return;
         }
-        // Ready: every node says ok, and every master has its replica in
-        // sync (writes wait for one) as every node's CLUSTER SLOTS shows.
-        if (!wait_for_ms(15000, [&] { return ready(); }))
+        // Ready: every node says ok, and every master has its replica
+        // online (writes wait for one).
+        if (!wait_for_ms(15000, [&] { return ready(); })) {
             why_ = "the cluster did not become ready within 15 s";
+            return;
+        }
+        // And a write on each master is acknowledged by its replica: the
+        // runtime's first WAITs must not meet a replica still settling.
+        for (int i = 0; i < kNodes; ++i)
+            if (is_master(i) && !wait_for_ms(5000, [&] { return replicated(i); })) {
+                why_ = "no replica acknowledged a write on port " + std::to_string(port(i));
+                return;
+            }
     }
     ~RedisCluster()
     {
@@ -350,8 +359,10 @@ public:
         }
         return out;
     }
-    // Every live node says cluster_state:ok and knows 3 masters with a
-    // replica each (none failed).
+    // Every live node says cluster_state:ok and knows 3 masters, and every
+    // master has its replica online (synchronised: WAIT counts it). (CLUSTER SLOTS lists replicas only
+    // some 10 s later on an idle cluster: not waited for — the runtime
+    // learns of them from CLUSTER NODES.)
     bool ready() const
     {
         for (int i = 0; i < kNodes; ++i) {
@@ -362,14 +373,43 @@ public:
             Reply r = command(port(i), "CLUSTER SLOTS");
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
                 return false;
-            for (size_t e = 0; e < r->elements; ++e)
-                if (r->element[e]->elements < 4)
-                    return false;
         }
         for (int i = 0; i < kNodes; ++i)
-            if (is_master(i) && text(port(i), "INFO replication").find("connected_slaves:1") == std::string::npos)
+            if (is_master(i) && text(port(i), "INFO replication").find("state=online") == std::string::npos)
                 return false;
         return true;
+    }
+
+    // A key of master i's first slot range, written there and waited for.
+    bool replicated(int i) const
+    {
+        Reply slots = command(port(i), "CLUSTER SLOTS");
+        if (!slots || slots->type != REDIS_REPLY_ARRAY)
+            return false;
+        for (size_t e = 0; e < slots->elements; ++e) {
+            const redisReply* range = slots->element[e];
+            if (range->elements < 3 || range->element[2]->element[1]->integer != port(i))
+                continue;
+            for (int n = 0; n < 100000; ++n) {
+                const std::string key = "warm-" + std::to_string(n);
+                const long long sl = Map::key_slot(key);
+                if (sl < range->element[0]->integer || sl > range->element[1]->integer)
+                    continue;
+                redisContext* c = redisConnect("127.0.0.1", port(i));
+                if (!c || c->err) {
+                    if (c)
+                        redisFree(c);
+                    return false;
+                }
+                Reply set(static_cast<redisReply*>(redisCommand(c, "SET %s x", key.c_str())));
+                Reply wait(static_cast<redisReply*>(redisCommand(c, "WAIT 1 500")));
+                Reply del(static_cast<redisReply*>(redisCommand(c, "DEL %s", key.c_str())));
+                redisFree(c);
+                return set && set->type == REDIS_REPLY_STATUS && wait && wait->type == REDIS_REPLY_INTEGER
+                    && wait->integer >= 1;
+            }
+        }
+        return false;
     }
 
     static bool wait_for_ms(int ms, const std::function<bool()>& done)
@@ -397,9 +437,14 @@ private:
             const char* argv[] = { "redis-server", "--port", p.c_str(), "--cluster-enabled", "yes",
                 "--cluster-config-file", conf.c_str(), "--dir", dir_.c_str(), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--cluster-node-timeout", "2000", "--daemonize", "no", "--loglevel", "warning",
-                nullptr };
+                // A replica's first sync at once, not after the default 5 s
+                // wait for more replicas to share it.
+                "--repl-diskless-sync-delay", "0", nullptr };
             const int devnull = open("/dev/null", O_WRONLY);
+            // Not the test's stdout nor stderr: a pipe reading them would
+            // wait for the servers too.
             dup2(devnull, 1);
+            dup2(devnull, 2);
             execvp("redis-server", const_cast<char* const*>(argv));
             _exit(127);
         }

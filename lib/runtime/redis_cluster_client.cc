@@ -1,6 +1,5 @@
 #include "runtime/redis_cluster_client.h"
 
-#include "runtime/protected_page_copy.h"
 #include "support/log.h"
 
 #include <hiredis/hiredis.h>
@@ -58,7 +57,28 @@ Result<void> RedisClusterClient::start(redisContext* seed, const redisReply* slo
         return failf(EPROTO, "Redis at %s:%d: CLUSTER SLOTS gave no usable slot map (a cluster not set up yet?)",
             seed_.host.c_str(), seed_.port);
     links_.resize(map_.nodes());
-    last_refresh_ = std::chrono::steady_clock::now();
+    // CLUSTER SLOTS lists a replica only once its replication offset has
+    // been gossiped (up to the master's replica ping period, 10 s by
+    // default, on an idle new cluster); CLUSTER NODES names every replica
+    // configured. Once replicas are seen, writes wait for one for good.
+    durable_ = map_.has_replicas();
+    if (!durable_) {
+        Reply nodes(static_cast<redisReply*>(redisCommand(seed, "CLUSTER NODES")));
+        if (nodes && nodes->type == REDIS_REPLY_STRING) {
+            // Each line: <id> <address> <flags> <master id> ...; a
+            // replica's flags include "slave".
+            std::string_view text(nodes->str, nodes->len);
+            while (!text.empty() && !durable_) {
+                const auto eol = text.find('\n');
+                std::string_view line = text.substr(0, eol);
+                text = eol == text.npos ? std::string_view() : text.substr(eol + 1);
+                for (int field = 0; field < 2 && !line.empty(); ++field)
+                    line = line.substr(std::min(line.size(), line.find(' ') + 1));
+                const std::string_view flags = line.substr(0, line.find(' '));
+                durable_ = flags.find("slave") != flags.npos;
+            }
+        }
+    }
     return {};
 }
 
@@ -106,7 +126,6 @@ void RedisClusterClient::drop(uint16_t node, const char* why) noexcept
 
 bool RedisClusterClient::refresh() noexcept
 {
-    last_refresh_ = std::chrono::steady_clock::now();
     try {
         // Two passes: a node already connected answers at once; then the
         // others, each at most one connect (a dead one is skipped for its
@@ -129,6 +148,7 @@ bool RedisClusterClient::refresh() noexcept
                 const RedisClusterMap::Address from = map_.address(n);
                 if (map_.load(r.get(), from)) {
                     links_.resize(map_.nodes());
+                    durable_ |= map_.has_replicas();
                     return true;
                 }
             }
@@ -206,32 +226,24 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
     bool sets = false;
     for (size_t i : group)
         sets |= ops[i].kind == Kind::Set;
-    const bool wait = sets && map_.has_replicas();
-    if (wait && map_.replicas_of(node).empty()) {
-        // A master with no replica (its replica was promoted, or never
-        // was): a SET there would be the only copy, so none is sent and the
-        // pages stay resident. The map is reloaded now and then to see a
-        // replica come (back).
-        if (std::chrono::steady_clock::now() - last_refresh_ > kReplicaRecheck)
-            refresh();
-        if (map_.replicas_of(node).empty()) {
-            if (!unreplicated_logged_)
-                log::warn("swap: Redis master {}:{} has no replica: pages stay resident rather than swap there",
-                    map_.address(node).host, map_.address(node).port);
-            unreplicated_logged_ = true;
-            for (size_t i : group)
-                if (ops[i].kind == Kind::Set)
-                    ops[i].error = -EIO;
-            std::vector<size_t> rest;
-            for (size_t i : group)
-                if (ops[i].kind != Kind::Set)
-                    rest.push_back(i);
-            if (!rest.empty())
-                run_pipeline(node, ops, rest, retry, reload);
-            return;
-        }
+    const bool wait = sets && durable_;
+    if (no_replica_until_.size() < map_.nodes())
+        no_replica_until_.resize(map_.nodes());
+    if (wait && std::chrono::steady_clock::now() < no_replica_until_[node]) {
+        // This master's last WAIT found no replica (its replica was
+        // promoted, or is down): a SET there would be the only copy, so
+        // none is sent for a while and the pages stay resident — without
+        // making the evictor wait a whole WAIT timeout for each batch.
+        std::vector<size_t> rest;
+        for (size_t i : group)
+            if (ops[i].kind == Kind::Set)
+                ops[i].error = -EIO;
+            else
+                rest.push_back(i);
+        if (!rest.empty())
+            run_pipeline(node, ops, rest, retry, reload);
+        return;
     }
-    unreplicated_logged_ = false;
     redisContext* c = ensure(node);
     if (!c) {
         for (size_t i : group)
@@ -249,12 +261,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
             appended &= redisAppendCommand(c, "GET %b", op.key, op.key_len) == REDIS_OK;
             break;
         case Kind::Set:
-            // hiredis formats the command into its buffer at once: one
-            // staging page serves the whole pipeline.
-            staging_.resize(op.value_len);
-            copy_protected_page(staging_.data(), op.value, op.value_len);
-            appended &= redisAppendCommand(c, "SET %b %b", op.key, op.key_len, staging_.data(), op.value_len)
-                == REDIS_OK;
+            appended &= redisAppendCommand(c, "SET %b %b", op.key, op.key_len, op.value, op.value_len) == REDIS_OK;
             break;
         case Kind::Unlink:
             appended &= redisAppendCommand(c, "UNLINK %b", op.key, op.key_len) == REDIS_OK;
@@ -349,6 +356,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
         wait_logged_ = false;
         return;
     }
+    no_replica_until_[node] = std::chrono::steady_clock::now() + kReplicaRecheck;
     // No replica has these pages within the wait: failed writes, so the
     // pages stay resident — a master lost now would lose them.
     if (!wait_logged_)

@@ -40,8 +40,9 @@ public:
         Kind kind;
         const char* key;
         size_t key_len;
-        // Set: the page to store. Read again (copy_protected_page) at each
-        // send, so it must stay unchanged until execute() returns.
+        // Set: the value. Sent again on a redirect or a retry, so it must
+        // stay valid and unchanged until execute() returns: a private copy,
+        // never the program's page (which an unmap may remove meanwhile).
         const char* value = nullptr;
         size_t value_len = 0;
         // Results. Get: the reply (a string, or nil) when error is 0; the
@@ -68,15 +69,16 @@ public:
     // scanned to the end.
     bool scan(const std::string& pattern, const std::function<void(std::vector<std::string>&)>& keys) noexcept;
 
-    // Replicas seen in the last CLUSTER SLOTS: SETs wait for one.
-    bool durable() const noexcept { return map_.has_replicas(); }
+    // The cluster has replicas (seen at start or in any map since): every
+    // node's SETs wait for one.
+    bool durable() const noexcept { return durable_; }
     const RedisClusterMap& map() const noexcept { return map_; }
 
 private:
     static constexpr int kAttempts = 6;
     static constexpr std::chrono::milliseconds kMaxBackoff { 2000 };
-    // How often a master without a replica makes the map reload (a new
-    // replica makes its SETs durable again).
+    // How long a master whose WAIT found no replica gets no SETs (then
+    // the next batch asks again: a replica may be back).
     static constexpr std::chrono::milliseconds kReplicaRecheck { 1000 };
 
     struct Link {
@@ -97,12 +99,11 @@ private:
     const char* role_;
     RedisClusterMap map_;
     std::vector<Link> links_; // by node number
-    std::vector<char> staging_; // a SET's copy of the page
     // Per execute(), kept to spare allocations: the op's slot, the node an
     // ASK named (kNone: the slot's master), the node it goes to.
     std::vector<uint16_t> slot_, ask_, target_;
-    std::chrono::steady_clock::time_point last_refresh_ {};
-    bool unreplicated_logged_ = false;
+    std::vector<std::chrono::steady_clock::time_point> no_replica_until_; // by node
+    bool durable_ = false;
     bool wait_logged_ = false;
 };
 

@@ -520,12 +520,18 @@ void RedisSwapTarget::cluster_serve_reads(ReadRequest* batch, size_t n) noexcept
 void RedisSwapTarget::cluster_write(Write* writes, size_t count) noexcept
 {
     try {
+        // Every page copied first, at once, as on one node: a SET may be
+        // sent again (a redirect, a failover) well after the evictor's
+        // write-protection was the only thing keeping the page as it was,
+        // and an unmap meanwhile would take the page away under the copy.
+        std::unique_ptr<char[]> pages(new char[count * page_]);
         std::vector<std::string> keys(count);
         std::vector<RedisClusterClient::Op> ops(count);
         for (size_t i = 0; i < count; ++i) {
+            char* copy = pages.get() + i * page_;
+            copy_protected_page(copy, static_cast<const char*>(writes[i].data), page_);
             keys[i] = prefix_ + std::to_string(writes[i].slot);
-            ops[i] = { RedisClusterClient::Kind::Set, keys[i].data(), keys[i].size(),
-                static_cast<const char*>(writes[i].data), page_ };
+            ops[i] = { RedisClusterClient::Kind::Set, keys[i].data(), keys[i].size(), copy, page_ };
         }
         cluster_writer_->execute(ops.data(), count);
         // A failed one (no node, OOM, no replica acknowledged it): the
