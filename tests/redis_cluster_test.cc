@@ -8,7 +8,8 @@
 // after unmap; slots holding swapped pages move to another master mid-run
 // (some left half-migrated: ASK, some moved: MOVED) and every page still
 // reads back byte-exact; a master killed with SIGKILL is replaced by its
-// replica and no page is lost (writes waited for the replica); every node
+// replica and no page is lost (writes waited for the replica); a write a
+// stopped replica never acknowledges keeps its page resident; every node
 // killed is SIGBUS in the faulting thread, with no hang. Skipped, with the
 // reason, where redis-server or redis-cli is not installed.
 #include "runtime/redis_cluster_map.h"
@@ -319,6 +320,20 @@ public:
         }
     }
     bool alive(int i) const { return pids_[size_t(i)] > 0; }
+    void signal(int i, int sig) const
+    {
+        if (pids_[size_t(i)] > 0)
+            ::kill(pids_[size_t(i)], sig);
+    }
+    // The node replicating master i (-1: none).
+    int replica_of(int i) const
+    {
+        for (int r = 0; r < kNodes; ++r)
+            if (r != i && alive(r)
+                && text(port(r), "INFO replication").find("master_port:" + std::to_string(port(i))) != std::string::npos)
+                return r;
+        return -1;
+    }
 
     static Reply command(int port, const char* fmt, ...)
     {
@@ -372,6 +387,14 @@ public:
                 return false;
             Reply r = command(port(i), "CLUSTER SLOTS");
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+                return false;
+            // Every node knows who replicates whom (the replicas' pings
+            // told it): a test that stops a replica stops a known one.
+            const std::string nodes = text(port(i), "CLUSTER NODES");
+            size_t replicas = 0;
+            for (size_t at = nodes.find("slave "); at != std::string::npos; at = nodes.find("slave ", at + 1))
+                ++replicas;
+            if (replicas != kNodes / 2)
                 return false;
         }
         for (int i = 0; i < kNodes; ++i)
@@ -674,12 +697,7 @@ TEST(RedisCluster, AKilledMasterIsReplacedByItsReplicaAndNoPageIsLost)
     ASSERT_GE(victim, 0);
     ASSERT_GT(keys.at(victim).size(), 0u);
     // Its replica: the node whose INFO replication names it as master.
-    int replica = -1;
-    for (int i = 0; i < kNodes; ++i)
-        if (i != victim
-            && RedisCluster::text(cluster.port(i), "INFO replication").find("master_port:" + std::to_string(cluster.port(victim)))
-                != std::string::npos)
-            replica = i;
+    const int replica = cluster.replica_of(victim);
     ASSERT_GE(replica, 0);
     cluster.kill_node(victim);
     // Promotion takes the node timeout (2 s) and an election.
@@ -694,6 +712,38 @@ TEST(RedisCluster, AKilledMasterIsReplacedByItsReplicaAndNoPageIsLost)
     for (size_t i = 0; i < s.pages; ++i)
         ASSERT_TRUE(page_ok(s.p, i, 4)) << "page " << i << " lost with its master";
     EXPECT_EQ(s.rt->stats().swap_read_errors, 0u);
+}
+
+TEST(RedisCluster, AWriteNoReplicaAcknowledgesKeepsItsPageResident)
+{
+    CLUSTER_OR_SKIP(cluster);
+    UFFD_OR_SKIP();
+    // One master's replica stops answering (alive, connected, silent): that
+    // master's WAITs find no replica, so none of its SETs count — a page
+    // only there would die with it.
+    int master = 0;
+    while (master < kNodes && !cluster.is_master(master))
+        ++master;
+    ASSERT_LT(master, kNodes);
+    const int replica = cluster.replica_of(master);
+    ASSERT_GE(replica, 0);
+    cluster.signal(replica, SIGSTOP);
+    auto created = Runtime::create(redis_config(kBudget, cluster.url()));
+    ASSERT_TRUE(created) << created.error().message();
+    auto rt = std::move(*created);
+    const size_t pages = 4 * kBudget;
+    auto r = rt->map_anonymous({ .size = pages * kPage });
+    ASSERT_TRUE(r);
+    char* p = static_cast<char*>(*r);
+    for (size_t i = 0; i < pages; ++i)
+        fill_page(p, i, 7);
+    // The other masters take pages; the silent one's stay resident.
+    EXPECT_TRUE(wait_for([&] { return rt->stats().swapped_out > 0 && rt->stats().swap_write_errors > 0; }))
+        << rt->stats().swapped_out << " swapped out, " << rt->stats().swap_write_errors << " write errors";
+    for (size_t i = 0; i < pages; ++i)
+        ASSERT_TRUE(page_ok(p, i, 7)) << "page " << i;
+    EXPECT_EQ(rt->stats().swap_read_errors, 0u);
+    cluster.signal(replica, SIGCONT);
 }
 
 TEST(RedisCluster, EveryNodeKilledIsSigbusNotAHangAndOtherMemoryIsServed)

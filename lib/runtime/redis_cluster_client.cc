@@ -59,9 +59,24 @@ Result<void> RedisClusterClient::start(redisContext* seed, const redisReply* slo
     links_.resize(map_.nodes());
     // CLUSTER SLOTS lists a replica only once its replication offset has
     // been gossiped (up to the master's replica ping period, 10 s by
-    // default, on an idle new cluster); CLUSTER NODES names every replica
-    // configured. Once replicas are seen, writes wait for one for good.
+    // default, on an idle new cluster), and CLUSTER NODES only once the
+    // replica's own pings told this node its role; a master knows its
+    // replicas at once. Any of the three, and writes wait for a replica
+    // for good.
     durable_ = map_.has_replicas();
+    for (uint16_t m : map_.masters()) {
+        if (durable_)
+            break;
+        redisContext* c = ensure(m);
+        Reply info(c ? static_cast<redisReply*>(redisCommand(c, "INFO replication")) : nullptr);
+        if (!info && c)
+            drop(m, "INFO");
+        if (info && info->type == REDIS_REPLY_STRING) {
+            const std::string_view text(info->str, info->len);
+            const auto at = text.find("connected_slaves:");
+            durable_ = at != text.npos && text.size() > at + 17 && text[at + 17] >= '1' && text[at + 17] <= '9';
+        }
+    }
     if (!durable_) {
         Reply nodes(static_cast<redisReply*>(redisCommand(seed, "CLUSTER NODES")));
         if (nodes && nodes->type == REDIS_REPLY_STRING) {
