@@ -335,6 +335,22 @@ public:
         return -1;
     }
 
+    // SET or DEL on whichever master has the key's slot (the others say
+    // MOVED, and so do replicas).
+    bool set(const std::string& key) const { return routed("SET %b x", key); }
+    bool del(const std::string& key) const { return routed("DEL %b", key); }
+    bool routed(const char* fmt, const std::string& key) const
+    {
+        for (int i = 0; i < kNodes; ++i) {
+            if (!alive(i))
+                continue;
+            Reply r = command(port(i), fmt, key.data(), key.size());
+            if (r && r->type != REDIS_REPLY_ERROR)
+                return true;
+        }
+        return false;
+    }
+
     static Reply command(int port, const char* fmt, ...)
     {
         redisContext* c = redisConnect("127.0.0.1", port);
@@ -589,7 +605,36 @@ TEST(RedisCluster, FourTimesTheBudgetComesBackByteExactFromSeveralMastersAndItsK
     while (replica < kNodes && cluster.is_master(replica))
         ++replica;
     ASSERT_LT(replica, kNodes);
+    // Keys of a dead process of this host, which the start sweeps from
+    // whichever master holds them; those of a live one and of another host
+    // stay.
+    const pid_t gone = fork();
+    ASSERT_GE(gone, 0);
+    if (gone == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(gone, nullptr, 0), gone);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    std::vector<std::string> dead;
+    for (int i = 0; i < 12; ++i) {
+        dead.push_back(std::string("faultline:") + host + ":" + std::to_string(gone) + ":00ff:" + std::to_string(i));
+        ASSERT_TRUE(cluster.set(dead.back()));
+    }
+    const std::string alive = own_namespace() + "00ee:7";
+    const std::string elsewhere = "faultline:some-other-host:" + std::to_string(gone) + ":00dd:7";
+    ASSERT_TRUE(cluster.set(alive));
+    ASSERT_TRUE(cluster.set(elsewhere));
+    std::set<int> holders;
+    for (const auto& [node, list] : cluster.keys("faultline:*:00ff:*"))
+        holders.insert(node);
+    EXPECT_GE(holders.size(), 2u) << "the dead process's keys are on several masters";
+
     Swapped s = swap_out(cluster.url(replica), 1);
+    EXPECT_EQ(total(cluster.keys("faultline:*:00ff:*")), 0u) << "the start sweeps every master";
+    EXPECT_EQ(total(cluster.keys(alive)), 1u);
+    EXPECT_EQ(total(cluster.keys(elsewhere)), 1u);
+    for (const auto& k : { alive, elsewhere })
+        ASSERT_TRUE(cluster.del(k));
     ASSERT_TRUE(s.p);
     const auto keys = cluster.keys("faultline:*");
     EXPECT_GE(total(keys), s.pages - kBudget - kBatch);
