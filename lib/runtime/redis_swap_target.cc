@@ -502,13 +502,16 @@ void RedisSwapTarget::cluster_serve_reads(ReadRequest* batch, size_t n) noexcept
             ops[i] = { RedisClusterClient::Kind::Get, keys[i].data(), keys[i].size() };
         }
         cluster_reader_->execute(ops.data(), n);
+        bool logged = false;
         for (size_t i = 0; i < n; ++i) {
             Reply r(ops[i].reply);
             // No node could answer within the client's bounded retries:
-            // an error now (SIGBUS), never a wait for the cluster.
+            // an error now (SIGBUS), never a wait for the cluster. One line
+            // per batch: an outage fails every read of it the same way.
             const int32_t result = ops[i].error ? ops[i].error : read_result(r.get(), batch[i]);
-            if (ops[i].error)
+            if (ops[i].error && !logged)
                 log::error("swap: Redis Cluster GET {}{} failed: {}", prefix_, batch[i].slot, strerror(-ops[i].error));
+            logged |= ops[i].error != 0;
             batch[i].op->complete(batch[i].op, result);
         }
     } catch (const std::bad_alloc&) {

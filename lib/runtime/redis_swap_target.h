@@ -19,6 +19,11 @@
 // with -errno, which the swap pager turns into SIGBUS; a failed write keeps
 // the page resident. A lost connection is made again on the next need, no
 // sooner than a backoff that doubles up to kMaxBackoff.
+//
+// When the URL's node belongs to a Redis Cluster (it answers CLUSTER SLOTS),
+// the same threads do the same work through a RedisClusterClient each: a
+// connection per node, routing by key slot, MOVED/ASK, and SETs that count
+// only once a replica has them (WAIT) when the cluster has replicas.
 #pragma once
 
 #include "memory/swap_target.h"
