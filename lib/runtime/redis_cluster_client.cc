@@ -193,9 +193,12 @@ void RedisClusterClient::execute(Op* ops, size_t count) noexcept
                     refresh();
                 // A failover or a migration takes a moment: wait a little
                 // longer each round (10 ms ... 160 ms, about 0.3 s in all).
-                std::this_thread::sleep_for(std::chrono::milliseconds(10 << (attempt - 1)));
+                // A redirect alone is followed at once.
+                if (stalled_)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(10 << (attempt - 1)));
             }
             reload = false;
+            stalled_ = false;
             for (size_t i : pending)
                 target_[i] = ask_[i] != RedisClusterMap::kNone ? ask_[i] : map_.master_of(slot_[i]);
             retry.clear();
@@ -215,7 +218,7 @@ void RedisClusterClient::execute(Op* ops, size_t count) noexcept
                     // A slot no master serves: a map from mid-failover.
                     for (size_t i : group)
                         ops[i].error = -ENOTCONN, retry.push_back(i);
-                    reload = true;
+                    reload = stalled_ = true;
                     continue;
                 }
                 run_pipeline(node, ops, group, retry, reload);
@@ -263,7 +266,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
     if (!c) {
         for (size_t i : group)
             ops[i].error = -ENOTCONN, retry.push_back(i);
-        reload = true;
+        reload = stalled_ = true;
         return;
     }
     bool appended = true;
@@ -295,6 +298,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
         drop(node, "append");
         for (size_t i : group)
             retry.push_back(i);
+        stalled_ = true;
         return;
     }
     std::vector<size_t> stored; // SETs answered OK, waiting for WAIT
@@ -336,7 +340,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
         } else if (starts_with(r.get(), "CLUSTERDOWN") || starts_with(r.get(), "TRYAGAIN")
             || starts_with(r.get(), "LOADING") || starts_with(r.get(), "MASTERDOWN")) {
             // A failover or a migration under way: again, after a reload.
-            reload = true;
+            reload = stalled_ = true;
             retry.push_back(i);
         } else {
             // maxmemory reached (noeviction): the swap is full, not broken.
@@ -354,7 +358,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
             ops[group[at]].error = -ENOTCONN, retry.push_back(group[at]);
         for (size_t i : stored)
             ops[i].error = -ENOTCONN, retry.push_back(i);
-        reload = true;
+        reload = stalled_ = true;
         return;
     }
     if (!wait)
@@ -364,7 +368,7 @@ void RedisClusterClient::run_pipeline(uint16_t node, Op* ops, const std::vector<
         drop(node, "WAIT");
         for (size_t i : stored)
             ops[i].error = -ENOTCONN, retry.push_back(i);
-        reload = true;
+        reload = stalled_ = true;
         return;
     }
     if (w->type == REDIS_REPLY_INTEGER && w->integer >= 1) {

@@ -104,6 +104,7 @@ private:
     std::vector<uint16_t> slot_, ask_, target_;
     std::vector<std::chrono::steady_clock::time_point> no_replica_until_; // by node
     bool durable_ = false;
+    bool stalled_ = false; // this round met a node down or busy: the next one waits first
     bool wait_logged_ = false;
 };
 
