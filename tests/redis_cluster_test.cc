@@ -36,6 +36,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -473,6 +474,9 @@ private:
         const std::string p = std::to_string(port), conf = "nodes-" + p + ".conf";
         const pid_t pid = fork();
         if (pid == 0) {
+            // Dies with the test program, even one that crashes before the
+            // destructor could kill it.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             const char* argv[] = { "redis-server", "--port", p.c_str(), "--cluster-enabled", "yes",
                 "--cluster-config-file", conf.c_str(), "--dir", dir_.c_str(), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--cluster-node-timeout", "2000", "--daemonize", "no", "--loglevel", "warning",
