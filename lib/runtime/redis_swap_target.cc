@@ -1,5 +1,8 @@
 #include "runtime/redis_swap_target.h"
 
+#include "runtime/protected_page_copy.h"
+#include "runtime/redis_cluster_client.h"
+
 #include "support/try.h"
 
 #include "support/log.h"
@@ -16,58 +19,12 @@
 #include <unistd.h>
 #include <csignal>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace faultline {
 
 namespace {
-
-timeval to_timeval(unsigned ms) noexcept
-{
-    return { time_t(ms / 1000), suseconds_t((ms % 1000) * 1000) };
-}
-
-std::string percent_decode(std::string_view s)
-{
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            char hex[3] = { s[i + 1], s[i + 2], 0 };
-            char* end = nullptr;
-            const long v = strtol(hex, &end, 16);
-            if (end == hex + 2) {
-                out += char(v);
-                i += 2;
-                continue;
-            }
-        }
-        out += s[i];
-    }
-    return out;
-}
-
-bool parse_ms(std::string_view v, unsigned& out) noexcept
-{
-    if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return false;
-    out = unsigned(std::strtoul(std::string(v).c_str(), nullptr, 10));
-    return out > 0;
-}
-
-// hiredis keeps no errno, only its message: the errno a caller can act on.
-int errno_of(const redisContext* c) noexcept
-{
-    const char* s = c->errstr;
-    if (strstr(s, "refused"))
-        return ECONNREFUSED;
-    if (strstr(s, "timed out") || strstr(s, "temporarily unavailable"))
-        return ETIMEDOUT;
-    if (strstr(s, "Name or service") || strstr(s, "not known") || strstr(s, "resolution"))
-        return EHOSTUNREACH;
-    if (c->err == REDIS_ERR_EOF)
-        return ECONNRESET;
-    return EIO;
-}
 
 struct ReplyFree {
     void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
@@ -83,81 +40,25 @@ Reply command(redisContext* c, const char* fmt, ...)
     return Reply(static_cast<redisReply*>(r));
 }
 
-} // namespace
-
-Result<RedisEndpoint> RedisEndpoint::parse(const std::string& url)
+// The key of a process of this host that is gone: its pid (the field at
+// `pid_at`) names no process. `dead` remembers each pid's answer.
+bool is_dead(std::string_view k, size_t pid_at, std::unordered_map<long, bool>& dead)
 {
-    if (!is_url(url))
-        return failf(EINVAL, "not a redis:// URL: %s", url.c_str());
-    RedisEndpoint e;
-    std::string_view rest = std::string_view(url).substr(strlen("redis://"));
-    std::string_view query;
-    if (auto q = rest.find('?'); q != rest.npos) {
-        query = rest.substr(q + 1);
-        rest = rest.substr(0, q);
-    }
-    if (!rest.empty() && rest.back() == '/')
-        rest.remove_suffix(1);
-    if (rest.find('/') != rest.npos)
-        return fail(EINVAL, "redis:// URL: database numbers are not supported (keys go to database 0)");
-    if (auto at = rest.rfind('@'); at != rest.npos) {
-        std::string_view userinfo = rest.substr(0, at);
-        rest = rest.substr(at + 1);
-        if (auto colon = userinfo.find(':'); colon != userinfo.npos) {
-            e.user = percent_decode(userinfo.substr(0, colon));
-            e.password = percent_decode(userinfo.substr(colon + 1));
-        } else {
-            // redis://secret@host is the common spelling of a password alone.
-            e.password = percent_decode(userinfo);
-        }
-    }
-    if (rest.empty())
-        return fail(EINVAL, "redis:// URL: no host");
-    std::string_view port;
-    if (rest.front() == '[') {
-        auto close = rest.find(']');
-        if (close == rest.npos)
-            return fail(EINVAL, "redis:// URL: unclosed [ in the host");
-        e.host = std::string(rest.substr(1, close - 1));
-        rest = rest.substr(close + 1);
-        if (!rest.empty() && rest.front() == ':')
-            port = rest.substr(1);
-        else if (!rest.empty())
-            return fail(EINVAL, "redis:// URL: junk after the host");
-    } else if (auto colon = rest.rfind(':'); colon != rest.npos) {
-        e.host = std::string(rest.substr(0, colon));
-        port = rest.substr(colon + 1);
-    } else {
-        e.host = std::string(rest);
-    }
-    if (e.host.empty())
-        return fail(EINVAL, "redis:// URL: no host");
-    if (!port.empty()) {
-        unsigned p = 0;
-        if (!parse_ms(port, p) || p > 65535)
-            return fail(EINVAL, "redis:// URL: bad port");
-        e.port = int(p);
-    }
-    while (!query.empty()) {
-        auto amp = query.find('&');
-        std::string_view kv = query.substr(0, amp);
-        query = amp == query.npos ? std::string_view() : query.substr(amp + 1);
-        auto eq = kv.find('=');
-        std::string_view k = kv.substr(0, eq), v = eq == kv.npos ? std::string_view() : kv.substr(eq + 1);
-        unsigned* field = k == "connect_timeout_ms" ? &e.connect_timeout_ms
-            : k == "command_timeout_ms"             ? &e.command_timeout_ms
-                                                    : nullptr;
-        if (!field)
-            return failf(EINVAL, "redis:// URL: unknown parameter '%.*s'", int(k.size()), k.data());
-        if (!parse_ms(v, *field))
-            return failf(EINVAL, "redis:// URL: %.*s must be a positive number of milliseconds", int(k.size()), k.data());
-    }
-    // The environment keeps the password out of command lines and ps(1).
-    if (e.password.empty())
-        if (const char* pw = getenv("FAULTLINE_REDIS_PASSWORD"); pw && *pw)
-            e.password = pw;
-    return e;
+    if (k.size() <= pid_at)
+        return false;
+    // Parsed from a copy that outlives the parse (`end` points into it).
+    const std::string digits(k.substr(pid_at, 16));
+    char* end = nullptr;
+    const long pid = strtol(digits.c_str(), &end, 10);
+    if (pid <= 0 || !end || *end != ':')
+        return false;
+    auto [it, fresh] = dead.try_emplace(pid, false);
+    if (fresh)
+        it->second = kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+    return it->second;
 }
+
+} // namespace
 
 Result<std::unique_ptr<RedisSwapTarget>> RedisSwapTarget::create(const std::string& url, size_t page_size)
 {
@@ -177,13 +78,38 @@ Result<std::unique_ptr<RedisSwapTarget>> RedisSwapTarget::create(const std::stri
     // fails the runtime's creation, not the first eviction.
     target->reader_.ctx = TRY(target->connect());
     target->writer_.ctx = TRY(target->connect());
-    target->sweep_dead(host);
+    // A cluster node answers CLUSTER SLOTS with its map; a server without
+    // cluster support refuses it, and is used as one node, as ever.
+    Reply slots = command(target->reader_.ctx, "CLUSTER SLOTS");
+    if (!slots)
+        return failf(EIO, "Redis at %s:%d: no answer to CLUSTER SLOTS: %s", target->endpoint_.host.c_str(),
+            target->endpoint_.port, target->reader_.ctx->errstr);
+    if (slots->type == REDIS_REPLY_ARRAY) {
+        // The two seed connections become the clients' first.
+        target->cluster_reader_ = std::make_unique<RedisClusterClient>(target->endpoint_, "reads");
+        target->cluster_writer_ = std::make_unique<RedisClusterClient>(target->endpoint_, "writes");
+        redisContext* r = std::exchange(target->reader_.ctx, nullptr);
+        redisContext* w = std::exchange(target->writer_.ctx, nullptr);
+        auto started = target->cluster_reader_->start(r, slots.get());
+        auto started_w = target->cluster_writer_->start(w, slots.get());
+        TRY(std::move(started));
+        TRY(std::move(started_w));
+        target->cluster_sweep_dead(host);
+    } else {
+        target->sweep_dead(host);
+    }
     try {
         target->thread_ = std::thread([t = target.get()] { t->run(); });
     } catch (const std::system_error& e) {
         return failf(e.code().value(), "cannot start the Redis swap thread: %s", e.what());
     }
-    log::info("swap: Redis at {}:{}, keys {}<slot>", target->endpoint_.host, target->endpoint_.port, target->prefix_);
+    if (const auto& c = target->cluster_reader_)
+        log::info("swap: Redis Cluster via {}:{} ({} masters{}), keys {}<slot>", target->endpoint_.host,
+            target->endpoint_.port, c->map().masters().size(),
+            c->durable() ? ", writes wait for a replica" : ", no replicas", target->prefix_);
+    else
+        log::info("swap: Redis at {}:{}, keys {}<slot>", target->endpoint_.host, target->endpoint_.port,
+            target->prefix_);
     return target;
 }
 
@@ -233,44 +159,7 @@ RedisSwapTarget::~RedisSwapTarget()
 
 Result<redisContext*> RedisSwapTarget::connect() const
 {
-    const RedisEndpoint& e = endpoint_;
-    redisContext* c = redisConnectWithTimeout(e.host.c_str(), e.port, to_timeval(e.connect_timeout_ms));
-    if (!c)
-        return fail(ENOMEM, "out of memory for a Redis connection");
-    if (c->err) {
-        const int code = errno_of(c);
-        auto failed = failf(code, "cannot connect to Redis at %s:%d: %s", e.host.c_str(), e.port, c->errstr);
-        redisFree(c);
-        return failed;
-    }
-    // Every command after this gives up after the timeout (the socket's
-    // SO_RCVTIMEO/SO_SNDTIMEO): a stalled server is an error, never a hang.
-    redisSetTimeout(c, to_timeval(e.command_timeout_ms));
-    auto refuse = [&](int code, const char* what, const redisReply* r) {
-        // The server's words, never the password (Redis does not echo it).
-        auto failed = failf(code, "Redis at %s:%d: %s%s%s", e.host.c_str(), e.port, what, r ? ": " : "",
-            r ? std::string(r->str, r->len).c_str() : c->errstr);
-        redisFree(c);
-        return failed;
-    };
-    if (!e.password.empty()) {
-        Reply r = e.user.empty()
-            ? command(c, "AUTH %b", e.password.data(), e.password.size())
-            : command(c, "AUTH %b %b", e.user.data(), e.user.size(), e.password.data(), e.password.size());
-        if (!r)
-            return refuse(errno_of(c), "AUTH failed", nullptr);
-        if (r->type == REDIS_REPLY_ERROR)
-            return refuse(EACCES, "the password was refused", r.get());
-    }
-    Reply r = command(c, "PING");
-    if (!r)
-        return refuse(errno_of(c), "PING failed", nullptr);
-    if (r->type == REDIS_REPLY_ERROR) {
-        const bool noauth = r->len >= 6 && !memcmp(r->str, "NOAUTH", 6);
-        return refuse(noauth ? EACCES : EIO,
-            noauth ? "a password is needed (in the URL or FAULTLINE_REDIS_PASSWORD)" : "PING refused", r.get());
-    }
-    return c;
+    return endpoint_.connect(endpoint_.host, endpoint_.port);
 }
 
 redisContext* RedisSwapTarget::ensure(Link& link) noexcept
@@ -371,8 +260,29 @@ void RedisSwapTarget::run() noexcept
     }
 }
 
+int32_t RedisSwapTarget::read_result(const redisReply* r, const ReadRequest& q) const noexcept
+{
+    if (r->type == REDIS_REPLY_STRING && size_t(r->len) == page_) {
+        memcpy(q.buffer, r->str, page_);
+        return int32_t(page_);
+    }
+    // The pager wrote this slot and never freed it: a missing value
+    // (evicted by maxmemory, flushed) or one of another size is data lost,
+    // answered SIGBUS.
+    if (r->type == REDIS_REPLY_STRING)
+        log::error("swap: Redis key {}{} holds {} bytes, not a page: corrupt", prefix_, q.slot, r->len);
+    else if (r->type == REDIS_REPLY_NIL)
+        log::error("swap: Redis key {}{} is missing (evicted or flushed by the server?)", prefix_, q.slot);
+    else
+        log::error("swap: Redis GET {}{} failed: {}", prefix_, q.slot,
+            r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply"));
+    return -EIO;
+}
+
 void RedisSwapTarget::serve_reads(ReadRequest* batch, size_t n) noexcept
 {
+    if (cluster_reader_)
+        return cluster_serve_reads(batch, n);
     redisContext* c = ensure(reader_);
     size_t done = 0;
     if (c) {
@@ -391,24 +301,7 @@ void RedisSwapTarget::serve_reads(ReadRequest* batch, size_t n) noexcept
             }
             Reply r(static_cast<redisReply*>(raw));
             ReadRequest& q = batch[done];
-            int32_t result;
-            if (r->type == REDIS_REPLY_STRING && size_t(r->len) == page_) {
-                memcpy(q.buffer, r->str, page_);
-                result = int32_t(page_);
-            } else {
-                // The pager wrote this slot and never freed it: a missing
-                // value (evicted by maxmemory, flushed) or one of another
-                // size is data lost, answered SIGBUS.
-                if (r->type == REDIS_REPLY_STRING)
-                    log::error("swap: Redis key {}{} holds {} bytes, not a page: corrupt", prefix_, q.slot, r->len);
-                else if (r->type == REDIS_REPLY_NIL)
-                    log::error("swap: Redis key {}{} is missing (evicted or flushed by the server?)", prefix_, q.slot);
-                else
-                    log::error("swap: Redis GET {}{} failed: {}", prefix_, q.slot,
-                        r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply"));
-                result = -EIO;
-            }
-            q.op->complete(q.op, result);
+            q.op->complete(q.op, read_result(r.get(), q));
         }
         // Appended but unanswered (a broken pipeline): the connection was dropped.
         if (done < n && reader_.ctx && done == queued)
@@ -435,6 +328,15 @@ void RedisSwapTarget::unlink_released(Link& link) noexcept
         }
         if (n == 0)
             return;
+        if (RedisClusterClient* client = &link == &reader_ ? cluster_reader_.get() : cluster_writer_.get()) {
+            try {
+                cluster_unlink(*client, slots, n);
+            } catch (const std::bad_alloc&) {
+                std::lock_guard g(lock_);
+                releases_dropped_ += n;
+            }
+            continue;
+        }
         redisContext* c = ensure(link);
         if (!c) {
             // The keys stay; a reused slot's SET overwrites its key and the
@@ -464,32 +366,14 @@ void RedisSwapTarget::unlink_released(Link& link) noexcept
     }
 }
 
-namespace {
-
-// The evictor reads a page it has write-protected: the kernel orders every
-// write to it before the protection (a write after it faults, and its pin
-// cancels the eviction). ThreadSanitizer cannot see that order through the
-// page tables and reports the read as racing with the program's last write,
-// so this one copy is left uninstrumented — and hiredis then copies our
-// private buffer, never the program's page. (A file target needs none of
-// this: io_uring reads the page in the kernel.)
-__attribute__((no_sanitize("thread"))) void copy_protected_page(char* to, const char* from, size_t bytes) noexcept
-{
-    for (size_t i = 0; i < bytes; i += sizeof(uint64_t)) {
-        uint64_t word;
-        __builtin_memcpy(&word, from + i, sizeof word);
-        __builtin_memcpy(to + i, &word, sizeof word);
-    }
-}
-
-} // namespace
-
 void RedisSwapTarget::write(Write* writes, size_t count) noexcept
 {
     std::lock_guard g(release_lock_);
     // Before the SETs, on this connection: a slot freed and reused since
     // must lose its old key before it gets the new one, not after.
     unlink_released(writer_);
+    if (cluster_writer_)
+        return cluster_write(writes, count);
     redisContext* c = ensure(writer_);
     size_t answered = 0;
     if (c) {
@@ -552,18 +436,7 @@ void RedisSwapTarget::sweep_dead(const char* host) noexcept
             std::vector<size_t> argl { 6 };
             for (size_t i = 0; i < keys->elements; ++i) {
                 const std::string_view k(keys->element[i]->str, keys->element[i]->len);
-                if (k.size() <= pid_at)
-                    continue;
-                // Parsed from a copy that outlives the parse (`end` points into it).
-                const std::string digits(k.substr(pid_at, 16));
-                char* end = nullptr;
-                const long pid = strtol(digits.c_str(), &end, 10);
-                if (pid <= 0 || !end || *end != ':')
-                    continue;
-                auto [it, fresh] = dead.try_emplace(pid, false);
-                if (fresh)
-                    it->second = kill(pid_t(pid), 0) != 0 && errno == ESRCH;
-                if (it->second) {
+                if (is_dead(k, pid_at, dead)) {
                     argv.push_back(k.data());
                     argl.push_back(k.size());
                 }
@@ -583,6 +456,8 @@ void RedisSwapTarget::sweep_dead(const char* host) noexcept
 
 void RedisSwapTarget::delete_namespace() noexcept
 {
+    if (cluster_writer_)
+        return cluster_delete_namespace();
     writer_.retry_at = {};
     redisContext* c = ensure(writer_);
     if (!c)
@@ -610,6 +485,122 @@ void RedisSwapTarget::delete_namespace() noexcept
         } while (cursor != "0");
     } catch (const std::bad_alloc&) {
     }
+}
+
+// On a cluster, the same work through the thread's RedisClusterClient: a
+// batch of single-key commands, routed by each key's slot.
+
+void RedisSwapTarget::cluster_serve_reads(ReadRequest* batch, size_t n) noexcept
+{
+    // This thread may allocate (handler threads never come here): the keys
+    // and the client's bookkeeping are built per batch.
+    try {
+        std::vector<std::string> keys(n);
+        std::vector<RedisClusterClient::Op> ops(n);
+        for (size_t i = 0; i < n; ++i) {
+            keys[i] = prefix_ + std::to_string(batch[i].slot);
+            ops[i] = { RedisClusterClient::Kind::Get, keys[i].data(), keys[i].size() };
+        }
+        cluster_reader_->execute(ops.data(), n);
+        bool logged = false;
+        for (size_t i = 0; i < n; ++i) {
+            Reply r(ops[i].reply);
+            // No node could answer within the client's bounded retries:
+            // an error now (SIGBUS), never a wait for the cluster. One line
+            // per batch: an outage fails every read of it the same way.
+            const int32_t result = ops[i].error ? ops[i].error : read_result(r.get(), batch[i]);
+            if (ops[i].error && !logged)
+                log::error("swap: Redis Cluster GET {}{} failed: {}", prefix_, batch[i].slot, strerror(-ops[i].error));
+            logged |= ops[i].error != 0;
+            batch[i].op->complete(batch[i].op, result);
+        }
+    } catch (const std::bad_alloc&) {
+        for (size_t i = 0; i < n; ++i)
+            batch[i].op->complete(batch[i].op, -ENOMEM);
+    }
+}
+
+void RedisSwapTarget::cluster_write(Write* writes, size_t count) noexcept
+{
+    try {
+        // Every page copied first, at once, as on one node: a SET may be
+        // sent again (a redirect, a failover) well after the evictor's
+        // write-protection was the only thing keeping the page as it was,
+        // and an unmap meanwhile would take the page away under the copy.
+        std::unique_ptr<char[]> pages(new char[count * page_]);
+        std::vector<std::string> keys(count);
+        std::vector<RedisClusterClient::Op> ops(count);
+        for (size_t i = 0; i < count; ++i) {
+            char* copy = pages.get() + i * page_;
+            copy_protected_page(copy, static_cast<const char*>(writes[i].data), page_);
+            keys[i] = prefix_ + std::to_string(writes[i].slot);
+            ops[i] = { RedisClusterClient::Kind::Set, keys[i].data(), keys[i].size(), copy, page_ };
+        }
+        cluster_writer_->execute(ops.data(), count);
+        // A failed one (no node, OOM, no replica acknowledged it): the
+        // pager keeps the page resident.
+        for (size_t i = 0; i < count; ++i)
+            writes[i].result = ops[i].error;
+    } catch (const std::bad_alloc&) {
+        for (size_t i = 0; i < count; ++i)
+            writes[i].result = -ENOMEM;
+    }
+}
+
+void RedisSwapTarget::cluster_unlink(RedisClusterClient& client, const uint32_t* slots, size_t n)
+{
+    // One UNLINK per key: a multi-key UNLINK must name keys of one slot
+    // (CROSSSLOT otherwise), and ours spread over all of them.
+    std::vector<std::string> keys(n);
+    std::vector<RedisClusterClient::Op> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+        keys[i] = prefix_ + std::to_string(slots[i]);
+        ops[i] = { RedisClusterClient::Kind::Unlink, keys[i].data(), keys[i].size() };
+    }
+    client.execute(ops.data(), n);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; ++i)
+        failed += ops[i].error != 0;
+    if (failed) {
+        // As on one node: the keys stay until rewritten or the namespace goes.
+        std::lock_guard g(lock_);
+        releases_dropped_ += failed;
+    }
+}
+
+void RedisSwapTarget::cluster_delete_namespace() noexcept
+{
+    RedisClusterClient& client = *cluster_writer_;
+    (void)client.scan(prefix_ + "*", [&](std::vector<std::string>& keys) {
+        std::vector<RedisClusterClient::Op> ops(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i)
+            ops[i] = { RedisClusterClient::Kind::Unlink, keys[i].data(), keys[i].size() };
+        client.execute(ops.data(), ops.size());
+    });
+}
+
+void RedisSwapTarget::cluster_sweep_dead(const char* host) noexcept
+{
+    RedisClusterClient& client = *cluster_reader_;
+    size_t swept = 0;
+    try {
+        const std::string match = std::string("faultline:") + host + ":*";
+        const size_t pid_at = match.size() - 1;
+        std::unordered_map<long, bool> dead;
+        // Every master's keyspace: each holds the keys of its slots.
+        (void)client.scan(match, [&](std::vector<std::string>& keys) {
+            std::vector<RedisClusterClient::Op> ops;
+            for (const auto& k : keys)
+                if (is_dead(k, pid_at, dead))
+                    ops.push_back({ RedisClusterClient::Kind::Unlink, k.data(), k.size() });
+            client.execute(ops.data(), ops.size());
+            for (const auto& op : ops)
+                swept += op.error == 0;
+        });
+    } catch (const std::bad_alloc&) {
+    }
+    if (swept)
+        log::info("swap: deleted {} Redis keys of dead faultline processes on {}", swept, host);
 }
 
 } // namespace faultline

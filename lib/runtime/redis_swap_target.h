@@ -19,9 +19,15 @@
 // with -errno, which the swap pager turns into SIGBUS; a failed write keeps
 // the page resident. A lost connection is made again on the next need, no
 // sooner than a backoff that doubles up to kMaxBackoff.
+//
+// When the URL's node belongs to a Redis Cluster (it answers CLUSTER SLOTS),
+// the same threads do the same work through a RedisClusterClient each: a
+// connection per node, routing by key slot, MOVED/ASK, and SETs that count
+// only once a replica has them (WAIT) when the cluster has replicas.
 #pragma once
 
 #include "memory/swap_target.h"
+#include "runtime/redis_endpoint.h"
 
 #include <faultline/result.h>
 
@@ -35,21 +41,11 @@
 #include <sys/types.h>
 
 struct redisContext;
+struct redisReply;
 
 namespace faultline {
 
-// Where the server is and how long to wait for it (parsed from the URL).
-struct RedisEndpoint {
-    std::string host;
-    int port = 6379;
-    std::string user;
-    std::string password; // from the URL, else $FAULTLINE_REDIS_PASSWORD; never logged
-    unsigned connect_timeout_ms = 1000;
-    unsigned command_timeout_ms = 1000;
-
-    static bool is_url(const std::string& s) noexcept { return s.rfind("redis://", 0) == 0; }
-    static Result<RedisEndpoint> parse(const std::string& url);
-};
+class RedisClusterClient;
 
 class RedisSwapTarget final : public memory::SwapTarget {
 public:
@@ -97,10 +93,21 @@ private:
     size_t key(char* out, uint32_t slot) const noexcept;
     void run() noexcept;
     void serve_reads(ReadRequest* batch, size_t n) noexcept;
+    // A GET's reply into the read's buffer: the page's size, or -EIO (a
+    // missing value or one of another size is data lost, never zeros).
+    int32_t read_result(const redisReply* r, const ReadRequest& q) const noexcept;
     // Pops the queued releases and UNLINKs them on `link` (release_lock_
     // held: an UNLINK must never land after a SET that reused the slot).
     void unlink_released(Link& link) noexcept;
     void delete_namespace() noexcept;
+    // The same, on a Redis Cluster: the
+    // URL's node said CLUSTER SLOTS, and every command goes through the
+    // thread's RedisClusterClient.
+    void cluster_serve_reads(ReadRequest* batch, size_t n) noexcept;
+    void cluster_write(Write* writes, size_t count) noexcept;
+    void cluster_unlink(RedisClusterClient& client, const uint32_t* slots, size_t n);
+    void cluster_delete_namespace() noexcept;
+    void cluster_sweep_dead(const char* host) noexcept;
     // At start: the keys of this host's processes that are gone (a program
     // killed, or one that exited without destroying its runtime, as the
     // preloaded heap never does). A SCAN of the whole keyspace, once.
@@ -126,6 +133,9 @@ private:
     std::mutex release_lock_;
     Link reader_; // the thread's
     Link writer_; // the evictor's (write(), under release_lock_)
+    // A cluster: each thread's own client (then reader_ and writer_ are
+    // unused), else null.
+    std::unique_ptr<RedisClusterClient> cluster_reader_, cluster_writer_;
     std::thread thread_;
     pid_t owner_; // a fork child's copy neither joins the parent's thread nor deletes its keys
 };
