@@ -710,9 +710,11 @@ TEST(RedisCluster, SlotsMovedToAnotherMasterMidRunStillReadBackByteExact)
     // asked ones stay half-way: their keys are there, the slot here.
     auto finish = [&](const std::vector<uint16_t>& slots) {
         for (uint16_t sl : slots)
-            for (int i = 0; i < kNodes; ++i)
-                if (cluster.is_master(i))
+            for (int i = 0; i < kNodes; ++i) {
+                if (cluster.is_master(i)) {
                     ASSERT_TRUE(ok(RedisCluster::command(cluster.port(i), "CLUSTER SETSLOT %d NODE %s", int(sl), to_id.c_str())));
+                }
+            }
     };
     finish(moved);
     auto calls = [&](const char* cmd) {

@@ -379,12 +379,16 @@ void RedisSwapTarget::write(Write* writes, size_t count) noexcept
     if (c) {
         char k[600];
         size_t queued = 0;
+        // Pages that could not be read (being unmapped): a PING holds their
+        // place in the pipeline, and their write fails.
+        std::vector<uint8_t> unreadable(count, 0);
         for (; queued < count; ++queued) {
             const size_t len = key(k, writes[queued].slot);
             // hiredis formats the command into its buffer at once: one
             // staging page serves the whole batch.
-            copy_protected_page(staging_.get(), static_cast<const char*>(writes[queued].data), page_);
-            if (redisAppendCommand(c, "SET %b %b", k, len, staging_.get(), page_) != REDIS_OK)
+            const bool read = copy_protected_page(staging_.get(), static_cast<const char*>(writes[queued].data), page_);
+            unreadable[queued] = !read;
+            if ((read ? redisAppendCommand(c, "SET %b %b", k, len, staging_.get(), page_) : redisAppendCommand(c, "PING")) != REDIS_OK)
                 break;
         }
         bool logged = false;
@@ -396,7 +400,9 @@ void RedisSwapTarget::write(Write* writes, size_t count) noexcept
             }
             Reply r(static_cast<redisReply*>(raw));
             Write& w = writes[answered];
-            if (r->type == REDIS_REPLY_ERROR) {
+            if (unreadable[answered]) {
+                w.result = -EFAULT;
+            } else if (r->type == REDIS_REPLY_ERROR) {
                 // maxmemory reached (noeviction): the swap is full, not broken.
                 const bool oom = r->len >= 3 && !memcmp(r->str, "OOM", 3);
                 w.result = oom ? -ENOSPC : -EIO;
@@ -530,17 +536,25 @@ void RedisSwapTarget::cluster_write(Write* writes, size_t count) noexcept
         std::unique_ptr<char[]> pages(new char[count * page_]);
         std::vector<std::string> keys(count);
         std::vector<RedisClusterClient::Op> ops(count);
+        // Pages that could not be read (being unmapped) are not sent.
+        size_t n = 0;
+        std::vector<size_t> index(count);
         for (size_t i = 0; i < count; ++i) {
-            char* copy = pages.get() + i * page_;
-            copy_protected_page(copy, static_cast<const char*>(writes[i].data), page_);
-            keys[i] = prefix_ + std::to_string(writes[i].slot);
-            ops[i] = { RedisClusterClient::Kind::Set, keys[i].data(), keys[i].size(), copy, page_ };
+            char* copy = pages.get() + n * page_;
+            if (!copy_protected_page(copy, static_cast<const char*>(writes[i].data), page_)) {
+                writes[i].result = -EFAULT;
+                continue;
+            }
+            keys[n] = prefix_ + std::to_string(writes[i].slot);
+            ops[n] = { RedisClusterClient::Kind::Set, keys[n].data(), keys[n].size(), copy, page_ };
+            index[n++] = i;
         }
-        cluster_writer_->execute(ops.data(), count);
+        if (n)
+            cluster_writer_->execute(ops.data(), n);
         // A failed one (no node, OOM, no replica acknowledged it): the
         // pager keeps the page resident.
-        for (size_t i = 0; i < count; ++i)
-            writes[i].result = ops[i].error;
+        for (size_t j = 0; j < n; ++j)
+            writes[index[j]].result = ops[j].error;
     } catch (const std::bad_alloc&) {
         for (size_t i = 0; i < count; ++i)
             writes[i].result = -ENOMEM;
