@@ -22,6 +22,8 @@
 //   and with direct_io (an O_DIRECT descriptor) that partial last page is
 //   written back all the same.
 #include "fork_support.h"
+#include <chrono>
+#include <thread>
 #include "support/temp_file.h"
 #include "test_support.h"
 
@@ -473,6 +475,25 @@ Config budget_config()
     return c;
 }
 
+// Waits until the evictor has finished what it was doing: no eviction or
+// write-back has happened for 100 ms. A write-back issued before someone else truncates the file can
+// extend it again, as pwrite(2) would (docs/api.md, sync); a test of
+// eviction after a truncation must truncate after the passes the writes
+// started. Bounded; returns false if the evictor never went quiet.
+bool wait_for_the_evictor(Runtime& rt)
+{
+    uint64_t last = UINT64_MAX;
+    int quiet = 0;
+    for (int i = 0; i < 500 && quiet < 5; ++i) {
+        const RuntimeStats st = rt.stats();
+        const uint64_t seen = st.evictions_clean + st.evictions_dirty + st.eviction_write_errors;
+        quiet = seen == last ? quiet + 1 : 0;
+        last = seen;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return quiet >= 5;
+}
+
 // A file 8x the budget written wholly: most pages are evicted, dirty,
 // along the way. Everything is in the file after unmap, destruction and exit
 // (no sync): evicted pages were written back before they were dropped.
@@ -569,6 +590,7 @@ TEST(DurabilityBudget, EvictionAfterTheFileShrankDoesNotExtendIt)
         auto rt = child_runtime(c, budget_config());
         char* p = child_map(c, *rt, f.path(), kPages * kPage);
         fill(p, 'B', 0, kPages * kPage); // the last ~budget pages stay cached, dirty
+        c.check(wait_for_the_evictor(*rt), "the evictor did not go quiet within 10 s");
         c.ready();
         c.wait_for_parent(); // the parent shrinks the file to 300 pages and a bit
         volatile char sink = 0;
