@@ -138,11 +138,13 @@ FaultContext Region::fault_context(uintptr_t page, uffd::FaultKind kind, bool wr
 namespace {
 void count(FaultCounters& counters, const Outcome& outcome) noexcept
 {
-    // A fault whose page was already there (EEXIST: a thread that faulted
-    // again after a spurious wake, e.g. a signal, once its first fault had
-    // been served) resolved nothing: it is not a zero-fill or file fault.
-    // A write-protect fault installs nothing by nature.
-    if (outcome.resolution == Resolution::Installed && (outcome.pages > 0 || outcome.kind == FillKind::WriteProtect))
+    // A zero-fill fault whose page was already there (EEXIST: a thread that
+    // faulted again after a spurious wake, e.g. a signal, once its first
+    // fault had been served) filled nothing: it is not counted as one. Other
+    // kinds may resolve a fault without installing a page themselves: a
+    // write-protect fault lifts a protection, and in copy mode a file fault
+    // puts the page in the memfd for the kernel to map.
+    if (outcome.resolution == Resolution::Installed && (outcome.pages > 0 || outcome.kind != FillKind::Zero))
         counters.count(outcome.kind, outcome.pages);
     else
         counters.add_pages(outcome.pages);
