@@ -1,6 +1,7 @@
 #include "runtime/cow_regions.h"
 
 #include "os/pagemap.h"
+#include "runtime/fork_preparation.h"
 #include "os/virtual_memory.h"
 #include "support/log.h"
 #include "support/try.h"
@@ -58,8 +59,9 @@ CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree
     , api_lock_(api_lock)
     , page_(page_size)
 {
-    static std::once_flag installed;
-    std::call_once(installed, [] { pthread_atfork(prepare_fork_all, nullptr, nullptr); });
+    // Before the evictors hold their registry across the fork: the freeze
+    // takes API locks (runtime/fork_preparation.h).
+    install_fork_handlers(ForkStage::Freeze, { prepare_fork_all, nullptr, nullptr });
     ForkRegistry& r = fork_registry();
     std::lock_guard g(r.lock);
     r.all.push_back(this);

@@ -1,4 +1,5 @@
 #include "runtime/evictor.h"
+#include "runtime/fork_preparation.h"
 #include "support/runtime_thread.h"
 
 #include "memory/objects/inode_vm_object.h"
@@ -45,15 +46,14 @@ ForkRegistry& fork_registry()
 
 void register_for_fork(Evictor* evictor)
 {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        pthread_atfork(
-            [] {
-                ForkRegistry& r = fork_registry();
-                r.lock.lock();
-                for (Evictor* e : r.evictors)
-                    e->prepare_fork();
-            },
+    // After copy-on-write's freeze (runtime/fork_preparation.h says why).
+    install_fork_handlers(ForkStage::Evictors,
+        { [] {
+             ForkRegistry& r = fork_registry();
+             r.lock.lock();
+             for (Evictor* e : r.evictors)
+                 e->prepare_fork();
+         },
             [] {
                 ForkRegistry& r = fork_registry();
                 for (Evictor* e : r.evictors)
@@ -62,12 +62,15 @@ void register_for_fork(Evictor* evictor)
             },
             [] {
                 // The child's evictors are copies whose threads never
-                // existed (their runtimes are inert): forget them.
+                // existed (their runtimes are inert): forget them. The
+                // lock was taken by this very thread in prepare: unlocked
+                // like any other (a fresh mutex constructed over it would
+                // still be held as far as ThreadSanitizer knows, and the
+                // child's next lock would look taken under it).
                 ForkRegistry& r = fork_registry();
-                new (&r.lock) std::mutex;
                 r.evictors.clear();
-            });
-    });
+                r.lock.unlock();
+            } });
     ForkRegistry& r = fork_registry();
     std::lock_guard g(r.lock);
     if (std::find(r.evictors.begin(), r.evictors.end(), evictor) == r.evictors.end())
