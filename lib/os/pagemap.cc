@@ -17,12 +17,14 @@ uint64_t Pagemap::zero_pfn_from(uint64_t e)
     return pfn(e);
 }
 
-Result<Pagemap> Pagemap::open()
+Result<Pagemap> Pagemap::open(bool learn_zero_pfn)
 {
     int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fail(errno, "cannot open /proc/self/pagemap");
     Pagemap map(fd);
+    if (!learn_zero_pfn)
+        return map;
     // Learn the zero page's PFN from a fresh anonymous page that was only
     // read — where that maps the zero page, and where PFNs are visible.
     void* probe = mmap(nullptr, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -101,6 +103,29 @@ Result<size_t> Pagemap::scan_written(uintptr_t start, uintptr_t end, bool reprot
     if (n < 0)
         return fail(errno, "PAGEMAP_SCAN for written pages failed");
     *walk_end = uintptr_t(arg.walk_end);
+    return size_t(n);
+}
+
+Result<size_t> Pagemap::scan_anonymous(uintptr_t start, uintptr_t end, page_region* out, size_t max,
+    uintptr_t* walk_end) const
+{
+    pm_scan_arg arg {};
+    arg.size = sizeof arg;
+    arg.start = start;
+    arg.end = end;
+    arg.vec = uintptr_t(out);
+    arg.vec_len = max;
+    // category_inverted flips PAGE_IS_FILE before category_mask requires
+    // it: "not a file page".
+    arg.category_inverted = PAGE_IS_FILE;
+    arg.category_mask = PAGE_IS_FILE;
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
+    if (n < 0)
+        return fail(errno, "PAGEMAP_SCAN for anonymous pages failed");
+    if (walk_end)
+        *walk_end = arg.walk_end;
     return size_t(n);
 }
 

@@ -22,7 +22,9 @@ namespace faultline::os {
 
 class Pagemap {
 public:
-    static Result<Pagemap> open();
+    // `learn_zero_pfn`: probe for the zero page's PFN (classify() needs it;
+    // a fork child remapping its file regions does not).
+    static Result<Pagemap> open(bool learn_zero_pfn = true);
     Pagemap(Pagemap&&) noexcept;
     Pagemap& operator=(Pagemap&&) = delete;
     ~Pagemap();
@@ -37,6 +39,11 @@ public:
     // number of runs; `*walk_end` is where the walk stopped (== end when the
     // whole range was seen).
     Result<size_t> scan(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const;
+    // PAGEMAP_SCAN for pages that are present or swapped and not of a file:
+    // in a private file mapping, the pages the process copied on write
+    // (anonymous), not the file's pages it maps. Returns the runs found, as
+    // scan().
+    Result<size_t> scan_anonymous(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const;
     // True when this kernel answers PAGEMAP_SCAN.
     static bool scan_available() noexcept;
     // PAGEMAP_SCAN for pages written since they were last protected, in

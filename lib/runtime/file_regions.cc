@@ -567,4 +567,72 @@ void FileRegions::sync_all()
     }
 }
 
+std::vector<FileForkPlan::Run> FileRegions::unwritten_runs(SharedInodeVMObject& object)
+{
+    FileCache& cache = object.cache();
+    const bool tracked = object.tracks_writes();
+    std::vector<FileForkPlan::Run> runs;
+    cache.states().for_each_marked_span(0, FileCache::kMaxPages, [&](size_t at, size_t n) {
+        for (size_t i = at; i < at + n; ++i) {
+            const bool differs = tracked ? cache.dirty(i) : cache.states().get(i) == PageState::Present;
+            if (!differs)
+                continue;
+            if (!runs.empty() && runs.back().end == i)
+                ++runs.back().end;
+            else
+                runs.push_back({ i, i + 1 });
+        }
+    });
+    return runs;
+}
+
+void FileRegions::prepare_fork() noexcept
+{
+    fork_plan_.clear();
+    if (files_.empty())
+        return;
+    fork_plan_.set_scan(features_.has(os::Feature::PagemapScan));
+    try {
+        // The file must hold every byte a region shows before the child
+        // maps it. (Not flushed: the child reads the kernel's page cache.)
+        // A write racing the fork may land after the write-back: the child
+        // then sees the byte from before it, and the write reaches the file
+        // at the parent's next write-back — as a write to a shared mapping
+        // reaches another process.
+        std::map<const FileCache*, std::vector<FileForkPlan::Run>> keep;
+        for (auto& [key, file] : files_) {
+            if (!file.shared || file.cache->store())
+                continue;
+            if (auto ok = write_back(*file.shared, 0, FileCache::kMaxPages); !ok) {
+                log::error("fork: writing a file's dirty pages back failed ({}); in the child, those pages go on "
+                           "viewing this process's cache of the file", ok.error().message());
+                keep[file.cache.get()] = unwritten_runs(*file.shared);
+            }
+        }
+        static const std::vector<FileForkPlan::Run> none;
+        std::shared_lock tree(tree_.lock());
+        tree_.for_each([&](Region& r) {
+            auto* object = dynamic_cast<memory::InodeVMObject*>(&r.object());
+            if (!object)
+                return;
+            const FileCache& cache = object->cache();
+            FileForkPlan::Entry e;
+            e.base = r.base();
+            e.size = r.size();
+            e.prot = int(r.access());
+            e.fd = cache.fd();
+            e.offset = r.object_offset();
+            e.kind = cache.store() ? FileForkPlan::Kind::Unavailable
+                : dynamic_cast<SharedInodeVMObject*>(object) ? FileForkPlan::Kind::Shared
+                                                             : FileForkPlan::Kind::Private;
+            auto found = keep.find(&cache);
+            fork_plan_.add(e, page_, found == keep.end() ? none : found->second);
+        });
+    } catch (const std::exception& e) {
+        // Out of memory: the child views the cache, as without a plan.
+        log::error("fork: preparing the file regions for the child failed ({})", e.what());
+        fork_plan_.clear();
+    }
+}
+
 } // namespace faultline

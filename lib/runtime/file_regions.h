@@ -23,6 +23,7 @@
 #include "os/features.h"
 #include "os/pagemap.h"
 #include "runtime/evictor.h"
+#include "runtime/file_fork_plan.h"
 #include "runtime/mapper.h"
 #include "runtime/region_operations.h"
 #include "uffd/userfaultfd.h"
@@ -76,6 +77,12 @@ public:
     // pages could not be written at an unmap, which it tries to write
     // again first.
     void prune();
+    // fork() (runtime/file_fork_plan.h): writes every shared file's dirty
+    // pages back and records how a child remaps each file region. The
+    // caller holds the API lock until after_fork_in_parent/child().
+    void prepare_fork() noexcept;
+    void after_fork_in_parent() noexcept { fork_plan_.clear(); }
+    void after_fork_in_child() noexcept { (void)fork_plan_.apply(page_); }
     // In a fork child: the write-back ring's queues are shared with the
     // parent (io_uring maps them); never drain or close it here.
     void abandon() noexcept
@@ -129,6 +136,9 @@ private:
     // region (already out of the tree) to collect from too.
     void harvest(memory::SharedInodeVMObject& object, size_t first, size_t end, memory::Region* also = nullptr);
     Result<void> write_run(memory::FileCache& cache, size_t first, size_t count, uint64_t file_size);
+    // The pages of `object` that differ from the file (dirty, or every
+    // cached page where writes are not tracked), as runs.
+    std::vector<FileForkPlan::Run> unwritten_runs(memory::SharedInodeVMObject& object);
 
     Mapper& mapper_;
     RegionOperations& ops_;
@@ -142,6 +152,7 @@ private:
     std::unique_ptr<io::Ring> ring_; // write-back I/O (API threads), created on first use
     std::unique_ptr<os::Pagemap> pagemap_; // PAGEMAP_SCAN for asynchronous tracking, opened on first use
     std::function<Result<void>()> start_async_;
+    FileForkPlan fork_plan_; // between prepare_fork() and the fork's return
 };
 
 } // namespace faultline

@@ -2,7 +2,9 @@
 //
 // Several parts of the runtime must act before a fork: copy-on-write
 // freezes live clonable regions (under each runtime's API lock, released
-// again), and the evictors read every swapped page back and stay held
+// again), file regions write their dirty pages back and record how the child
+// remaps them (under each runtime's API lock, held until the fork returned:
+// runtime/file_fork_plan.h), and the evictors read every swapped page back and stay held
 // across the fork (under their registry's lock, released in the parent and
 // child handlers). pthread_atfork runs prepare handlers in the reverse of
 // the order they were registered, which depends on which part a program
@@ -17,6 +19,7 @@ namespace faultline {
 
 enum class ForkStage {
     Freeze,    // copy-on-write (runtime/cow_regions.cc)
+    Files,     // file regions: API locks held across the fork (runtime/runtime_core.cc)
     Evictors,  // the swap pager (runtime/evictor.cc)
     Count,
 };

@@ -8,11 +8,13 @@
 #include "os/psi_trigger.h"
 #include "os/virtual_memory.h"
 #include "runtime/file_swap_target.h"
+#include "runtime/fork_preparation.h"
 #include "runtime/redis_swap_target.h"
 #include "runtime/json_report.h"
 #include "support/log.h"
 #include "support/try.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <shared_mutex>
@@ -24,6 +26,54 @@ namespace faultline {
 using memory::Region;
 
 namespace {
+
+// Every runtime, for fork(). The file stage (runtime/file_fork_plan.h) holds
+// each one's API lock from the prepare handler until the fork returned, so
+// the plan it records still describes the regions the child inherits; the
+// registry's own lock is held as long, so no runtime is destroyed in
+// between. Never destroyed: atfork handlers outlive static destruction.
+struct CoreRegistry {
+    std::mutex lock;
+    std::vector<RuntimeCore*> all;
+};
+
+CoreRegistry& core_registry()
+{
+    static auto* registry = new CoreRegistry;
+    return *registry;
+}
+
+void after_fork_all(bool in_child)
+{
+    CoreRegistry& r = core_registry();
+    for (RuntimeCore* c : r.all)
+        c->after_fork(in_child);
+    r.lock.unlock();
+}
+
+void register_for_fork(RuntimeCore* core)
+{
+    // After copy-on-write's freeze, which takes (and releases) the same API
+    // locks; before the evictors hold theirs (runtime/fork_preparation.h).
+    install_fork_handlers(ForkStage::Files,
+        { [] {
+             CoreRegistry& r = core_registry();
+             r.lock.lock();
+             for (RuntimeCore* c : r.all)
+                 c->prepare_fork();
+         },
+            [] { after_fork_all(false); }, [] { after_fork_all(true); } });
+    CoreRegistry& r = core_registry();
+    std::lock_guard g(r.lock);
+    r.all.push_back(core);
+}
+
+void unregister_for_fork(RuntimeCore* core)
+{
+    CoreRegistry& r = core_registry();
+    std::lock_guard g(r.lock);
+    r.all.erase(std::remove(r.all.begin(), r.all.end(), core), r.all.end());
+}
 
 // Resolves Config's "0 = automatic" values and checks the rest.
 Result<Config> resolve(Config config)
@@ -199,10 +249,35 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
         files_.retire(r);
         purgeable_.retire(r);
     });
+    register_for_fork(this);
+}
+
+void RuntimeCore::prepare_fork() noexcept
+{
+    // A fork child's copy is inert: its file regions were remapped when it
+    // was forked, and its grandchildren inherit them as they are.
+    if (!fork_guard_.in_owner())
+        return;
+    api_lock_.lock();
+    fork_prepared_ = true;
+    files_.prepare_fork();
+}
+
+void RuntimeCore::after_fork(bool in_child) noexcept
+{
+    if (!fork_prepared_)
+        return;
+    fork_prepared_ = false;
+    if (in_child)
+        files_.after_fork_in_child();
+    else
+        files_.after_fork_in_parent();
+    api_lock_.unlock();
 }
 
 RuntimeCore::~RuntimeCore()
 {
+    unregister_for_fork(this);
     // First, before anything its thread reads is torn down (in a fork
     // child it only lets go of the parent's thread handle). Stopped before
     // the pointer is cleared: the thread's reports read it.

@@ -99,6 +99,10 @@ public:
     uffd::Userfaultfd& userfaultfd() { return uffd_; }
     // False in a fork child's copy of this runtime (runtime/fork_guard.h).
     bool in_owner() const noexcept { return fork_guard_.in_owner(); }
+    // fork() (runtime/file_fork_plan.h): takes the API lock and prepares the
+    // file regions; the lock is held until after_fork() in both processes.
+    void prepare_fork() noexcept;
+    void after_fork(bool in_child) noexcept;
 
 private:
     RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena arena, os::FeatureSet features);
@@ -153,6 +157,7 @@ private:
     std::atomic<fault::FaultHandler*> async_service_ { nullptr }; // the same, for readers without the API lock
     fault::FaultHandlerOptions handler_options_;
     mutable std::mutex api_lock_;
+    bool fork_prepared_ = false; // prepare_fork() holds api_lock_
     // Started last and stopped first (~RuntimeCore): its thread calls
     // to_json(), which reads every member above.
     std::unique_ptr<StatEndpoint> stat_endpoint_;
