@@ -3,6 +3,7 @@
 
 #include "cow_mappers.h"
 #include "purge_mappers.h"
+#include "waiting_child.h"
 
 #include <cerrno>
 #include <cmath>
@@ -28,41 +29,6 @@ void check_every_page(const char* base, size_t bytes, char value)
         if (base[off] != value)
             fail("byte at offset " + std::to_string(off) + " is " + std::to_string(int(base[off])) + ", expected " + std::to_string(int(value)));
 }
-
-// A fork child that waits until release() and then exits: the baseline's
-// other process. fork() is timed by the caller.
-class WaitingChild {
-public:
-    // Forks; returns in the parent only.
-    WaitingChild()
-    {
-        if (pipe(pipe_) != 0)
-            fail(std::string("pipe failed: ") + strerror(errno));
-        pid_ = fork();
-        if (pid_ < 0)
-            fail(std::string("fork failed: ") + strerror(errno));
-        if (pid_ == 0) {
-            char c;
-            close(pipe_[1]);
-            (void)!read(pipe_[0], &c, 1);
-            _exit(0);
-        }
-    }
-    ~WaitingChild() { release(); }
-    void release()
-    {
-        if (pid_ <= 0)
-            return;
-        close(pipe_[0]);
-        close(pipe_[1]);
-        waitpid(pid_, nullptr, 0);
-        pid_ = 0;
-    }
-
-private:
-    int pipe_[2] = { -1, -1 };
-    pid_t pid_ = 0;
-};
 
 // AnonPages + Shmem, in bytes: physical memory of anonymous and shared
 // pages, each page once however many mappings it has.

@@ -6,6 +6,7 @@
 // expected bytes after the repetition; the mapping sides are then compared
 // with the file byte for byte, and file_write_sync reads the whole file back.
 #include "file_workloads.h"
+#include "waiting_child.h"
 
 #include "file_mappers.h"
 
@@ -252,6 +253,47 @@ FileCase file_write_sync(std::string name, std::shared_ptr<TestFile> file, const
         check_file_contents(*file);
     };
     w.baseline_verify = [file](const char*) { check_file_contents(*file); };
+    c.faultline = std::move(fl);
+    c.baseline = std::move(native);
+    return c;
+}
+
+FileCase file_fork(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config)
+{
+    const Prepare prepare { .writable = false, .cold = false, .warm = true };
+    auto fl = std::make_unique<FileRegionMapper>(file, config, prepare);
+    auto native = std::make_unique<FileMmapMapper>(file, prepare);
+    auto timed_fork = [file](char* base) {
+        // The child reads 64 pages spread over the file: the bytes it sees
+        // are the file's, whichever way it maps them.
+        auto check = [file, base] {
+            const size_t step = std::max<size_t>(1, file->pages() / 64);
+            char want[64];
+            for (size_t page = 0; page < file->pages(); page += step) {
+                file->expected(page * page_size(), sizeof want, want);
+                if (memcmp(base + page * page_size(), want, sizeof want) != 0)
+                    return 1;
+            }
+            return 0;
+        };
+        const uint64_t t0 = now_ns();
+        WaitingChild child(check);
+        child.wait_running();
+        const uint64_t elapsed = now_ns() - t0;
+        if (int status = child.release(); status != 0)
+            fail("the fork child read wrong bytes (status " + std::to_string(status) + ")");
+        return elapsed;
+    };
+    FileCase c;
+    Workload& w = c.workload;
+    w.name = std::move(name);
+    w.unit = "ms";
+    w.bytes = file->bytes();
+    w.units = 1000000;
+    w.run = timed_fork;
+    w.baseline_run = timed_fork;
+    w.verify = [file](const char* base) { (void)check_mapped(*file, base, all_pages(file->pages()), "the parent after the fork"); };
+    w.baseline_verify = w.verify;
     c.faultline = std::move(fl);
     c.baseline = std::move(native);
     return c;

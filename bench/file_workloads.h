@@ -50,5 +50,13 @@ FileCase random_reads(std::string name, std::shared_ptr<TestFile> file, size_t r
 // Runtime::sync(SyncFlags::Sync); cold. Baseline: mmap(MAP_SHARED,
 // PROT_READ|PROT_WRITE), the same writes, msync(MS_SYNC).
 FileCase file_write_sync(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config);
+// fork() of a process holding a shared read-only mapping of the whole file,
+// every page read (untimed): ms from fork() until the child runs its own
+// code (its fork handlers behind it); the child then checks pages spread
+// over the file. On the faultline side the child maps the file itself
+// instead of the runtime's cache (docs/api.md, "fork"); nothing is dirty,
+// so this is the remapping's price, not a write-back's. Baseline: the same
+// on mmap(MAP_SHARED).
+FileCase file_fork(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config);
 
 } // namespace bench

@@ -6,7 +6,7 @@
 //
 // Prints a table of cases (docs/performance.md explains each): anon_* on
 // anonymous memory, file_* on a test file in $TMPDIR (file_seq_read_cold,
-// file_seq_read_warm, file_rand_read_cold, file_budget_hotcold, file_write_sync;
+// file_seq_read_warm, file_rand_read_cold, file_budget_hotcold, file_fork, file_write_sync;
 // umap_rand_read through the umap-compatible API), purge_refault_1g and
 // volatile_toggle_1m on purgeable memory, budget_hotcold_heap and swap_in_rand
 // on swap-backed anonymous memory, preload_* (whole programs under the
@@ -145,7 +145,7 @@ void usage(FILE* out)
         "                 /same_cpu, /vs_fixed variants), and on a file in $TMPDIR (1 GiB,\n"
         "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
         "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
-        "                 file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
+        "                 file_fork, file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
         "                 volatile_toggle_1m (purgeable memory); budget_hotcold_heap,\n"
         "                 swap_in_rand (swap-backed anonymous memory under a budget, swap\n"
         "                 file in $TMPDIR), budget_hotcold_heap/kernel_swap (as root: the\n"
@@ -445,6 +445,7 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     run_file("file_budget_hotcold", [&](std::string n) {
         return file_budget_hotcold(n, file, defaults, s.budget_region_bytes, s.budget_reads);
     });
+    run_file("file_fork", [&](std::string n) { return file_fork(n, file, defaults); });
     run_file("file_write_sync", [&](std::string n) { return file_write_sync(n, file, defaults); });
 
     // Cases that bring their own two sides (a workload and both mappers:
