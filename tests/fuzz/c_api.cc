@@ -1,7 +1,7 @@
 // Fuzz target `c_api`: the public C API (include/faultline/faultline.h) as an
 // operation sequence — map, allocate_purgeable, map_file, unmap, protect,
 // set_name, make_immutable, sync, set_volatile, set_nonvolatile, clone,
-// snapshot,
+// snapshot, rollback,
 // purge, region stats and to_json, with arbitrary sizes, addresses (in and
 // around the arena, unaligned, overflowing) and flags — checked against the
 // page model of c_api_model.h:
@@ -58,6 +58,15 @@ struct State {
     Page pages[kArenaPages];
     bool remake = true; // before the next input: a new runtime and file
     int remakes = 0;
+    uint64_t epoch = 0;
+    // Snapshots taken in this input: where, of which region, and the
+    // epochs of both regions' pages then (a rollback to one is certain to
+    // be accepted only while none changed).
+    struct Snapshot {
+        size_t snapshot = 0, source = 0, count = 0;
+        std::vector<uint64_t> epochs;
+    };
+    std::vector<Snapshot> snapshots;
 };
 State s;
 
@@ -283,6 +292,7 @@ void set_mapped(size_t first, size_t count, Kind kind, unsigned access, unsigned
         p.was_executable = access & X;
         p.immutable = immutable;
         p.file_page = file_page + (i - first);
+        p.epoch = ++s.epoch;
         s.remake |= immutable;
     }
 }
@@ -372,10 +382,19 @@ void op_map(Input& in)
 // Whether the address starts a region is asked of the runtime (the model
 // does not follow region boundaries through splits); everything else is the
 // model's.
+void op_rollback(Input& in, uintptr_t picked);
+
 void op_clone(Input& in)
 {
     const uintptr_t a = pick_address(in);
-    const bool snapshot = in.u8() & 1;
+    const uint8_t how = in.u8();
+    if ((how & 6) == 6) {
+        // (A rollback shares the clone's operation number, so that the
+        // corpus made before it still means what it did.)
+        op_rollback(in, a);
+        return;
+    }
+    const bool snapshot = how & 1;
     const char* name = pick_name(in);
     const bool null_out = in.u8() == 0;
     Expect e;
@@ -425,8 +444,79 @@ void op_clone(Input& in)
         p.was_executable = p.access & X;
         if (from.own)
             p.own = std::make_unique<Bytes>(*from.own);
+        p.epoch = ++s.epoch;
         check_page(to + i);
         check_page(first + i);
+    }
+    if (snapshot) {
+        State::Snapshot record { to, first, count, {} };
+        for (size_t i = 0; i < count; ++i)
+            record.epochs.push_back(s.pages[to + i].epoch), record.epochs.push_back(s.pages[first + i].epoch);
+        s.snapshots.push_back(std::move(record));
+    }
+}
+
+// faultline_rollback (docs/cow.md) of a region to a snapshot: the region
+// reads the snapshot's bytes again; or the documented error. The region and
+// snapshot are mostly taken from this input's snapshots, so that rollbacks
+// succeed often; a pair whose regions may have been split or replaced since
+// may be refused with EINVAL.
+void op_rollback(Input& in, uintptr_t picked)
+{
+    const bool recorded = !s.snapshots.empty() && in.u8() % 4 != 0;
+    const State::Snapshot* pair = recorded ? &s.snapshots[in.u8() % s.snapshots.size()] : nullptr;
+    const uintptr_t a = pair && in.u8() % 8 ? s.base + pair->source * kPage : picked;
+    const uintptr_t snap = pair && in.u8() % 8 ? s.base + pair->snapshot * kPage : pick_address(in);
+    Expect e;
+    e.may_fail_with = { ENOMEM };
+    auto region_start = [](uintptr_t x, faultline_region_stats* st) {
+        if (x < s.base || x >= arena_end() || !s.pages[(x - s.base) / kPage].mapped)
+            return ENOENT;
+        FUZZ_CHECK(faultline_get_region_stats(s.rt, reinterpret_cast<void*>(x), st) == 0, "%s", faultline_last_error());
+        return st->base == x ? 0 : EINVAL;
+    };
+    faultline_region_stats rs {}, ss {};
+    const int region_error = region_start(a, &rs), snapshot_error = region_start(snap, &ss);
+    const State::Snapshot* known = nullptr;
+    for (const auto& r : s.snapshots)
+        if (s.base + r.snapshot * kPage == snap && s.base + r.source * kPage == a)
+            known = &r;
+    bool unchanged = false;
+    if (known) {
+        unchanged = true;
+        for (size_t i = 0; i < known->count; ++i)
+            unchanged = unchanged && s.pages[known->snapshot + i].epoch == known->epochs[2 * i]
+                && s.pages[known->source + i].epoch == known->epochs[2 * i + 1];
+    }
+    if (region_error == ENOENT || snapshot_error == ENOENT) {
+        e.add(ENOENT);
+    } else if (region_error || snapshot_error) {
+        e.add(EINVAL);
+    } else if (!known) {
+        e.add(EINVAL);
+    } else if (unchanged) {
+        if (s.pages[known->source].immutable)
+            e.add(EPERM);
+    } else {
+        // Split, replaced or rolled back since: the runtime may or may not
+        // still know the pair.
+        e.may_fail_with = { ENOMEM, EINVAL, EPERM };
+    }
+    const int rc = faultline_rollback(s.rt, reinterpret_cast<void*>(a), reinterpret_cast<void*>(snap));
+    if (trace)
+        std::fprintf(stderr, "  rollback %#lx to %#lx: %d\n", a, snap, rc);
+    check_outcome("faultline_rollback", rc, e);
+    if (rc != 0)
+        return;
+    FUZZ_CHECK(known, "a rollback the model knows nothing of succeeded");
+    FUZZ_CHECK(rs.size == ss.size, "rolled back a region of %#zx bytes to a snapshot of %#zx", size_t(rs.size), size_t(ss.size));
+    for (size_t i = 0; i < known->count; ++i) {
+        Page& p = s.pages[known->source + i];
+        const Page& from = s.pages[known->snapshot + i];
+        p.own = from.own ? std::make_unique<Bytes>(*from.own) : nullptr;
+        p.epoch = ++s.epoch; // the region may be a new one now
+        check_page(known->source + i);
+        check_page(known->snapshot + i);
     }
 }
 
@@ -549,6 +639,7 @@ void range_op(const char* name, uintptr_t a, size_t n, Expect e, Call call, Page
         return;
     for (size_t i = first; i < first + count; ++i) {
         apply(s.pages[i]);
+        s.pages[i].epoch = ++s.epoch;
         check_page(i);
     }
 }
@@ -787,6 +878,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     if (s.remake)
         remake();
     Input in(data, size);
+    s.snapshots.clear();
     for (int ops = 0; !in.done() && ops < 64; ++ops)
         one_operation(in);
     for (size_t i = 0; i < kArenaPages; ++i) {

@@ -41,6 +41,7 @@ struct Page {
     bool private_copy = false;  // FilePrivate: written, so its own bytes
     bool clonable = false;      // Anonymous, mapped with FAULTLINE_REGION_CLONABLE (or a clone)
     std::unique_ptr<Bytes> own; // Anonymous, Purgeable, a private copy; null = zeros
+    uint64_t epoch = 0;         // changes with every call that may have split or replaced its region
 };
 
 inline bool has_unknown_access_bits(unsigned access)
