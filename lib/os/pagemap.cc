@@ -1,6 +1,9 @@
 #include "os/pagemap.h"
 
 #include "os/virtual_memory.h"
+#include "support/try.h"
+
+#include <algorithm>
 
 #include <cerrno>
 #include <fcntl.h>
@@ -127,6 +130,36 @@ Result<size_t> Pagemap::scan_anonymous(uintptr_t start, uintptr_t end, page_regi
     if (walk_end)
         *walk_end = arg.walk_end;
     return size_t(n);
+}
+
+Result<std::pair<uintptr_t, uintptr_t>> Pagemap::next_anonymous_run(uintptr_t start, uintptr_t end, bool scan) const noexcept
+{
+    const size_t page = page_size();
+    if (scan) {
+        page_region run {};
+        uintptr_t walk_end = 0;
+        const size_t n = TRY(scan_anonymous(start, end, &run, 1, &walk_end));
+        if (n == 1)
+            return std::pair<uintptr_t, uintptr_t> { run.start, run.end };
+        return std::pair<uintptr_t, uintptr_t> { end, end };
+    }
+    constexpr size_t kEntries = 512;
+    uint64_t entries[kEntries];
+    uintptr_t first = end;
+    for (uintptr_t at = start; at < end;) {
+        const size_t count = std::min(kEntries, (end - at) / page);
+        TRY(read(at, count, entries));
+        for (size_t i = 0; i < count; ++i) {
+            const uint64_t e = entries[i];
+            const bool anonymous = (present(e) || swapped(e)) && !file_or_shared(e);
+            if (first == end && anonymous)
+                first = at + i * page;
+            else if (first != end && !anonymous)
+                return std::pair<uintptr_t, uintptr_t> { first, at + i * page };
+        }
+        at += count * page;
+    }
+    return std::pair<uintptr_t, uintptr_t> { first, end };
 }
 
 bool Pagemap::scan_available() noexcept

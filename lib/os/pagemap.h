@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace faultline::os {
 
@@ -44,6 +45,11 @@ public:
     // (anonymous), not the file's pages it maps. Returns the runs found, as
     // scan().
     Result<size_t> scan_anonymous(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const;
+    // The first run of anonymous pages (present or swapped, not of a file)
+    // in [start, end), as addresses; {end, end} when there is none. With
+    // `scan`, one PAGEMAP_SCAN; without, entries read 512 at a time (on the
+    // stack: usable in a fork child).
+    Result<std::pair<uintptr_t, uintptr_t>> next_anonymous_run(uintptr_t start, uintptr_t end, bool scan) const noexcept;
     // True when this kernel answers PAGEMAP_SCAN.
     static bool scan_available() noexcept;
     // PAGEMAP_SCAN for pages written since they were last protected, in

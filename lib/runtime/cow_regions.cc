@@ -1,5 +1,7 @@
 #include "runtime/cow_regions.h"
 
+#include "memory/objects/private_inode_vm_object.h"
+
 #include "os/pagemap.h"
 #include "runtime/fork_preparation.h"
 #include "os/virtual_memory.h"
@@ -50,7 +52,7 @@ constexpr size_t kPagemapChunk = 4096;
 } // namespace
 
 CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, PurgeableRegions& purgeable,
-    CommitLedger& ledger, std::mutex& api_lock, size_t page_size) noexcept
+    CommitLedger& ledger, std::mutex& api_lock, uffd::Userfaultfd& uffd, const os::FeatureSet& features, size_t page_size) noexcept
     : mapper_(mapper)
     , ops_(ops)
     , tree_(tree)
@@ -58,6 +60,7 @@ CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree
     , ledger_(ledger)
     , api_lock_(api_lock)
     , page_(page_size)
+    , private_files_(mapper, uffd, features, page_size)
 {
     // Before the evictors hold their registry across the fork: the freeze
     // takes API locks (runtime/fork_preparation.h).
@@ -84,8 +87,9 @@ Result<Region*> clonable_region_at(RegionOperations& ops, uintptr_t address)
         return fail(EINVAL, "a clone is of a whole region: the address is not the start of one");
     if (r->is_immutable())
         return fail(EPERM, "an immutable region cannot be cloned (its mapping cannot change)");
-    if (!dynamic_cast<CowVMObject*>(&r->object()))
-        return failf(EINVAL, "region '%s' is not clonable (map it with RegionFlags::Clonable)", r->name().c_str());
+    if (!dynamic_cast<CowVMObject*>(&r->object()) && !dynamic_cast<memory::PrivateInodeVMObject*>(&r->object()))
+        return failf(EINVAL, "region '%s' is not clonable (map it with RegionFlags::Clonable; private file regions are "
+                             "clonable as they are)", r->name().c_str());
     return r;
 }
 } // namespace
@@ -140,6 +144,12 @@ Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_vi
         return found ? fail(ENOENT, "the region changed while the clone was being charged") : std::unexpected(found.error());
     }
     Region& source = **found;
+    if (dynamic_cast<memory::PrivateInodeVMObject*>(&source.object())) {
+        // Never committed (as a private file mapping): nothing was charged.
+        void* at = TRY(private_files_.clone(source, std::string(name), read_only));
+        log::debug("{} {:#x}+{:#x} (a private file region) at {}", read_only ? "snapshot of" : "cloned", address, size, at);
+        return View { at, source.serial(), ops_.find(uintptr_t(at))->serial() };
+    }
     auto& object = static_cast<CowVMObject&>(source.object());
     boost::intrusive_ptr<memory::VMObject> viewed(&object);
     size_t offset = source.object_offset();
@@ -194,6 +204,11 @@ Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
         return fail(EINVAL, "a snapshot of another region (or of this one before it was split or unmapped)");
     if (r->is_immutable())
         return fail(EPERM, "an immutable region cannot be rolled back");
+    if (dynamic_cast<memory::PrivateInodeVMObject*>(&s->object())) {
+        if (!dynamic_cast<memory::PrivateInodeVMObject*>(&r->object()) || r->size() != s->size())
+            return fail(EINVAL, "the region no longer matches its snapshot");
+        return private_files_.rollback(*r, *s);
+    }
     auto& target = static_cast<CowVMObject&>(s->object());
     if (&r->object() == &target && r->object_offset() == s->object_offset() && !target.overlaid()) {
         // The region still views the snapshot's frozen pages: what it wrote

@@ -26,6 +26,7 @@
 #include "memory/region_tree.h"
 #include "runtime/commit_ledger.h"
 #include "runtime/mapper.h"
+#include "runtime/private_file_clones.h"
 #include "runtime/purgeable_regions.h"
 #include "runtime/region_operations.h"
 
@@ -40,15 +41,16 @@ namespace faultline {
 class CowRegions {
 public:
     CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree& tree, PurgeableRegions& purgeable, CommitLedger& ledger,
-        std::mutex& api_lock, size_t page_size) noexcept;
+        std::mutex& api_lock, uffd::Userfaultfd& uffd, const os::FeatureSet& features, size_t page_size) noexcept;
     ~CowRegions();
     CowRegions(const CowRegions&) = delete;
     CowRegions& operator=(const CowRegions&) = delete;
 
     // The clone of the region that starts at `address`, named `name` (empty:
-    // the source's name). ENOENT: no region there; EINVAL: `address` is not
-    // the start of a region, or the region is not clonable (map it with
-    // RegionFlags::Clonable); EPERM: the region is immutable (it cannot be
+    // the source's name). Clonable regions, and private file regions
+    // (runtime/private_file_clones.h). ENOENT: no region there; EINVAL:
+    // `address` is not the start of a region, or the region is neither
+    // (map it with RegionFlags::Clonable); EPERM: the region is immutable (it cannot be
     // remapped); ENOMEM: the commit limit cannot cover the clone's worst
     // case (every page written), unless the source is NoReserve.
     Result<void*> clone(uintptr_t address, std::string_view name);
@@ -98,6 +100,7 @@ private:
         uint64_t source;
     };
     std::unordered_map<uint64_t, Snapshot> snapshots_;
+    PrivateFileClones private_files_;
 };
 
 } // namespace faultline

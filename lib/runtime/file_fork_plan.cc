@@ -20,9 +20,6 @@ void say(const char* message) noexcept
     (void)ignored;
 }
 
-// Pagemap entries read at a time without PAGEMAP_SCAN (on the stack).
-constexpr size_t kEntriesPerRead = 512;
-
 } // namespace
 
 void FileForkPlan::add(Entry entry, size_t page, const std::vector<Run>& keep)
@@ -42,33 +39,12 @@ void FileForkPlan::add(Entry entry, size_t page, const std::vector<Run>& keep)
 FileForkPlan::Run FileForkPlan::next_anonymous(const Entry& e, size_t page, const os::Pagemap& pagemap, size_t from) const noexcept
 {
     const size_t pages = e.size / page;
-    if (scan_) {
-        page_region run {};
-        uintptr_t walk_end = 0;
-        auto n = pagemap.scan_anonymous(e.base + from * page, e.base + e.size, &run, 1, &walk_end);
-        if (n && *n == 1)
-            return { (run.start - e.base) / page, (run.end - e.base) / page };
-        if (n)
-            return { pages, pages };
-        // The scan failed: read the entries instead.
-    }
-    uint64_t entries[kEntriesPerRead];
-    size_t start = pages;
-    for (size_t at = from; at < pages;) {
-        const size_t count = std::min(kEntriesPerRead, pages - at);
-        if (!pagemap.read(e.base + at * page, count, entries))
-            return { start == pages ? pages : start, pages }; // unreadable: keep nothing more than found
-        for (size_t i = 0; i < count; ++i) {
-            const uint64_t x = entries[i];
-            const bool anonymous = (os::Pagemap::present(x) || os::Pagemap::swapped(x)) && !os::Pagemap::file_or_shared(x);
-            if (start == pages && anonymous)
-                start = at + i;
-            else if (start != pages && !anonymous)
-                return { start, at + i };
-        }
-        at += count;
-    }
-    return { start, pages };
+    auto run = pagemap.next_anonymous_run(e.base + from * page, e.base + e.size, scan_);
+    if (!run && scan_) // the scan failed: read the entries instead
+        run = pagemap.next_anonymous_run(e.base + from * page, e.base + e.size, false);
+    if (!run) // unreadable: nothing more is kept
+        return { pages, pages };
+    return { (run->first - e.base) / page, (run->second - e.base) / page };
 }
 
 size_t FileForkPlan::apply_one(const Entry& e, size_t page, const os::Pagemap* pagemap) const noexcept

@@ -241,7 +241,7 @@ RuntimeCore::RuntimeCore(Config config, uffd::Userfaultfd uffd, memory::Arena ar
     , evictor_(std::make_unique<Evictor>(tree_, uffd_, page_, config_))
     , files_(mapper_, ops_, tree_, uffd_, features_, page_, config_.allow_write_execute, *evictor_)
     , purgeable_(mapper_, ops_, arena_, uffd_, ledger_, features_, config_.purge, api_lock_, page_)
-    , cow_(mapper_, ops_, tree_, purgeable_, ledger_, api_lock_, page_)
+    , cow_(mapper_, ops_, tree_, purgeable_, ledger_, api_lock_, uffd_, features_, page_)
 {
     // A shared file region writes its dirty pages back as it leaves; a
     // purgeable region's pages leave the volatile set.

@@ -1,0 +1,233 @@
+// Copy-on-write of private file regions (issue: copy-on-write, part 4;
+// runtime/private_file_clones.h): a clone holds the source's written pages
+// and the file's bytes elsewhere, both sides diverge, the file never
+// changes; clones of clones; snapshot and rollback; bad input.
+#include "support/temp_file.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace faultline::testing {
+namespace {
+
+char mark(size_t page, char salt) { return char(salt + page * 3); }
+
+void write_page(char* p, size_t page, char salt) { memset(p + page * kPage, mark(page, salt), kPage); }
+
+bool page_marked(const char* p, size_t page, char salt)
+{
+    return p[page * kPage] == mark(page, salt) && p[page * kPage + kPage - 1] == mark(page, salt);
+}
+
+bool page_is_file(const char* p, size_t page, const TempFile& f)
+{
+    return memcmp(p + page * kPage, f.contents().data() + page * kPage, kPage) == 0;
+}
+
+// kB of private anonymous memory in the mappings of [base, base+size)
+// (/proc/self/smaps): the pages a region holds of its own.
+long anonymous_kb(const void* base, size_t size)
+{
+    std::ifstream f("/proc/self/smaps");
+    std::string line;
+    const uintptr_t lo = uintptr_t(base), hi = lo + size;
+    bool inside = false;
+    long total = 0;
+    while (std::getline(f, line)) {
+        unsigned long start, end;
+        if (sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find('-') < line.find(' ')) {
+            inside = start < hi && end > lo;
+            continue;
+        }
+        long kb;
+        if (inside && sscanf(line.c_str(), "Anonymous: %ld kB", &kb) == 1)
+            total += kb;
+    }
+    return total;
+}
+
+class CowFile : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CowFile, AClonedPrivateFileRegionHoldsTheWrittenPagesAndTheFileAndBothSidesDiverge)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    constexpr size_t kPages = 64;
+    TempFile f(kPages * kPage, 31);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private,
+        .name = "private", .readahead_min_pages = 1, .readahead_max_pages = 1 });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < 16; ++page)
+        ASSERT_TRUE(page_is_file(p, page, f)); // read: the cache's pages
+    for (size_t page = 8; page < 24; ++page)
+        write_page(p, page, 'a'); // written: the region's own (8-15 read first, 16-23 not)
+
+    auto c = rt->clone(p);
+    ASSERT_TRUE(c) << c.error().message();
+    char* q = static_cast<char*>(*c);
+    for (size_t page = 0; page < kPages; ++page) {
+        if (page >= 8 && page < 24)
+            EXPECT_TRUE(page_marked(q, page, 'a')) << "page " << page << " lacks the source's write";
+        else
+            EXPECT_TRUE(page_is_file(q, page, f)) << "page " << page << " is not the file's";
+    }
+    // The clone holds copies of the written pages only: what it reads of
+    // the rest is the cache's.
+    EXPECT_LE(anonymous_kb(q, f.size()), long(16 * kPage / 1024));
+
+    write_page(p, 10, 'b');
+    write_page(q, 11, 'c');
+    write_page(q, 40, 'c');
+    EXPECT_TRUE(page_marked(q, 10, 'a')) << "the source's write reached the clone";
+    EXPECT_TRUE(page_marked(p, 11, 'a')) << "the clone's write reached the source";
+    EXPECT_TRUE(page_is_file(p, 40, f)) << "the clone's write reached the source";
+    EXPECT_TRUE(page_marked(q, 40, 'c'));
+
+    auto st = rt->region_stats(q);
+    ASSERT_TRUE(st) << st.error().message();
+    EXPECT_FALSE(has(st->flags, RegionFlags::Shared));
+    EXPECT_EQ(st->access, Access::ReadWrite);
+    ASSERT_TRUE(rt->unmap(q, f.size()));
+    ASSERT_TRUE(rt->unmap(p, f.size()));
+    EXPECT_TRUE(f.read_back() == f.contents()) << "a clone of a private region changed the file";
+}
+
+TEST_P(CowFile, ClonesOfClonesWithWritesAtEveryLevel)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    constexpr size_t kPages = 32;
+    TempFile f(kPages * kPage + 123, 32);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private });
+    ASSERT_TRUE(r) << r.error().message();
+    std::vector<char*> levels { static_cast<char*>(*r) };
+    for (size_t level = 0; level < 4; ++level) {
+        write_page(levels.back(), level, char('k' + level));
+        auto c = rt->clone(levels.back());
+        ASSERT_TRUE(c) << c.error().message();
+        levels.push_back(static_cast<char*>(*c));
+    }
+    // Level L saw the writes of levels 0..L-1 before its clone, and none after.
+    for (size_t level = 0; level < levels.size(); ++level) {
+        for (size_t page = 0; page < 4; ++page) {
+            if (page < level)
+                EXPECT_TRUE(page_marked(levels[level], page, char('k' + page))) << "level " << level << " page " << page;
+            else if (page == level && level < 4)
+                EXPECT_TRUE(page_marked(levels[level], page, char('k' + page))) << "level " << level << " page " << page;
+            else
+                EXPECT_TRUE(page_is_file(levels[level], page, f)) << "level " << level << " page " << page;
+        }
+        EXPECT_EQ(levels[level][kPages * kPage + 122], f.contents()[kPages * kPage + 122]);
+        EXPECT_EQ(levels[level][kPages * kPage + 123], 0) << "past the end of the file";
+    }
+    for (char* l : levels)
+        ASSERT_TRUE(rt->unmap(l, (kPages + 1) * kPage));
+    EXPECT_TRUE(f.read_back() == f.contents());
+}
+
+TEST_P(CowFile, RollbackRestoresTheSnapshotsBytes)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    constexpr size_t kPages = 48;
+    TempFile f(kPages * kPage, 33);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < 8; ++page)
+        write_page(p, page, 's');
+    auto snap = rt->snapshot(p);
+    ASSERT_TRUE(snap) << snap.error().message();
+    const char* sp = static_cast<const char*>(*snap);
+    for (size_t page = 4; page < 20; ++page)
+        write_page(p, page, 't'); // over the snapshot's written pages and past them
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page < 8 ? page_marked(sp, page, 's') : page_is_file(sp, page, f)) << "snapshot page " << page;
+
+    ASSERT_TRUE(rt->rollback(p, *snap));
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page < 8 ? page_marked(p, page, 's') : page_is_file(p, page, f)) << "page " << page << " after rollback";
+    // The region stays usable and the snapshot unchanged.
+    write_page(p, 2, 'u');
+    EXPECT_TRUE(page_marked(sp, 2, 's'));
+    ASSERT_TRUE(rt->rollback(p, *snap));
+    EXPECT_TRUE(page_marked(p, 2, 's'));
+    EXPECT_EXIT(const_cast<char*>(sp)[0] = 1, ::testing::KilledBySignal(SIGSEGV), "") << "a snapshot is read-only";
+    EXPECT_TRUE(f.read_back() == f.contents());
+}
+
+TEST_P(CowFile, ReadersRacingARollbackSeeOnlyTheSnapshotsOrTheRegionsBytes)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = GetParam() });
+    constexpr size_t kPages = 64;
+    TempFile f(kPages * kPage, 34);
+    auto r = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        write_page(p, page, 'v');
+    auto snap = rt->snapshot(p);
+    ASSERT_TRUE(snap) << snap.error().message();
+    std::atomic<bool> stop { false };
+    std::atomic<size_t> wrong { 0 };
+    std::thread reader([&] {
+        while (!stop.load()) {
+            for (size_t page = 0; page < kPages; ++page) {
+                const char got = static_cast<volatile char*>(p)[page * kPage];
+                if (got != mark(page, 'v') && got != mark(page, 'w'))
+                    wrong.fetch_add(1);
+            }
+        }
+    });
+    for (int round = 0; round < 50; ++round) {
+        for (size_t page = 0; page < kPages; page += 3)
+            write_page(p, page, 'w');
+        ASSERT_TRUE(rt->rollback(p, *snap));
+    }
+    stop = true;
+    reader.join();
+    EXPECT_EQ(wrong.load(), 0u) << "a reader saw the file's bytes (or zeros) where both versions were written";
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page_marked(p, page, 'v')) << "page " << page;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CowFile, ::testing::Values("", "minor", "pagemap_scan"),
+    [](const auto& info) { return std::string(*info.param ? info.param : "default"); });
+
+TEST(CowFileBadInput, SharedFileRegionsAndRollbacksAcrossKindsAreRefused)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    TempFile f(8 * kPage, 35);
+    auto shared = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite });
+    ASSERT_TRUE(shared) << shared.error().message();
+    auto c = rt->clone(*shared);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code(), EINVAL) << "a shared file region has no private copy to make";
+    auto priv = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private });
+    ASSERT_TRUE(priv) << priv.error().message();
+    auto other = rt->map_file(f.fd(), { .length = f.size(), .access = Access::ReadWrite, .sharing = Sharing::Private });
+    ASSERT_TRUE(other) << other.error().message();
+    auto snap = rt->snapshot(*priv);
+    ASSERT_TRUE(snap) << snap.error().message();
+    auto cross = rt->rollback(*other, *snap);
+    ASSERT_FALSE(cross);
+    EXPECT_EQ(cross.error().code(), EINVAL) << "a snapshot of another region";
+    auto anon = rt->map_anonymous({ .size = f.size(), .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(anon);
+    auto kinds = rt->rollback(*anon, *snap);
+    ASSERT_FALSE(kinds);
+    EXPECT_EQ(kinds.error().code(), EINVAL);
+    // Split since the snapshot: refused.
+    ASSERT_TRUE(rt->unmap(static_cast<char*>(*priv) + 4 * kPage, 4 * kPage));
+    auto split = rt->rollback(*priv, *snap);
+    ASSERT_FALSE(split);
+    EXPECT_EQ(split.error().code(), EINVAL);
+}
+
+} // namespace
+} // namespace faultline::testing
