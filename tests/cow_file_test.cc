@@ -2,12 +2,14 @@
 // runtime/private_file_clones.h): a clone holds the source's written pages
 // and the file's bytes elsewhere, both sides diverge, the file never
 // changes; clones of clones; snapshot and rollback; bad input.
+#include "support/guarded_access.h"
 #include "support/temp_file.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -227,6 +229,105 @@ TEST(CowFileBadInput, SharedFileRegionsAndRollbacksAcrossKindsAreRefused)
     auto split = rt->rollback(*priv, *snap);
     ASSERT_FALSE(split);
     EXPECT_EQ(split.error().code(), EINVAL);
+}
+
+} // namespace
+} // namespace faultline::testing
+
+namespace faultline::testing {
+namespace {
+
+// Purgeable regions (issue: purgeable memory, part 6): a clone is a copy, so
+// volatility and purges are each region's own — making one side volatile and
+// purging it never reaches the other.
+TEST(CowPurgeable, VolatilityAndPurgesNeverCrossAClone)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 32;
+    auto r = rt->allocate_purgeable(kPages * kPage, { .name = "cache" });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < 24; ++page)
+        write_page(p, page, 'p'); // pages 24.. never touched
+    auto c = rt->clone(p);
+    ASSERT_TRUE(c) << c.error().message();
+    char* q = static_cast<char*>(*c);
+    auto st = rt->region_stats(q);
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(has(st->flags, RegionFlags::Purgeable));
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page < 24 ? page_marked(q, page, 'p') : q[page * kPage] == 0) << "page " << page;
+
+    // The source volatile and purged: the clone keeps every byte.
+    ASSERT_TRUE(rt->set_volatile(p, kPages * kPage));
+    auto purged = rt->purge(kPurgeAll);
+    ASSERT_TRUE(purged) << purged.error().message();
+    EXPECT_GE(purged->purged_bytes, 24 * kPage);
+    for (size_t page = 0; page < 24; ++page)
+        EXPECT_TRUE(page_marked(q, page, 'p')) << "the source's purge reached the clone at page " << page;
+    auto nv = rt->set_nonvolatile(p, kPages * kPage);
+    ASSERT_TRUE(nv);
+    EXPECT_TRUE(nv->purged);
+
+    // And the other way: the clone volatile and purged, the source (written
+    // again) keeps its bytes.
+    for (size_t page = 0; page < 8; ++page)
+        write_page(p, page, 'r');
+    ASSERT_TRUE(rt->set_volatile(q, kPages * kPage));
+    ASSERT_TRUE(rt->purge(kPurgeAll));
+    for (size_t page = 0; page < 8; ++page)
+        EXPECT_TRUE(page_marked(p, page, 'r')) << "the clone's purge reached the source at page " << page;
+    auto nvq = rt->set_nonvolatile(q, kPages * kPage);
+    ASSERT_TRUE(nvq);
+    EXPECT_TRUE(nvq->purged);
+}
+
+TEST(CowPurgeable, ACloneOfAPartlyPurgedRegionReadsZerosWhereTheSourceLostItsBytes)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 16;
+    auto r = rt->allocate_purgeable(kPages * kPage, { .purged_access = PurgedAccess::Sigbus });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        write_page(p, page, 'x');
+    ASSERT_TRUE(rt->set_volatile(p, 8 * kPage));
+    ASSERT_TRUE(rt->purge(kPurgeAll));
+    // A touch of a purged page raises SIGBUS and leaves a marker in the
+    // page table: the clone must not copy it (nor fail), and reads zeros.
+    for (size_t page = 0; page < 8; page += 2)
+        ASSERT_EQ(guarded_access([&] { (void)*static_cast<volatile char*>(p + page * kPage); }), SIGBUS);
+    auto c = rt->clone(p);
+    ASSERT_TRUE(c) << c.error().message();
+    char* q = static_cast<char*>(*c);
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page < 8 ? q[page * kPage] == 0 : page_marked(q, page, 'x')) << "page " << page;
+    EXPECT_EQ(guarded_access([&] { (void)*static_cast<volatile char*>(p + 2 * kPage); }), SIGBUS)
+        << "the source's purged page stays purged";
+}
+
+TEST(CowPurgeable, SnapshotAndRollbackOfAPurgeableRegion)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 16;
+    auto r = rt->allocate_purgeable(kPages * kPage);
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < 8; ++page)
+        write_page(p, page, 'a');
+    auto snap = rt->snapshot(p);
+    ASSERT_TRUE(snap) << snap.error().message();
+    for (size_t page = 4; page < 12; ++page)
+        write_page(p, page, 'b');
+    ASSERT_TRUE(rt->rollback(p, *snap));
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page < 8 ? page_marked(p, page, 'a') : p[page * kPage] == 0) << "page " << page;
+    // A snapshot of another kind of region is refused.
+    auto anon = rt->map_anonymous({ .size = kPages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(anon);
+    auto cross = rt->rollback(*anon, *snap);
+    ASSERT_FALSE(cross);
+    EXPECT_EQ(cross.error().code(), EINVAL);
 }
 
 } // namespace

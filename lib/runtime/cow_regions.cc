@@ -1,6 +1,7 @@
 #include "runtime/cow_regions.h"
 
 #include "memory/objects/private_inode_vm_object.h"
+#include "memory/objects/purgeable_vm_object.h"
 
 #include "os/pagemap.h"
 #include "runtime/fork_preparation.h"
@@ -60,7 +61,8 @@ CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree
     , ledger_(ledger)
     , api_lock_(api_lock)
     , page_(page_size)
-    , private_files_(mapper, uffd, features, page_size)
+    , copies_(uffd, features, page_size)
+    , private_files_(mapper, copies_)
 {
     // Before the evictors hold their registry across the fork: the freeze
     // takes API locks (runtime/fork_preparation.h).
@@ -87,9 +89,10 @@ Result<Region*> clonable_region_at(RegionOperations& ops, uintptr_t address)
         return fail(EINVAL, "a clone is of a whole region: the address is not the start of one");
     if (r->is_immutable())
         return fail(EPERM, "an immutable region cannot be cloned (its mapping cannot change)");
-    if (!dynamic_cast<CowVMObject*>(&r->object()) && !dynamic_cast<memory::PrivateInodeVMObject*>(&r->object()))
-        return failf(EINVAL, "region '%s' is not clonable (map it with RegionFlags::Clonable; private file regions are "
-                             "clonable as they are)", r->name().c_str());
+    if (!dynamic_cast<CowVMObject*>(&r->object()) && !dynamic_cast<memory::PrivateInodeVMObject*>(&r->object())
+        && !dynamic_cast<memory::PurgeableVMObject*>(&r->object()))
+        return failf(EINVAL, "region '%s' is not clonable (map it with RegionFlags::Clonable; private file regions and "
+                             "purgeable regions are clonable as they are)", r->name().c_str());
     return r;
 }
 } // namespace
@@ -122,12 +125,16 @@ Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_vi
         TRY(Region::validate_name(std::string(name)));
     size_t size;
     bool committed;
+    bool purgeable;
     {
         std::lock_guard api(api_lock_);
         Region* r = TRY(clonable_region_at(ops_, address));
+        purgeable = dynamic_cast<memory::PurgeableVMObject*>(&r->object()) != nullptr;
         size = r->size();
         committed = r->is_committed();
     }
+    if (purgeable)
+        return purgeable_view(address, name, read_only);
     // The clone may come to hold a private copy of every page: that is
     // charged now, so that running out is ENOMEM here and never SIGBUS at a
     // write (a NoReserve source makes a NoReserve clone).
@@ -188,6 +195,63 @@ Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_vi
     return View { *mapped, source_serial, ops_.find(uintptr_t(*mapped))->serial() };
 }
 
+Result<CowRegions::View> CowRegions::purgeable_view(uintptr_t address, std::string_view name, bool read_only)
+{
+    // Purgeable memory is private anonymous memory: no other mapping can
+    // share its pages, so a clone copies them (its resident pages only).
+    // What a copy buys is isolation: volatility, purges and purged pages
+    // are each region's own (SerenityOS drops copy-on-write when a region
+    // turns volatile; here there is nothing shared to drop).
+    MapOptions o;
+    PurgedAccess mode;
+    std::function<bool(void*)> callback;
+    uint64_t serial;
+    {
+        std::lock_guard api(api_lock_);
+        Region* r = TRY(clonable_region_at(ops_, address));
+        auto* object = dynamic_cast<memory::PurgeableVMObject*>(&r->object());
+        if (!object)
+            return fail(ENOENT, "the region changed while the clone was being made");
+        o.size = r->size();
+        o.access = read_only ? Access::Read : r->access();
+        o.max_access = read_only ? Access::Read : r->max_access();
+        o.flags = r->flags();
+        o.name = name.empty() ? r->name() : std::string(name);
+        mode = object->purged_access();
+        callback = object->on_purged_access();
+        serial = r->serial();
+    }
+    // Allocated (and charged) like any purgeable region, without the API
+    // lock: the charge may purge.
+    void* at = TRY(purgeable_.allocate(o, mode, std::move(callback)));
+    std::lock_guard api(api_lock_);
+    auto undo = [&](Error e) -> Result<View> {
+        if (auto unmapped = mapper_.unmap(uintptr_t(at), o.size); !unmapped)
+            log::error("clone: unmapping a half-made clone of a purgeable region failed: {}", unmapped.error().message());
+        return std::unexpected(std::move(e));
+    };
+    Region* source = ops_.find(address);
+    if (!source || source->base() != address || source->serial() != serial)
+        return undo(Error(ENOENT, "the region was unmapped or split while the clone was being made"));
+    auto& object = static_cast<memory::PurgeableVMObject&>(source->object());
+    const size_t first = source->object_offset() / page_;
+    {
+        // No page is purged while it is copied; a purged page (its contents
+        // dropped, perhaps a SIGBUS marker in its place) is not copied: the
+        // clone reads zeros there, as the source does once set_nonvolatile
+        // has reported it.
+        std::lock_guard purge(purgeable_.purge_lock());
+        auto copied = copies_.copy_written(*source, uintptr_t(at), [&](size_t page) {
+            const auto v = object.volatility().get(first + page);
+            return v != memory::Volatility::Purged && v != memory::Volatility::Dropped && v != memory::Volatility::Purging;
+        });
+        if (!copied)
+            return undo(copied.error());
+    }
+    log::debug("{} {:#x}+{:#x} (a purgeable region) at {}", read_only ? "snapshot of" : "cloned", address, o.size, at);
+    return View { at, serial, ops_.find(uintptr_t(at))->serial() };
+}
+
 Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
 {
     std::lock_guard api(api_lock_);
@@ -208,6 +272,17 @@ Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
         if (!dynamic_cast<memory::PrivateInodeVMObject*>(&r->object()) || r->size() != s->size())
             return fail(EINVAL, "the region no longer matches its snapshot");
         return private_files_.rollback(*r, *s);
+    }
+    if (auto* purgeable = dynamic_cast<memory::PurgeableVMObject*>(&r->object())) {
+        if (!dynamic_cast<memory::PurgeableVMObject*>(&s->object()) || r->size() != s->size())
+            return fail(EINVAL, "the region no longer matches its snapshot");
+        // The region's own pages the snapshot lacks read zeros again; the
+        // snapshot's are written over the rest. Under the purge lock: a
+        // purge must not drop a page between the two steps.
+        (void)purgeable;
+        std::lock_guard purge(purgeable_.purge_lock());
+        TRY(copies_.drop_written(*r, s));
+        return copies_.copy_written(*s, r->base());
     }
     auto& target = static_cast<CowVMObject&>(s->object());
     if (&r->object() == &target && r->object_offset() == s->object_offset() && !target.overlaid()) {

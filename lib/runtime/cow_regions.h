@@ -78,6 +78,9 @@ private:
         uint64_t view;
     };
     Result<View> make_view(uintptr_t address, std::string_view name, bool read_only);
+    // make_view() of a purgeable region: a new purgeable region holding a
+    // copy of the source's resident pages (API lock not held).
+    Result<View> purgeable_view(uintptr_t address, std::string_view name, bool read_only);
     // Remaps every view of `object` MAP_PRIVATE (API lock held).
     Result<void> freeze(memory::CowVMObject& object);
     // A new frozen object holding `source`'s current contents (API lock held).
@@ -100,6 +103,7 @@ private:
         uint64_t source;
     };
     std::unordered_map<uint64_t, Snapshot> snapshots_;
+    PageCopies copies_;
     PrivateFileClones private_files_;
 };
 

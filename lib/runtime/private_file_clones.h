@@ -26,9 +26,8 @@
 
 #include "memory/objects/private_inode_vm_object.h"
 #include "memory/region.h"
-#include "os/features.h"
 #include "runtime/mapper.h"
-#include "uffd/userfaultfd.h"
+#include "runtime/page_copies.h"
 
 #include <faultline/result.h>
 
@@ -38,11 +37,9 @@ namespace faultline {
 
 class PrivateFileClones {
 public:
-    PrivateFileClones(Mapper& mapper, uffd::Userfaultfd& uffd, const os::FeatureSet& features, size_t page_size) noexcept
+    PrivateFileClones(Mapper& mapper, PageCopies& copies) noexcept
         : mapper_(mapper)
-        , uffd_(uffd)
-        , features_(features)
-        , page_(page_size)
+        , copies_(copies)
     {
     }
 
@@ -54,19 +51,8 @@ public:
     Result<void> rollback(memory::Region& region, const memory::Region& snapshot);
 
 private:
-    // Installs a copy of every written page of `from` at the same offset of
-    // the region at `to` (which has none of its own there).
-    Result<void> copy_written(const memory::Region& from, uintptr_t to);
-    // Drops every written page of `region` but those `except` (a region of
-    // the same size, may be null) has written at the same offset.
-    Result<void> drop_written(const memory::Region& region, const memory::Region* except);
-    // Writes one page at `to` through the mapping; false if it could not.
-    bool write_page(uintptr_t to, const char* from) const noexcept;
-
     Mapper& mapper_;
-    uffd::Userfaultfd& uffd_;
-    const os::FeatureSet& features_;
-    size_t page_;
+    PageCopies& copies_;
 };
 
 } // namespace faultline

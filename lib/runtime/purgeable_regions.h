@@ -69,6 +69,9 @@ public:
     // Runtime teardown, after the handler threads stopped.
     void stop() noexcept;
     void abandon() noexcept;
+    // The purger's lock: while it is held no page is purged (clones copy
+    // pages under it). Taken after the API lock.
+    std::mutex& purge_lock() noexcept { return purger_.lock(); }
     // Tests: the worker (nullptr before the first purgeable region).
     PurgeWorker* worker() noexcept { return active_.load(std::memory_order_acquire); }
 

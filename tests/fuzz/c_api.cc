@@ -412,7 +412,7 @@ void op_clone(Input& in)
             e.add(EINVAL);
         else if (p.immutable)
             e.add(EPERM);
-        else if (p.kind != Kind::Anonymous || !p.clonable)
+        else if (!((p.kind == Kind::Anonymous && p.clonable) || p.kind == Kind::Purgeable || p.kind == Kind::FilePrivate))
             e.add(EINVAL);
         first = (st.base - s.base) / kPage;
         count = st.size / kPage;
@@ -436,8 +436,15 @@ void op_clone(Input& in)
         Page& p = s.pages[to + i];
         p = Page {};
         p.mapped = true;
-        p.kind = Kind::Anonymous;
-        p.clonable = true;
+        // A clone of a purgeable region is purgeable and non-volatile; a
+        // page the source may have lost to a purge reads its bytes or zeros.
+        // A clone of a private file region shows the file where the source
+        // has no copy of its own.
+        p.kind = from.kind;
+        p.clonable = from.clonable;
+        p.file_page = from.file_page;
+        p.private_copy = from.private_copy;
+        p.maybe_zero = from.maybe_zero || (from.is_volatile && from.maybe_purged);
         p.access = snapshot ? R : from.access;
         p.max_access = snapshot ? R : from.max_access;
         p.was_writable = p.access & W;
@@ -514,6 +521,8 @@ void op_rollback(Input& in, uintptr_t picked)
         Page& p = s.pages[known->source + i];
         const Page& from = s.pages[known->snapshot + i];
         p.own = from.own ? std::make_unique<Bytes>(*from.own) : nullptr;
+        p.private_copy = from.private_copy;
+        p.maybe_zero = from.maybe_zero || (from.is_volatile && from.maybe_purged);
         p.epoch = ++s.epoch; // the region may be a new one now
         check_page(known->source + i);
         check_page(known->snapshot + i);

@@ -40,6 +40,7 @@ public:
     void sigbus_raised(const FaultContext&) noexcept override;
 
     PurgedAccess purged_access() const noexcept { return mode_; }
+    const std::function<bool(void*)>& on_purged_access() const noexcept { return on_purged_access_; }
     // Worker thread: the user's verdict on a touch of purged page `page`.
     bool ask_purged_access(void* page) const;
 
