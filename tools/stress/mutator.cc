@@ -45,7 +45,7 @@ struct Column {
 };
 
 struct Table {
-    Column empty, hot, cold, hot_file, cold_file;
+    Column empty, hot, cold, hot_file, cold_file, cow, snapshot;
 };
 
 const Table& table()
@@ -63,10 +63,15 @@ const Table& table()
             t.cold.add(op.weights.cold, op.run);
             t.hot_file.add(op.weights.hot_file, op.run);
             t.cold_file.add(op.weights.cold_file, op.run);
+            t.cow.add(op.weights.cow, op.run);
+            t.snapshot.add(op.weights.snapshot, op.run);
         }
-        if (!t.empty.total || !t.hot.total || !t.cold.total || !t.hot_file.total || !t.cold_file.total) {
-            std::fprintf(stderr, "stress: no operation for some state of a slot (empty %u, hot %u, cold %u, hot file %u, cold file %u)\n",
-                t.empty.total, t.hot.total, t.cold.total, t.hot_file.total, t.cold_file.total);
+        if (!t.empty.total || !t.hot.total || !t.cold.total || !t.hot_file.total || !t.cold_file.total || !t.cow.total
+            || !t.snapshot.total) {
+            std::fprintf(stderr,
+                "stress: no operation for some state of a slot (empty %u, hot %u, cold %u, hot file %u, cold file %u, cow %u, "
+                "snapshot %u)\n",
+                t.empty.total, t.hot.total, t.cold.total, t.hot_file.total, t.cold_file.total, t.cow.total, t.snapshot.total);
             std::exit(2);
         }
         return t;
@@ -126,6 +131,10 @@ void Mutator::operate(unsigned si, Slot& s)
     const bool file = is_file(kind(s));
     if (!s.live.load(std::memory_order_relaxed))
         t.empty.run(*this, rng_, si, s);
+    else if (kind(s) == Kind::Cow)
+        t.cow.run(*this, rng_, si, s);
+    else if (kind(s) == Kind::Snapshot)
+        t.snapshot.run(*this, rng_, si, s);
     else if (si < kHotSlots)
         (file ? t.hot_file : t.hot).run(*this, rng_, si, s);
     else
@@ -198,6 +207,14 @@ uint32_t Mutator::publish(Slot& s, unsigned si, const Mapping& m)
     s.purgeable = m.purgeable;
     s.max_access = m.max_access == Access::None ? m.access : m.max_access;
     s.last_base = m.base;
+    // A new region: copy-on-write operations set what else they need after
+    // publishing (mutator/cow_view.cc).
+    s.region_id = w_.next_region_id.fetch_add(1);
+    s.frozen = false;
+    s.clone_depth = 0;
+    s.snapshot_of = 0;
+    s.snapshot_of_id = 0;
+    s.snapshots.clear();
     s.live.store(true, std::memory_order_relaxed);
     return inc;
 }
