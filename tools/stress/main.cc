@@ -108,6 +108,32 @@ struct Totals {
     uint64_t cow_bytes = 0;
 };
 
+// The phase in progress, for the watchdog's report (describe_address).
+std::atomic<World*> g_world { nullptr };
+
+// Which slot holds `address`, from the slots' published state only (the
+// hung thread may hold the model's lock).
+void describe_address(uintptr_t address, char* out, size_t len)
+{
+    World* w = g_world.load();
+    if (!w)
+        return;
+    static constexpr const char* kKinds[] = { "anonymous", "shared file", "private file", "clonable or clone", "snapshot" };
+    for (unsigned si = 0; si < w->opt.slots; ++si) {
+        const Slot& s = w->slots[si];
+        const uintptr_t base = s.base.load();
+        const unsigned n = s.npages.load();
+        if (address < base || address >= base + size_t(n) * w->page)
+            continue;
+        const unsigned p = unsigned((address - base) / w->page);
+        const PageView v = unpack(s.pages[std::min(p, kMaxPages - 1)].load());
+        std::snprintf(out, len, "(slot %u page %u of %u: %s, %s, %s, sequence %s)", si, p, n, kKinds[unsigned(s.kind.load()) % 5],
+            v.mapped ? access_name(v.access) : "unmapped", s.live.load() ? "live" : "empty", s.seq.load() & 1 ? "odd" : "even");
+        return;
+    }
+    std::snprintf(out, len, "(in no slot)");
+}
+
 void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phases, double seconds, Activity* activities,
     Totals& totals)
 {
@@ -144,6 +170,8 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
     {
         World w(opt, *rt, files);
         w.activities = activities;
+        g_world.store(&w);
+        set_address_describer(describe_address);
         set_guarded_arena(w.arena_lo, w.arena_hi);
         const uint64_t failures_before = g_failures.load();
 
@@ -211,6 +239,8 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
         if (const unsigned left = count_cow_memfds())
             failure("after unmapping everything: %u memfd(s) of Clonable regions, clones or snapshots are still open", left);
 
+        set_address_describer(nullptr);
+        g_world.store(nullptr);
         const RuntimeStats st = rt->stats();
         uint64_t bytes = w.mutator_bytes_verified.load() + sweep_bytes, visits = 0, stable = 0, segv = 0;
         for (auto& a : w.accessors) {
