@@ -325,6 +325,8 @@ int main(int argc, char** argv)
 
     std::printf("stress: %.0f s in %u phase(s), %u accessor threads, %u mutator threads, %u slots, watchdog %.1f s, seed %llu\n",
         opt.seconds, phases, opt.threads, opt.mutators, opt.slots, opt.watchdog_seconds, (unsigned long long)opt.seed);
+    for (const std::string& name : opt.skip)
+        std::printf("stress: skipping operation '%s' (--skip)\n", name.c_str());
     std::fflush(stdout);
 
     Totals totals;

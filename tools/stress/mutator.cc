@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include <pthread.h>
@@ -48,14 +49,23 @@ struct Table {
     Column empty, hot, cold, hot_file, cold_file, cow, snapshot;
 };
 
-const Table& table()
+// Built once, by the first mutator (on the main thread); `skip` names
+// operations left out (Options::skip), each of which must exist.
+const Table& table(const std::vector<std::string>& skip = {})
 {
-    static const Table t = [] {
+    static const Table t = [&] {
         // Sorted by name, so that the draw does not depend on the order in
         // which the linker runs the files' initialisers: a seed then picks
         // the same operations in every build.
         std::vector<Operation> ops = registry();
         std::sort(ops.begin(), ops.end(), [](const Operation& a, const Operation& b) { return std::strcmp(a.name, b.name) < 0; });
+        for (const std::string& name : skip) {
+            if (std::none_of(ops.begin(), ops.end(), [&](const Operation& op) { return name == op.name; })) {
+                std::fprintf(stderr, "stress: --skip: no operation '%s'\n", name.c_str());
+                std::exit(2);
+            }
+        }
+        std::erase_if(ops, [&](const Operation& op) { return std::find(skip.begin(), skip.end(), op.name) != skip.end(); });
         Table t;
         for (const Operation& op : ops) {
             t.empty.add(op.weights.empty, op.run);
@@ -100,7 +110,7 @@ Mutator::Mutator(World& w, unsigned index, uint64_t seed, Activity& activity)
     , buf_(w.words)
 {
     std::snprintf(who_, sizeof who_, "mutator %u", index);
-    (void)table(); // built by the first mutator, on the main thread
+    (void)table(w.opt.skip); // built by the first mutator, on the main thread
 }
 
 void Mutator::run()
