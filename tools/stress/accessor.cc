@@ -174,11 +174,11 @@ private:
                 o.read = true;
                 o.read_ok = guarded_read(words, out, o.spans, o.nspans);
                 act_.end();
-                // What the untouched words of a file page hold, read before
-                // the closing sequence check like everything it is checked
-                // against (the shadow changes only while the slot changes).
-                if (is_file(kind)) {
-                    const uint64_t* shadow = w_.shadow_page(si, o.vpage);
+                // What the untouched words of a file or copy-on-write page
+                // hold, read before the closing sequence check like
+                // everything it is checked against (the shadows change only
+                // while the slot changes).
+                if (const uint64_t* shadow = w_.untouched_page(si, kind, first, p)) {
                     uint64_t* u = untouched_.data() + size_t(count - 1) * w_.words;
                     for (unsigned k = 0; k < o.nspans; ++k)
                         for (size_t j = o.spans[k].lo; j < o.spans[k].hi; j += o.spans[k].stride)
@@ -244,7 +244,7 @@ private:
             if (o.read && o.read_ok) {
                 const uint64_t* data = buf_.data() + size_t(i) * w_.words;
                 const PageKey key { si, inc, o.page, o.vpage, is_file(kind),
-                    is_file(kind) ? untouched_.data() + size_t(i) * w_.words : nullptr };
+                    (is_file(kind) || is_cow(kind)) ? untouched_.data() + size_t(i) * w_.words : nullptr };
                 verify_words(w_, data, o.spans, o.nspans, key, o.address, o.view,
                     [&](unsigned owner, uint64_t* base_out) {
                         if (owner != t_ || !o.own_exact)

@@ -7,9 +7,10 @@
 //                    [--first-phase N]
 //
 // Accessor threads (32 by default) read and write pages of many regions —
-// anonymous ones, and shared and private file regions of a file per slot —
-// while mutator threads map, unmap, split, protect, discard, rename, sync
-// and seal those regions. Every word an accessor reads is checked against a
+// anonymous ones, shared and private file regions of a file per slot, and
+// Clonable regions with their clones and snapshots — while mutator threads
+// map, unmap, split, protect, discard, rename, sync, seal, clone, snapshot
+// and roll back those regions. Every word an accessor reads is checked against a
 // model of what the page must hold; a watchdog fails the run when any access
 // or API call takes longer than a few seconds; and the run is split into
 // phases that each use a fresh Runtime with a different configuration
@@ -29,10 +30,13 @@
 //   mutator.{h,cc}       the mutator loop, the table of operations, and the
 //                        pick / check / change / verify steps they share
 //   mutator/*.cc         one file per operation, each adding itself to the table
+//   cow_view.{h,cc}      the steps clone, snapshot and rollback share, and
+//                        how writes racing a clone are judged
 //   util.{h,cc}          the clock, random numbers, failure reports, names
 //
 // The tool uses only the public API (<faultline/runtime.h>).
 #include "accessor.h"
+#include "cow_view.h"
 #include "model.h"
 #include "mutator.h"
 #include "options.h"
@@ -96,7 +100,39 @@ struct Totals {
     uint64_t visits = 0;
     uint64_t stable_visits = 0;
     uint64_t segv = 0;
+    uint64_t clones = 0;
+    uint64_t snapshots = 0;
+    uint64_t racing_views = 0;
+    uint64_t rollbacks = 0;
+    uint64_t cow_refusals = 0;
+    uint64_t cow_bytes = 0;
 };
+
+// The phase in progress, for the watchdog's report (describe_address).
+std::atomic<World*> g_world { nullptr };
+
+// Which slot holds `address`, from the slots' published state only (the
+// hung thread may hold the model's lock).
+void describe_address(uintptr_t address, char* out, size_t len)
+{
+    World* w = g_world.load();
+    if (!w)
+        return;
+    static constexpr const char* kKinds[] = { "anonymous", "shared file", "private file", "clonable or clone", "snapshot" };
+    for (unsigned si = 0; si < w->opt.slots; ++si) {
+        const Slot& s = w->slots[si];
+        const uintptr_t base = s.base.load();
+        const unsigned n = s.npages.load();
+        if (address < base || address >= base + size_t(n) * w->page)
+            continue;
+        const unsigned p = unsigned((address - base) / w->page);
+        const PageView v = unpack(s.pages[std::min(p, kMaxPages - 1)].load());
+        std::snprintf(out, len, "(slot %u page %u of %u: %s, %s, %s, sequence %s)", si, p, n, kKinds[unsigned(s.kind.load()) % 5],
+            v.mapped ? access_name(v.access) : "unmapped", s.live.load() ? "live" : "empty", s.seq.load() & 1 ? "odd" : "even");
+        return;
+    }
+    std::snprintf(out, len, "(in no slot)");
+}
 
 void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phases, double seconds, Activity* activities,
     Totals& totals)
@@ -134,6 +170,8 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
     {
         World w(opt, *rt, files);
         w.activities = activities;
+        g_world.store(&w);
+        set_address_describer(describe_address);
         set_guarded_arena(w.arena_lo, w.arena_hi);
         const uint64_t failures_before = g_failures.load();
 
@@ -170,11 +208,16 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
         main_activity.end();
         const double elapsed = double(now_ns() - start) / 1e9;
 
-        // How many of the slots left holding something hold a file region.
-        unsigned live = 0, file_live = 0;
+        // How many of the slots left holding something hold a file region,
+        // and how many a copy-on-write region (a snapshot).
+        unsigned live = 0, file_live = 0, cow_live = 0, snapshot_live = 0;
         for (unsigned si = 0; si < opt.slots; ++si) {
-            live += w.slots[si].live.load();
-            file_live += w.slots[si].live.load() && is_file(w.slots[si].kind.load());
+            const bool l = w.slots[si].live.load();
+            const Kind k = w.slots[si].kind.load();
+            live += l;
+            file_live += l && is_file(k);
+            cow_live += l && is_cow(k);
+            snapshot_live += l && k == Kind::Snapshot;
         }
         main_activity.begin("final sweep", 0);
         uint64_t sweep_bytes = final_sweep(w);
@@ -190,7 +233,14 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
         main_activity.begin("checking tables", 0);
         check_tables(w, "after unmapping everything");
         main_activity.end();
+        // Every clone, snapshot and Clonable region is unmapped now (none is
+        // ever sealed): the frozen objects must be gone with their last view
+        // (docs/cow.md, "Memory"). check_tables has checked their commit.
+        if (const unsigned left = count_cow_memfds())
+            failure("after unmapping everything: %u memfd(s) of Clonable regions, clones or snapshots are still open", left);
 
+        set_address_describer(nullptr);
+        g_world.store(nullptr);
         const RuntimeStats st = rt->stats();
         uint64_t bytes = w.mutator_bytes_verified.load() + sweep_bytes, visits = 0, stable = 0, segv = 0;
         for (auto& a : w.accessors) {
@@ -210,6 +260,13 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
             (unsigned long long)w.checked_syncs.load(), (unsigned long long)w.purged_pages.load(),
             (unsigned long long)st.swapped_out, (unsigned long long)st.swapped_in,
             (unsigned long long)(g_failures.load() - failures_before));
+        std::printf("stress: phase %u/%u: copy-on-write: %llu clonable maps, %llu clones, %llu snapshots (%llu of them racing writers, "
+                    "%llu words written during the call), %llu rollbacks, %llu bad calls refused, %llu clone/snapshot/rollback bytes "
+                    "verified, clone depth up to %u, chain depth up to %u (copy-on-write regions in %u slots at the end, %u snapshots)\n",
+            phase + 1, phases, (unsigned long long)w.clonable_maps.load(), (unsigned long long)w.clones.load(),
+            (unsigned long long)w.snapshots.load(), (unsigned long long)w.racing_views.load(), (unsigned long long)w.racing_words.load(),
+            (unsigned long long)w.rollbacks.load(), (unsigned long long)w.cow_refusals.load(),
+            (unsigned long long)w.cow_bytes_verified.load(), w.max_clone_depth.load(), w.max_chain_depth.load(), cow_live, snapshot_live);
         std::fflush(stdout);
         totals.seconds += elapsed;
         totals.ops += w.ops.load();
@@ -219,6 +276,12 @@ void run_phase(const Options& opt, FileSet& files, unsigned phase, unsigned phas
         totals.visits += visits;
         totals.stable_visits += stable;
         totals.segv += segv;
+        totals.clones += w.clones.load();
+        totals.snapshots += w.snapshots.load();
+        totals.racing_views += w.racing_views.load();
+        totals.rollbacks += w.rollbacks.load();
+        totals.cow_refusals += w.cow_refusals.load();
+        totals.cow_bytes += w.cow_bytes_verified.load();
     }
 
     // Destroying the runtime unmaps what is left (the immutable regions stay,
@@ -262,6 +325,8 @@ int main(int argc, char** argv)
 
     std::printf("stress: %.0f s in %u phase(s), %u accessor threads, %u mutator threads, %u slots, watchdog %.1f s, seed %llu\n",
         opt.seconds, phases, opt.threads, opt.mutators, opt.slots, opt.watchdog_seconds, (unsigned long long)opt.seed);
+    for (const std::string& name : opt.skip)
+        std::printf("stress: skipping operation '%s' (--skip)\n", name.c_str());
     std::fflush(stdout);
 
     Totals totals;
@@ -272,8 +337,11 @@ int main(int argc, char** argv)
     watchdog.join();
 
     const uint64_t failures = g_failures.load();
-    std::printf("stress: %.0f s, %llu operations, %llu faults served, %llu bytes verified, %llu failures\n", totals.seconds,
-        (unsigned long long)totals.ops, (unsigned long long)totals.faults, (unsigned long long)totals.bytes,
+    std::printf("stress: %.0f s, %llu operations, %llu faults served, %llu bytes verified, %llu clones, %llu snapshots "
+                "(%llu racing writers), %llu rollbacks, %llu bad copy-on-write calls refused, %llu clone bytes verified, %llu failures\n",
+        totals.seconds, (unsigned long long)totals.ops, (unsigned long long)totals.faults, (unsigned long long)totals.bytes,
+        (unsigned long long)totals.clones, (unsigned long long)totals.snapshots, (unsigned long long)totals.racing_views,
+        (unsigned long long)totals.rollbacks, (unsigned long long)totals.cow_refusals, (unsigned long long)totals.cow_bytes,
         (unsigned long long)failures);
     return failures ? 1 : 0;
 }

@@ -64,7 +64,7 @@ uint64_t final_sweep(World& w)
                 continue;
             }
             const unsigned vpage = value_page(kind, first, p);
-            const PageKey key { si, s.incarnation.load(), p, vpage, is_file(kind), is_file(kind) ? w.shadow_page(si, vpage) : nullptr };
+            const PageKey key { si, s.incarnation.load(), p, vpage, is_file(kind), w.untouched_page(si, kind, first, p) };
             const size_t record = record_index(si, kind, first, p);
             verify_page(w, buf.data(), key, a, v,
                 [&](unsigned owner, uint64_t* expected) { return known_exactly(w, owner, record, v.zero_id, expected); },

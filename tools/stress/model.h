@@ -50,6 +50,20 @@
 // must be in the file when the next map reads it or a checked sync has
 // written it. A private file region's pages get fresh zero_ids, like
 // anonymous ones, and its writes must never reach the file.
+//
+// Copy-on-write
+// -------------
+// A slot may hold a Clonable region or a clone of one (Kind::Cow), or a
+// snapshot (Kind::Snapshot, read-only). Their "untouched" words are not
+// zeros but what the region held when it came to be: kept per slot and page
+// in a second shadow (cow_shadow), filled with zeros by map_clonable and
+// with the words the mutator read from the new region by clone and snapshot
+// (after checking them against the source: mutator/cow_view.h says how
+// writes racing the clone are judged), and replaced by the snapshot's words
+// on rollback. It changes only while the slot's sequence is odd. Values
+// written carry the slot that wrote them, so a write to a clone seen in its
+// source (or the other way round) is neither untouched nor plausible there:
+// the two sides' divergence is checked by every read of either.
 #pragma once
 
 #include "files.h"
@@ -103,9 +117,11 @@ inline bool plausible(uint64_t v, unsigned slot, uint32_t incarnation, unsigned 
 std::string describe_value(uint64_t v);
 
 // What a slot holds (published with the rest of its state).
-enum class Kind : uint8_t { Anonymous, SharedFile, PrivateFile };
+enum class Kind : uint8_t { Anonymous, SharedFile, PrivateFile, Cow, Snapshot };
 
-inline bool is_file(Kind k) { return k != Kind::Anonymous; }
+inline bool is_file(Kind k) { return k == Kind::SharedFile || k == Kind::PrivateFile; }
+// A Clonable region, a clone, or a snapshot: untouched words in cow_shadow.
+inline bool is_cow(Kind k) { return k == Kind::Cow || k == Kind::Snapshot; }
 
 // The page field of the values written to slot page p: the page itself, or
 // for a file region the file page (`first` is the file page of slot page 0;
@@ -165,6 +181,15 @@ struct Slot {
     uint8_t been_writable[kMaxPages] = {};
     uint8_t been_executable[kMaxPages] = {};
     uint8_t name[kMaxPages] = {};
+    // Copy-on-write (mutator/cow_view.h). region_id names the mapping the
+    // runtime knows as one region: new with every map, kept by a rollback,
+    // so a snapshot belongs to (snapshot_of, snapshot_of_id).
+    uint64_t region_id = 0;
+    bool frozen = false;                // cloned or snapshotted, or a clone: the runtime's object kind is "cow"
+    unsigned clone_depth = 0;           // clones between this region and a mapped one (the model's, for the report)
+    unsigned snapshot_of = 0;           // Kind::Snapshot: the slot it was taken of...
+    uint64_t snapshot_of_id = 0;        // ...and that slot's region then
+    std::vector<unsigned> snapshots;    // slots that held snapshots of this region when they were taken (may be stale)
 };
 
 // The sequence lock, writer side: odd while the slot changes. (The reader
@@ -225,6 +250,18 @@ struct World {
     std::atomic<uint64_t> file_maps { 0 };
     std::atomic<uint64_t> checked_syncs { 0 };
     std::atomic<uint64_t> purged_pages { 0 }; // pages set_nonvolatile reported purged (mutator/volatility.cc)
+    // Copy-on-write (mutator/cow_view.h, rollback.cc, cow_refusals.cc).
+    std::atomic<uint64_t> clonable_maps { 0 };
+    std::atomic<uint64_t> clones { 0 };
+    std::atomic<uint64_t> snapshots { 0 };
+    std::atomic<uint64_t> racing_views { 0 };     // clones and snapshots taken while accessors wrote the source
+    std::atomic<uint64_t> racing_words { 0 };     // words of those that a writer changed during the call
+    std::atomic<uint64_t> rollbacks { 0 };
+    std::atomic<uint64_t> cow_refusals { 0 };     // bad copy-on-write calls refused as documented
+    std::atomic<uint64_t> cow_bytes_verified { 0 }; // clone, snapshot and rollback bytes the mutators checked
+    std::atomic<unsigned> max_chain_depth { 0 };  // the largest chain_depth region_stats reported
+    std::atomic<unsigned> max_clone_depth { 0 };  // the model's longest line of clones of clones
+    std::atomic<uint64_t> next_region_id { 1 };
     uint64_t file_ids = 0; // file_zero_id(0, 0)
 
     // The files' contents as read when their slot's region was mapped:
@@ -232,6 +269,9 @@ struct World {
     // (sequence odd), read by everyone: every access goes through shadow_load
     // and shadow_store. Allocated whole, resident only where used.
     std::unique_ptr<uint64_t[]> shadow;
+    // Copy-on-write slots' untouched words: [slot][page][word] (see the top
+    // of the file), accessed like `shadow`.
+    std::unique_ptr<uint64_t[]> cow_shadow;
 
     World(const Options& o, Runtime& r, FileSet& f)
         : opt(o)
@@ -244,6 +284,7 @@ struct World {
         , slots(new Slot[o.slots])
         , activities(nullptr)
         , shadow(new uint64_t[size_t(o.slots) * kMaxPages * words])
+        , cow_shadow(new uint64_t[size_t(o.slots) * kMaxPages * words])
     {
         for (unsigned t = 0; t < o.threads; ++t) {
             accessors.push_back(std::make_unique<AccessorState>());
@@ -259,6 +300,14 @@ struct World {
     uint64_t* shadow_page(unsigned slot, unsigned file_page) const
     {
         return shadow.get() + (size_t(slot) * kMaxPages + file_page) * words;
+    }
+    uint64_t* cow_shadow_page(unsigned slot, unsigned page) const { return cow_shadow.get() + (size_t(slot) * kMaxPages + page) * words; }
+    // What slot page p's untouched words hold: nullptr for zeros (anonymous
+    // memory), else the file's shadow (at the file page, value_page) or the
+    // copy-on-write shadow.
+    const uint64_t* untouched_page(unsigned slot, Kind k, unsigned first, unsigned p) const
+    {
+        return is_file(k) ? shadow_page(slot, value_page(k, first, p)) : is_cow(k) ? cow_shadow_page(slot, p) : nullptr;
     }
 };
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include <pthread.h>
@@ -45,17 +46,26 @@ struct Column {
 };
 
 struct Table {
-    Column empty, hot, cold, hot_file, cold_file;
+    Column empty, hot, cold, hot_file, cold_file, cow, snapshot;
 };
 
-const Table& table()
+// Built once, by the first mutator (on the main thread); `skip` names
+// operations left out (Options::skip), each of which must exist.
+const Table& table(const std::vector<std::string>& skip = {})
 {
-    static const Table t = [] {
+    static const Table t = [&] {
         // Sorted by name, so that the draw does not depend on the order in
         // which the linker runs the files' initialisers: a seed then picks
         // the same operations in every build.
         std::vector<Operation> ops = registry();
         std::sort(ops.begin(), ops.end(), [](const Operation& a, const Operation& b) { return std::strcmp(a.name, b.name) < 0; });
+        for (const std::string& name : skip) {
+            if (std::none_of(ops.begin(), ops.end(), [&](const Operation& op) { return name == op.name; })) {
+                std::fprintf(stderr, "stress: --skip: no operation '%s'\n", name.c_str());
+                std::exit(2);
+            }
+        }
+        std::erase_if(ops, [&](const Operation& op) { return std::find(skip.begin(), skip.end(), op.name) != skip.end(); });
         Table t;
         for (const Operation& op : ops) {
             t.empty.add(op.weights.empty, op.run);
@@ -63,10 +73,15 @@ const Table& table()
             t.cold.add(op.weights.cold, op.run);
             t.hot_file.add(op.weights.hot_file, op.run);
             t.cold_file.add(op.weights.cold_file, op.run);
+            t.cow.add(op.weights.cow, op.run);
+            t.snapshot.add(op.weights.snapshot, op.run);
         }
-        if (!t.empty.total || !t.hot.total || !t.cold.total || !t.hot_file.total || !t.cold_file.total) {
-            std::fprintf(stderr, "stress: no operation for some state of a slot (empty %u, hot %u, cold %u, hot file %u, cold file %u)\n",
-                t.empty.total, t.hot.total, t.cold.total, t.hot_file.total, t.cold_file.total);
+        if (!t.empty.total || !t.hot.total || !t.cold.total || !t.hot_file.total || !t.cold_file.total || !t.cow.total
+            || !t.snapshot.total) {
+            std::fprintf(stderr,
+                "stress: no operation for some state of a slot (empty %u, hot %u, cold %u, hot file %u, cold file %u, cow %u, "
+                "snapshot %u)\n",
+                t.empty.total, t.hot.total, t.cold.total, t.hot_file.total, t.cold_file.total, t.cow.total, t.snapshot.total);
             std::exit(2);
         }
         return t;
@@ -95,7 +110,7 @@ Mutator::Mutator(World& w, unsigned index, uint64_t seed, Activity& activity)
     , buf_(w.words)
 {
     std::snprintf(who_, sizeof who_, "mutator %u", index);
-    (void)table(); // built by the first mutator, on the main thread
+    (void)table(w.opt.skip); // built by the first mutator, on the main thread
 }
 
 void Mutator::run()
@@ -126,6 +141,10 @@ void Mutator::operate(unsigned si, Slot& s)
     const bool file = is_file(kind(s));
     if (!s.live.load(std::memory_order_relaxed))
         t.empty.run(*this, rng_, si, s);
+    else if (kind(s) == Kind::Cow)
+        t.cow.run(*this, rng_, si, s);
+    else if (kind(s) == Kind::Snapshot)
+        t.snapshot.run(*this, rng_, si, s);
     else if (si < kHotSlots)
         (file ? t.hot_file : t.hot).run(*this, rng_, si, s);
     else
@@ -198,6 +217,14 @@ uint32_t Mutator::publish(Slot& s, unsigned si, const Mapping& m)
     s.purgeable = m.purgeable;
     s.max_access = m.max_access == Access::None ? m.access : m.max_access;
     s.last_base = m.base;
+    // A new region: copy-on-write operations set what else they need after
+    // publishing (mutator/cow_view.cc).
+    s.region_id = w_.next_region_id.fetch_add(1);
+    s.frozen = false;
+    s.clone_depth = 0;
+    s.snapshot_of = 0;
+    s.snapshot_of_id = 0;
+    s.snapshots.clear();
     s.live.store(true, std::memory_order_relaxed);
     return inc;
 }

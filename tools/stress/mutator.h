@@ -91,8 +91,7 @@ public:
     {
         const Kind k = kind(s);
         const unsigned vpage = value_page(k, first(s), p);
-        return { si, s.incarnation.load(std::memory_order_relaxed), p, vpage, is_file(k),
-            is_file(k) ? w_.shadow_page(si, vpage) : nullptr };
+        return { si, s.incarnation.load(std::memory_order_relaxed), p, vpage, is_file(k), w_.untouched_page(si, k, first(s), p) };
     }
     size_t record(unsigned si, const Slot& s, unsigned p) const { return record_index(si, kind(s), first(s), p); }
 
@@ -305,6 +304,8 @@ struct Weights {
     unsigned cold = 0;      // any other slot holding an anonymous mapping
     unsigned hot_file = 0;  // a hot slot holding a file region
     unsigned cold_file = 0; // any other slot holding a file region
+    unsigned cow = 0;       // a slot holding a Clonable region or a clone (any slot: clones land in hot ones too)
+    unsigned snapshot = 0;  // a slot holding a snapshot
 };
 
 struct Operation {

@@ -3,6 +3,7 @@
 
 #include "model.h" // kHotSlots: --slots must cover the hot slots
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,7 +23,7 @@ namespace {
     std::fprintf(stderr,
         "usage: faultline-stress [SECONDS] [--threads N] [--mutators N] [--slots N]\n"
         "                        [--seed N] [--handler-threads N] [--phases N] [--watchdog SECONDS]\n"
-        "                        [--accessor-nice N] [--first-phase N]\n");
+        "                        [--accessor-nice N] [--first-phase N] [--skip OPERATION[,OPERATION...]]\n");
     std::exit(2);
 }
 
@@ -83,7 +84,15 @@ Options parse_options(int argc, char** argv)
             o.accessor_nice = int(parse_number(value(), "--accessor-nice", 0, 19));
         else if (a == "--first-phase")
             o.first_phase = unsigned(parse_number(value(), "--first-phase", 1, 5));
-        else if (!a.empty() && a[0] != '-' && !have_seconds) {
+        else if (a == "--skip") {
+            std::string list = value();
+            for (size_t at = 0; at <= list.size();) {
+                const size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at)
+                    o.skip.push_back(list.substr(at, comma - at));
+                at = comma + 1;
+            }
+        } else if (!a.empty() && a[0] != '-' && !have_seconds) {
             o.seconds = parse_seconds(a.c_str(), "SECONDS");
             have_seconds = true;
         } else

@@ -51,8 +51,13 @@ const char* errno_name(int e);
 inline bool readable(Access a) { return a != Access::None; }
 inline bool writable(Access a) { return has(a, Access::Write); }
 
-// Region names the mutators give; index 0 is "no name".
-constexpr const char* kNames[] = { "", "stress", "stress-a", "stress-b", "x", "stress-a-rather-longer-name-0123456789" };
-constexpr unsigned kNameCount = sizeof kNames / sizeof kNames[0];
+// Region names the mutators give; index 0 is "no name". The first
+// kNameCount are drawn at random; the last is only ever given to Clonable
+// regions (mutator/map_clonable.cc), whose memfds are named after them, so
+// that the memfds left behind after every clone is unmapped can be counted
+// (main.cc).
+constexpr const char* kNames[] = { "", "stress", "stress-a", "stress-b", "x", "stress-a-rather-longer-name-0123456789", "stress-cow" };
+constexpr unsigned kNameCount = sizeof kNames / sizeof kNames[0] - 1;
+constexpr unsigned kCowName = kNameCount;
 
 } // namespace stress

@@ -10,6 +10,23 @@
 
 namespace stress {
 
+namespace {
+
+std::atomic<DescribeAddress> g_describe { nullptr };
+
+void report(const Activity& a, int64_t now, const char* prefix)
+{
+    char where[256] = "";
+    if (DescribeAddress d = g_describe.load(); d && a.address.load())
+        d(a.address.load(), where, sizeof where);
+    std::fprintf(stderr, "%s%s has been in '%s' at %#lx%s%s for %.1f s\n", prefix, a.label, a.what.load(),
+        (unsigned long)a.address.load(), where[0] ? " " : "", where, double(now - a.since.load()) / 1e9);
+}
+
+} // namespace
+
+void set_address_describer(DescribeAddress describe) { g_describe.store(describe); }
+
 void run_watchdog(Activity* activities, unsigned count, int64_t limit_ns, const std::atomic<bool>* finished)
 {
     pthread_setname_np(pthread_self(), "stress-watchdog");
@@ -24,6 +41,10 @@ void run_watchdog(Activity* activities, unsigned count, int64_t limit_ns, const 
             std::fprintf(stderr,
                 "stress: FAIL: WATCHDOG: %s has been in '%s' at %#lx for %.1f s (limit %.1f s); stopping the run\n",
                 a.label, a.what.load(), (unsigned long)a.address.load(), double(now - since) / 1e9, double(limit_ns) / 1e9);
+            report(a, now, "stress: WATCHDOG: ");
+            for (unsigned j = 0; j < count; ++j)
+                if (j != i && activities[j].since.load(std::memory_order_acquire))
+                    report(activities[j], now, "stress: WATCHDOG:   meanwhile ");
             std::fprintf(stderr, "stress: FAILED (watchdog)\n");
             std::fflush(stderr);
             _exit(1);

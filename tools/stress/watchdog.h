@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace stress {
@@ -29,8 +30,16 @@ struct alignas(64) Activity {
     void end() { since.store(0, std::memory_order_release); }
 };
 
+// What the model knows of an address (the slot holding it), for the
+// watchdog's report: set by main.cc for the phase in progress, cleared
+// between phases. Must not block: the thread that hung may hold any lock.
+using DescribeAddress = void (*)(uintptr_t address, char* out, size_t len);
+void set_address_describer(DescribeAddress describe);
+
 // The watchdog thread's body: checks `activities` every 100 ms until
-// `finished` is set.
+// `finished` is set. When one hangs it also prints every other activity in
+// progress (a mutator in a grace period, say, names what the hung access
+// waits behind).
 void run_watchdog(Activity* activities, unsigned count, int64_t limit_ns, const std::atomic<bool>* finished);
 
 } // namespace stress

@@ -2,7 +2,8 @@
 // back as the model says: zeros for anonymous memory; for a shared file
 // region, what it held (its pages are the file's: nothing may be lost); for
 // a private file region, the file's contents again (docs/api.md: its
-// written pages are dropped and the next touch reads the file).
+// written pages are dropped and the next touch reads the file); zeros for a
+// Clonable region or clone too, whatever it was cloned with (docs/cow.md).
 #include "mutator.h"
 
 #include <cerrno>
@@ -37,6 +38,14 @@ void discard(Mutator& m, unsigned si, Slot& s)
                     v.zero_id = w.new_zero_id();
                     m.set_view(s, p, v);
                 }
+                // A copy-on-write page reads zeros, not what it was cloned
+                // with (docs/cow.md: the range is mapped over with fresh
+                // memory), so its untouched words are zeros from now on.
+                if (kind == Kind::Cow) {
+                    uint64_t* shadow = w.cow_shadow_page(si, p);
+                    for (size_t i = 0; i < w.words; ++i)
+                        shadow_store(shadow + i, 0);
+                }
                 if (!checked || !readable(v.access))
                     continue;
                 const uintptr_t q = m.address(s, p);
@@ -57,7 +66,7 @@ void discard(Mutator& m, unsigned si, Slot& s)
                         *base = 0; // untouched: zeros, or the file's contents
                         return true;
                     },
-                    kind == Kind::Anonymous      ? "read after discard (must be zeros)"
+                    kind == Kind::Anonymous || kind == Kind::Cow ? "read after discard (must be zeros)"
                         : kind == Kind::SharedFile ? "read after discard of a shared file page (must keep its contents)"
                                                    : "read after discard of a private file page (must be the file's contents)");
                 w.mutator_bytes_verified.fetch_add(w.page, std::memory_order_relaxed);
@@ -65,7 +74,7 @@ void discard(Mutator& m, unsigned si, Slot& s)
         });
 }
 
-const RegisterOperation registered { { "discard", { .hot = 40, .cold = 24, .hot_file = 10, .cold_file = 12 }, discard } };
+const RegisterOperation registered { { "discard", { .hot = 40, .cold = 24, .hot_file = 10, .cold_file = 12, .cow = 14 }, discard } };
 
 } // namespace
 

@@ -2,7 +2,8 @@
 // that lies inside the slot and agrees with the model page by page.
 //
 // A read-only call: it picks a page like the changes do, but its check is
-// the comparison with the model, so it runs outside the sequence lock.
+// the comparison with the model, so it runs outside the sequence lock. For
+// copy-on-write slots it also checks the object kind and the chain depth.
 #include "mutator.h"
 
 #include <cstring>
@@ -37,6 +38,32 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
             si, st.object_kind, unsigned(st.flags), want_kind ? want_kind : "anonymous memory");
         return;
     }
+    // Copy-on-write (docs/cow.md): a Clonable region is "clonable" until its
+    // first clone or snapshot freezes it, then a view ("cow"), as every
+    // clone and snapshot is; only views have frozen objects under them, and
+    // no more than kMaxChainDepth (clones of written views copy their data
+    // rather than stack a layer, so the chain never grows with the clones).
+    constexpr unsigned kMaxChainDepth = 1;
+    const bool cow_kind = std::strcmp(st.object_kind, "cow") == 0 || std::strcmp(st.object_kind, "clonable") == 0;
+    if (is_cow(kind)) {
+        const char* want = s.frozen ? "cow" : "clonable";
+        if (std::strcmp(st.object_kind, want) != 0 || !has(st.flags, RegionFlags::Clonable) || st.chain_depth > kMaxChainDepth
+            || (st.chain_depth == 0) == s.frozen || st.cow_shared_pages + st.cow_private_pages > st.size / w.page) {
+            failure("%s: region_stats(%#lx) on slot %u (%s of %u pages): object kind '%s' (want '%s'), flags %#x, chain depth %u "
+                    "(at most %u, 0 only before the first clone), %zu shared + %zu private pages",
+                m.who(), (unsigned long)a, si, kind == Kind::Snapshot ? "a snapshot" : "a clonable region or clone", m.npages(s),
+                st.object_kind, want, unsigned(st.flags), st.chain_depth, kMaxChainDepth, st.cow_shared_pages, st.cow_private_pages);
+            return;
+        }
+        unsigned depth = w.max_chain_depth.load();
+        while (st.chain_depth > depth && !w.max_chain_depth.compare_exchange_weak(depth, st.chain_depth)) {
+        }
+    } else if (cow_kind || has(st.flags, RegionFlags::Clonable) || st.chain_depth || st.cow_shared_pages || st.cow_private_pages) {
+        failure("%s: region_stats(%#lx) on slot %u: object kind '%s', flags %#x, chain depth %u, %zu/%zu cow pages, but the slot "
+                "holds no copy-on-write region",
+            m.who(), (unsigned long)a, si, st.object_kind, unsigned(st.flags), st.chain_depth, st.cow_shared_pages, st.cow_private_pages);
+        return;
+    }
     const uintptr_t lo = m.address(s, 0), hi = m.address(s, m.npages(s));
     if (st.base > a || a - st.base >= st.size || st.base % w.page || st.size % w.page || st.base < lo || st.base + st.size > hi) {
         failure("%s: region_stats(%#lx) on slot %u gave region %#lx+%zu pages, not within the slot's %#lx+%u pages", m.who(),
@@ -59,7 +86,7 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
     }
 }
 
-const RegisterOperation registered { { "region_stats", { .cold = 5, .cold_file = 6 }, check_region_stats } };
+const RegisterOperation registered { { "region_stats", { .cold = 5, .cold_file = 6, .cow = 10, .snapshot = 10 }, check_region_stats } };
 
 } // namespace
 
