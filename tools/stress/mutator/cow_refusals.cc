@@ -1,8 +1,9 @@
 // tools/stress/mutator/cow_refusals.cc — bad copy-on-write calls are refused
 // with the errno docs/cow.md documents and change nothing (accessors keep
 // checking the slots meanwhile, their sequences even):
-//   - clone / snapshot of a region that is not clonable (anonymous or file):
-//     EINVAL (EPERM if it is immutable: that is checked first);
+//   - clone / snapshot of a region that is not clonable (plain anonymous, a
+//     shared file region): EINVAL (EPERM if it is immutable, checked first;
+//     private file and purgeable regions clone, docs/cow.md);
 //   - map_anonymous with Clonable and Shared, Stack or Purgeable: EINVAL;
 //   - clone / snapshot / rollback at an address inside a region: EINVAL;
 //   - rollback to a region that is no snapshot, to a snapshot of another
@@ -65,6 +66,10 @@ void cow_refusals(Mutator& m, unsigned si, Slot& s)
         if (!m.expect(st, 0, "region_stats", si, m.address(s, r.a), w.page))
             return;
         const int expected = has(st->flags, RegionFlags::Immutable) ? EPERM : EINVAL;
+        // Private file regions and purgeable regions clone as they are
+        // (docs/cow.md): only an immutable one is refused.
+        if (expected == EINVAL && (kind == Kind::PrivateFile || has(st->flags, RegionFlags::Purgeable)))
+            return;
         void* base = reinterpret_cast<void*>(st->base);
         if (rng.percent(50))
             m.refuse(si, st->base, st->size, expected, "clone (refused)", is_file(kind) ? "clone (of a file region)" : "clone (of a region not clonable)",
