@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include <pthread.h>
@@ -47,6 +48,15 @@ void run_watchdog(Activity* activities, unsigned count, int64_t limit_ns, const 
                     report(activities[j], now, "stress: WATCHDOG:   meanwhile ");
             std::fprintf(stderr, "stress: FAILED (watchdog)\n");
             std::fflush(stderr);
+            // A hang is a library bug to diagnose: with FAULTLINE_STRESS_GDB
+            // set (and gdb installed), every thread's stack goes to stderr
+            // while the threads are still where they hung.
+            if (std::getenv("FAULTLINE_STRESS_GDB")) {
+                char command[128];
+                std::snprintf(command, sizeof command, "gdb -p %d -batch -ex 'thread apply all bt' 1>&2", int(getpid()));
+                if (std::system(command) != 0)
+                    std::fprintf(stderr, "stress: WATCHDOG: gdb could not print the threads' stacks\n");
+            }
             _exit(1);
         }
     }
