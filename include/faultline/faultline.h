@@ -204,7 +204,7 @@ FAULTLINE_API int faultline_make_immutable(faultline_runtime_t rt, void* address
  * covered by regions, -EPERM on an immutable one, -EINVAL if unaligned. */
 FAULTLINE_API int faultline_discard(faultline_runtime_t rt, void* address, size_t size);
 /* The clone of the region that starts at `address` (mapped with
- * FAULTLINE_REGION_CLONABLE) into *out; name NULL or "" = the source's
+ * FAULTLINE_REGION_CLONABLE, or a private file or purgeable region) into *out; name NULL or "" = the source's
  * (docs/cow.md). -ENOENT: no region there; -EINVAL: not the start of a
  * region, not clonable, or a NULL out; -EPERM: immutable; -ENOMEM: the
  * clone's commit does not fit. */

@@ -158,9 +158,10 @@ public:
     // Copy-on-write (docs/cow.md). A new region with the contents of the
     // region that starts at `address` at the moment of the call; both stay
     // writable and diverge, sharing their pages until either writes. The
-    // region must be mapped with RegionFlags::Clonable. `name` empty: the
-    // source's. ENOENT: no region there; EINVAL: not the start of a region,
-    // or not clonable; EPERM: immutable; ENOMEM: the clone's commit (its
+    // region must be mapped with RegionFlags::Clonable, or be a private file
+    // region (its written pages are copied) or a purgeable region (a copy of
+    // its resident pages). `name` empty: the source's. ENOENT: no region
+    // there; EINVAL: not the start of a region, or none of these; EPERM: immutable; ENOMEM: the clone's commit (its
     // size, unless NoReserve) does not fit.
     Result<void*> clone(void* address, std::string_view name = {});
     // A read-only clone of the region at `address`, remembered as its
