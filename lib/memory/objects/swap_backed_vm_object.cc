@@ -183,6 +183,14 @@ Outcome SwapBackedVMObject::fault_missing(const FaultContext& ctx, PageSink& sin
                 free_slot(page);
             unpin(page);
         }
+        // Still charged to the budget: the page is filled again with no new
+        // charge, so this fault never waits for room. It must not: the
+        // evictor's own write of the page reads it, and such a read faults
+        // here when the page went missing under it — a wait for room would
+        // wait for the evictor, which waits for that write (the stress
+        // test's budget phase stopped the whole fault service so).
+        if (words_[page].load(std::memory_order_acquire) & kCharged)
+            return fill_window(ctx, sink, Window { page, 1 }, false);
         break;
     case SwapState::None:
         break;
