@@ -373,5 +373,44 @@ TEST(RedisStoreCApi, CreateMapRoundTripAndErrors)
     EXPECT_TRUE(server.keys("faultline:*:store:c-api:*").empty());
 }
 
+
+// examples/far_heap against a real cluster: it works a heap 4x its budget,
+// every record reads back as written, and it says that pages were in Redis.
+TEST(RedisFarHeapExample, RunsAgainstALocalClusterAndPrintsWhereItsPagesAre)
+{
+    CLUSTER_OR_SKIP(cluster);
+    const std::string cmd = std::string(FAULTLINE_FAR_HEAP_EXAMPLE_PATH) + " 127.0.0.1:" + std::to_string(cluster.port(1))
+        + " 4 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    while (size_t n = fread(buf, 1, sizeof buf, p))
+        out.append(buf, n);
+    const int status = pclose(p);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && out.find("faultline: ") == 0
+        && out.find("Redis") == std::string::npos)
+        GTEST_SKIP() << "the example could not start a runtime here: " << out;
+    printf("%s", out.c_str()); // what a user sees
+    ASSERT_TRUE(WIFEXITED(status)) << out;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+    EXPECT_NE(out.find("wrong records: 0"), std::string::npos) << out;
+    // At the end most of the 16 MiB heap is in Redis, not resident.
+    const auto done = out.find("done       heap 16 MiB: resident ");
+    ASSERT_NE(done, std::string::npos) << out;
+    const auto in_redis = out.find("in Redis ", done);
+    ASSERT_NE(in_redis, std::string::npos) << out;
+    EXPECT_GE(atoi(out.c_str() + in_redis + 9), 8) << out;
+    EXPECT_EQ(out.find("swapped out 0,"), std::string::npos) << out;
+    const std::string done_line = out.substr(done, out.find('\n', done) - done);
+    EXPECT_NE(done_line.find("errors 0/0"), std::string::npos) << "no failed swap write or read: " << done_line;
+    EXPECT_NE(out.find("runtime report: "), std::string::npos) << out;
+    // Its runtime deleted its keys when the program ended.
+    size_t left = 0;
+    for (const auto& [node, keys] : cluster.keys("faultline:*"))
+        left += keys.size();
+    EXPECT_EQ(left, 0u);
+}
+
 } // namespace
 } // namespace faultline::testing
