@@ -89,6 +89,16 @@ void write_through(Runtime& rt, const std::shared_ptr<RedisStore>& store, unsign
     ASSERT_TRUE(rt.unmap(p, kPages * kPage));
 }
 
+// Lets go of both (the runtime, which holds the store while its cache
+// lives, first): the store's keys go then. Returns their prefix.
+std::string release(std::unique_ptr<Runtime>& rt, std::shared_ptr<RedisStore>& store)
+{
+    std::string prefix = store->key_prefix();
+    rt.reset();
+    store.reset();
+    return prefix;
+}
+
 int touch(const char* p) { return guarded_access([&] { (void)*reinterpret_cast<volatile const char*>(p); }); }
 
 TEST(RedisStore, RoundTripThroughOneNodeIsByteExactAndReadsComeFromRedis)
@@ -152,9 +162,7 @@ TEST(RedisStore, RoundTripThroughOneNodeIsByteExactAndReadsComeFromRedis)
     EXPECT_EQ(static_cast<unsigned char>(p[8 * kPage]), byte_at(8, 0, 2));
     ASSERT_TRUE(rt->unmap(p, kPages * kPage));
     // The store's keys go with it.
-    const std::string prefix = store->key_prefix();
-    rt.reset(); // the runtime lets go of the store (its cache) by the time it is destroyed
-    store.reset();
+    const std::string prefix = release(rt, store);
     EXPECT_TRUE(server.keys(prefix + "*").empty());
 }
 
@@ -199,9 +207,7 @@ TEST(RedisStore, RoundTripThroughAClusterIsByteExactWithKeysOnEveryMaster)
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(first_bad(p, kPages, 5), -1);
     ASSERT_TRUE(rt->unmap(p, kPages * kPage));
-    const std::string prefix = store->key_prefix();
-    rt.reset(); // the runtime lets go of the store (its cache) by the time it is destroyed
-    store.reset();
+    const std::string prefix = release(rt, store);
     EXPECT_TRUE(cluster.keys(prefix + "*").empty());
 }
 

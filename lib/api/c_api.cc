@@ -62,6 +62,18 @@ int with_runtime(faultline_runtime_t handle, Fn&& fn)
     }
 }
 
+// A store region's options from the C arguments (access already checked).
+StoreMapOptions store_map_options(int64_t offset, size_t length, unsigned access, const char* name)
+{
+    StoreMapOptions o;
+    o.length = length;
+    o.offset = offset;
+    o.access = Access(access);
+    if (name)
+        o.name = name;
+    return o;
+}
+
 } // namespace
 
 extern "C" {
@@ -179,12 +191,7 @@ int faultline_map_store(faultline_runtime_t handle, const faultline_store_ops* o
         return remember(EINVAL, "unknown access bits");
     return with_runtime(handle, [&](Runtime& rt) {
         auto store = std::make_shared<api::CallbackStore>(*ops, ctx);
-        StoreMapOptions o;
-        o.length = length;
-        o.offset = offset;
-        o.access = Access(access);
-        if (name)
-            o.name = name;
+        const StoreMapOptions o = store_map_options(offset, length, access, name);
         // Armed before mapping: once the region exists, another thread may
         // unmap it and drop the runtime's reference before map_store even
         // returns here; our own reference keeps the destructor from running
@@ -248,13 +255,7 @@ int faultline_map_redis_store(faultline_runtime_t handle, faultline_redis_store_
     if (access & ~kAccessBits)
         return remember(EINVAL, "unknown access bits");
     return with_runtime(handle, [&](Runtime& rt) {
-        StoreMapOptions o;
-        o.length = length;
-        o.offset = offset;
-        o.access = Access(access);
-        if (name)
-            o.name = name;
-        auto r = rt.map_store(store->store, o);
+        auto r = rt.map_store(store->store, store_map_options(offset, length, access, name));
         if (!r)
             return to_rc(r.error());
         *out = *r;

@@ -151,19 +151,12 @@ bool RedisPageClient::scan(const std::string& pattern, const std::function<void(
         std::string cursor = "0";
         do {
             redisContext* c = ensure();
-            Reply r(c ? static_cast<redisReply*>(redisCommand(c, "SCAN %s MATCH %b COUNT 1000", cursor.c_str(),
-                            pattern.data(), pattern.size()))
-                      : nullptr);
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                if (c && !r)
+            const int step = c ? RedisEndpoint::scan_step(c, pattern, cursor, batch) : 0;
+            if (step <= 0) {
+                if (step < 0)
                     drop("SCAN");
                 return false;
             }
-            cursor.assign(r->element[0]->str, r->element[0]->len);
-            batch.clear();
-            for (size_t i = 0; i < r->element[1]->elements; ++i)
-                batch.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-            r.reset();
             if (!batch.empty())
                 keys(batch);
         } while (cursor != "0");
