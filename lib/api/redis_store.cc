@@ -43,6 +43,10 @@ struct RedisStore::Impl {
     size_t page = 0;
     std::string prefix;
     pid_t owner = getpid();
+    // From the first connection: asked by callers while every client may
+    // be leased.
+    bool cluster = false;
+    size_t masters = 0;
 
     std::mutex lock;
     std::condition_variable idle_changed;
@@ -132,6 +136,8 @@ Result<std::shared_ptr<RedisStore>> RedisStore::create(const RedisStoreOptions& 
             impl->idle.push_back(std::move(*c));
         }
         RedisPageClient& first = *impl->idle.front();
+        impl->cluster = first.cluster();
+        impl->masters = first.masters();
         if (size_t swept = RedisNamespace::sweep_dead(first, host))
             log::info("store: deleted {} Redis keys of dead faultline processes on {}", swept, host);
         log::info("store: Redis {} via {}:{} ({} master{}{}), keys {}<page>", first.cluster() ? "Cluster" : "server",
@@ -156,17 +162,9 @@ uint64_t RedisStore::size() noexcept { return impl_->size; }
 
 const std::string& RedisStore::key_prefix() const noexcept { return impl_->prefix; }
 
-bool RedisStore::cluster() const noexcept
-{
-    std::lock_guard g(impl_->lock);
-    return !impl_->idle.empty() && impl_->idle.front()->cluster();
-}
+bool RedisStore::cluster() const noexcept { return impl_->cluster; }
 
-size_t RedisStore::masters() const noexcept
-{
-    std::lock_guard g(impl_->lock);
-    return impl_->idle.empty() ? 0 : impl_->idle.front()->masters();
-}
+size_t RedisStore::masters() const noexcept { return impl_->masters; }
 
 int64_t RedisStore::Impl::take_value(const redisReply* r, uint64_t index, char* out) const noexcept
 {
