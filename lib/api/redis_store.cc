@@ -202,7 +202,12 @@ int64_t RedisStore::read(void* buffer, size_t bytes, uint64_t offset) noexcept
             ops[i] = { RedisPageClient::Kind::Get, keys[i].data(), keys[i].size() };
         }
         // One pipeline of GETs for the whole read (per master on a cluster).
-        Impl::Lease(s)->execute(ops.data(), pages);
+        // The client is held until the pages are copied out: a later write()
+        // of these pages takes one under the pool's lock, an ordering the
+        // thread sanitizer can see (the real one, the fault's wake-up, goes
+        // through the kernel).
+        Impl::Lease client(s);
+        client->execute(ops.data(), pages);
         int64_t result = int64_t(bytes);
         for (size_t i = 0; i < pages; ++i) {
             const uint64_t index = offset / s.page + i;
