@@ -3,7 +3,8 @@
 // store regions come back byte-exact through one node and through a
 // 3-master cluster, their reads really reach Redis, keys are per store and
 // page and go with the store (and with discard); a wrong or missing password
-// and an unreachable address fail at creation with their errno; a value of
+// an unreachable address and a server that does not answer fail at creation
+// with their errno (EACCES, ECONNREFUSED, ETIMEDOUT); a value of
 // the wrong size, a written page whose key is gone and a killed server are
 // SIGBUS in the faulting thread only, never a hang; a master killed after a
 // sync loses no page once its replica is promoted; the keys a dead process
@@ -245,6 +246,20 @@ TEST(RedisStore, BadInputAndAnUnreachableAddressFailWithTheirErrno)
         ASSERT_FALSE(r) << bad.url;
         EXPECT_EQ(r.error().code(), EINVAL) << bad.url << " " << r.error().message();
     }
+}
+
+TEST(RedisStore, AServerThatDoesNotAnswerIsEtimedoutAtCreation)
+{
+    REDIS_OR_SKIP(server);
+    // Stopped: the kernel still accepts the connection, nobody answers PING.
+    server.signal(SIGSTOP);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = RedisStore::create({ .url = server.url(), .size = kPage }); // command_timeout_ms=500
+    const auto took = std::chrono::steady_clock::now() - start;
+    server.signal(SIGCONT);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ETIMEDOUT) << r.error().message();
+    EXPECT_LT(took, std::chrono::seconds(3));
 }
 
 TEST(RedisStore, AValueOfTheWrongSizeIsSigbusInTheFaultingThreadOnly)
