@@ -2,7 +2,7 @@
 // redis-servers each test starts for itself (tests/support/redis_servers.h):
 // store regions come back byte-exact through one node and through a
 // 3-master cluster, their reads really reach Redis, keys are per store and
-// page and go with the store (and with discard); a wrong or missing password
+// page and go with the store (and with discard); a wrong or missing password,
 // an unreachable address and a server that does not answer fail at creation
 // with their errno (EACCES, ECONNREFUSED, ETIMEDOUT); a value of
 // the wrong size, a written page whose key is gone and a killed server are
