@@ -459,15 +459,7 @@ TEST(RedisCluster, AKilledMasterIsReplacedByItsReplicaAndNoPageIsLost)
     const int replica = cluster.replica_of(victim);
     ASSERT_GE(replica, 0);
     cluster.kill_node(victim);
-    // Promotion takes the node timeout (2 s) and an election.
-    ASSERT_TRUE(RedisCluster::wait_for_ms(20000, [&] {
-        if (!cluster.is_master(replica))
-            return false;
-        for (int i = 0; i < kNodes; ++i)
-            if (cluster.alive(i) && RedisCluster::text(cluster.port(i), "CLUSTER INFO").find("cluster_state:ok") == std::string::npos)
-                return false;
-        return true;
-    })) << "the replica was not promoted";
+    ASSERT_TRUE(cluster.promoted(replica, 20000)) << "the replica was not promoted";
     for (size_t i = 0; i < s.pages; ++i)
         ASSERT_TRUE(page_ok(s.p, i, 4)) << "page " << i << " lost with its master";
     EXPECT_EQ(s.rt->stats().swap_read_errors, 0u);

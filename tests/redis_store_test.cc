@@ -416,15 +416,7 @@ TEST(RedisStore, AKilledMasterIsReplacedByItsReplicaAndNoStorePageIsLost)
     const int replica = cluster.replica_of(victim);
     ASSERT_GE(replica, 0);
     cluster.kill_node(victim);
-    ASSERT_TRUE(RedisCluster::wait_for_ms(20000, [&] {
-        if (!cluster.is_master(replica))
-            return false;
-        for (int i = 0; i < RedisCluster::kNodes; ++i)
-            if (cluster.alive(i)
-                && RedisCluster::text(cluster.port(i), "CLUSTER INFO").find("cluster_state:ok") == std::string::npos)
-                return false;
-        return true;
-    })) << "the replica was not promoted";
+    ASSERT_TRUE(cluster.promoted(replica, 20000)) << "the replica was not promoted";
     // A runtime with no cache of the store: every page from the cluster.
     auto fresh = Runtime::create();
     ASSERT_TRUE(fresh);

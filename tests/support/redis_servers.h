@@ -293,6 +293,21 @@ public:
         return -1;
     }
 
+    // After its master was killed: `replica` is a master and every live
+    // node says cluster_state:ok, within `ms` (promotion takes the node
+    // timeout, 2 s here, and an election).
+    bool promoted(int replica, int ms) const
+    {
+        return wait_for_ms(ms, [&] {
+            if (!is_master(replica))
+                return false;
+            for (int i = 0; i < nodes_; ++i)
+                if (alive(i) && text(port(i), "CLUSTER INFO").find("cluster_state:ok") == std::string::npos)
+                    return false;
+            return true;
+        });
+    }
+
     // SET or DEL on whichever master has the key's slot (the others say
     // MOVED, and so do replicas).
     bool set(const std::string& key) const { return routed("SET %b x", key); }
