@@ -27,6 +27,7 @@
 #include "report.h"
 #include "swap_mappers.h"
 #include "swap_workloads.h"
+#include "far_workloads.h"
 #include "umap_workloads.h"
 #include "workloads.h"
 
@@ -150,7 +151,9 @@ void usage(FILE* out)
         "                 swap_in_rand (swap-backed anonymous memory under a budget, swap\n"
         "                 file in $TMPDIR), budget_hotcold_heap/kernel_swap (as root: the\n"
         "                 kernel's swap under a memory cgroup, a swap file in $TMPDIR swapped\n"
-        "                 on for the case); clone_1g, cow_write_after_clone, clone_read_rss,\n"
+        "                 on for the case); far_swap_in_rand, far_swap_in_rand/hiredis,\n"
+        "                 far_heap_hotcold (the swap in redis-servers the case starts; skipped\n"
+        "                 without redis-server); clone_1g, cow_write_after_clone, clone_read_rss,\n"
         "                 rollback_10pct (copy-on-write against fork() and memcpy; --quick:\n"
         "                 64 MiB); preload_python, preload_sqlite,\n"
         "                 preload_xz, preload_sort (programs under libfaultline_malloc.so;\n"
@@ -500,6 +503,15 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
         [&](std::string n) { return budget_hotcold_heap_kernel(n, s.heap_region_bytes, s.heap_accesses, defaults); });
     run_swap("swap_in_rand",
         [&](std::string n) { return swap_in_rand(n, s.swap_in_bytes, s.swap_in_budget, defaults); });
+    // Far memory (docs/far-memory.md): the swap in Redis, servers of the
+    // case's own; a quarter of the local cases' sizes (every swap-in is a
+    // round trip).
+    run_swap("far_swap_in_rand",
+        [&](std::string n) { return far_swap_in_rand(n, s.swap_in_bytes / 4, s.swap_in_budget, defaults); });
+    run_swap("far_swap_in_rand/hiredis",
+        [&](std::string n) { return far_swap_in_rand_hiredis(n, s.swap_in_bytes / 4, s.swap_in_budget, defaults); });
+    run_swap("far_heap_hotcold",
+        [&](std::string n) { return far_heap_hotcold(n, s.heap_region_bytes / 4, s.heap_accesses / 2, defaults); });
     // Copy-on-write (docs/cow.md): clones of a clonable region against
     // fork() of the same memory, rollback against copying it back.
     run_own("clone_1g", [&](std::string n) { return clone_region(n, s.clone_bytes, defaults); });

@@ -42,6 +42,8 @@ public:
     char* map(size_t bytes, bool sparse) override;
     void unmap(char* base, size_t bytes) override;
     faultline::Runtime& runtime() { return *runtime_; }
+    // The far cases use one case's faultline side as another's baseline.
+    void relabel(std::string label) { label_ = std::move(label); }
 
 private:
     faultline::Config config_;

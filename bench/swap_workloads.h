@@ -14,6 +14,9 @@
 namespace bench {
 
 struct SwapCase {
+    // What the sides need while they run (the far cases' redis-servers):
+    // first, so that it goes last.
+    std::shared_ptr<void> servers;
     Workload workload;
     std::unique_ptr<Mapper> faultline;
     std::unique_ptr<Mapper> baseline;

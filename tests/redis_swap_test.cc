@@ -14,6 +14,7 @@
 // Redis. Skipped, with the reason, where redis-server is not installed.
 #include "runtime/redis_swap_target.h"
 #include "support/guarded_access.h"
+#include "support/redis_servers.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -40,129 +41,6 @@ namespace faultline::testing {
 namespace {
 
 constexpr unsigned kBatch = 16;
-
-// One redis-server of the test's own: a free port, a temporary directory,
-// nothing saved. Stopped (SIGKILL: there is nothing to save) by the
-// destructor unless the test killed it first.
-class RedisServer {
-public:
-    explicit RedisServer(const std::string& password = "", std::vector<std::string> extra = {})
-    {
-        if (access("/usr/bin/redis-server", X_OK) != 0 && system("command -v redis-server >/dev/null 2>&1") != 0) {
-            why_ = "redis-server is not installed (./dev test installs it)";
-            return;
-        }
-        char tmpl[] = "/tmp/faultline-redis-XXXXXX";
-        if (!mkdtemp(tmpl)) {
-            why_ = "no temporary directory";
-            return;
-        }
-        dir_ = tmpl;
-        port_ = free_port();
-        const std::string port = std::to_string(port_);
-        pid_ = fork();
-        if (pid_ == 0) {
-            std::vector<const char*> argv { "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--dir",
-                dir_.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning" };
-            if (!password.empty()) {
-                argv.push_back("--requirepass");
-                argv.push_back(password.c_str());
-            }
-            for (const auto& a : extra)
-                argv.push_back(a.c_str());
-            argv.push_back(nullptr);
-            const int devnull = open("/dev/null", O_WRONLY);
-            dup2(devnull, 1);
-            execvp("redis-server", const_cast<char* const*>(argv.data()));
-            _exit(127);
-        }
-        // Ready when it answers (NOAUTH counts: it is up).
-        for (int i = 0; i < 500; ++i) {
-            if (redisContext* c = redisConnect("127.0.0.1", port_); c && !c->err) {
-                redisFree(c);
-                return;
-            } else if (c) {
-                redisFree(c);
-            }
-            int status;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                why_ = "redis-server exited at start";
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        why_ = "redis-server did not answer within 5 s";
-    }
-    ~RedisServer()
-    {
-        kill();
-        if (!dir_.empty())
-            std::filesystem::remove_all(dir_);
-    }
-    void signal(int sig) const
-    {
-        if (pid_ > 0)
-            ::kill(pid_, sig);
-    }
-    void kill()
-    {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-            pid_ = -1;
-        }
-    }
-    const std::string& unavailable() const { return why_; }
-    int port() const { return port_; }
-    std::string url(const std::string& userinfo = "") const
-    {
-        return "redis://" + userinfo + "127.0.0.1:" + std::to_string(port_) + "?command_timeout_ms=500";
-    }
-    // A separate connection: the keys under `pattern`.
-    std::vector<std::string> keys(const std::string& pattern) const
-    {
-        std::vector<std::string> out;
-        redisContext* c = redisConnect("127.0.0.1", port_);
-        if (!c || c->err) {
-            if (c)
-                redisFree(c);
-            return out;
-        }
-        auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS %s", pattern.c_str()));
-        if (r && r->type == REDIS_REPLY_ARRAY)
-            for (size_t i = 0; i < r->elements; ++i)
-                out.emplace_back(r->element[i]->str, r->element[i]->len);
-        if (r)
-            freeReplyObject(r);
-        redisFree(c);
-        return out;
-    }
-
-    static int free_port()
-    {
-        const int s = socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a {};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-        close(s);
-        return ntohs(a.sin_port);
-    }
-
-private:
-    std::string why_;
-    std::string dir_;
-    int port_ = 0;
-    pid_t pid_ = -1;
-};
-
-#define REDIS_OR_SKIP(server, ...)                                                                         \
-    RedisServer server { __VA_ARGS__ };                                                                    \
-    if (!server.unavailable().empty())                                                                     \
-    GTEST_SKIP() << server.unavailable()
 
 // The swap pager needs userfaultfd with write-protect faults: without, the
 // runtime (or its swap) is not here at all, which is a skip, not a failure.

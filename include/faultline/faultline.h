@@ -191,6 +191,27 @@ FAULTLINE_API int faultline_map_file(faultline_runtime_t rt, int fd, int64_t off
  * (one cache): map a store once and share the region. */
 FAULTLINE_API int faultline_map_store(faultline_runtime_t rt, const faultline_store_ops* ops, void* ctx, int64_t offset,
                   size_t length, unsigned access, const char* name, void** out);
+/* A page store in Redis (docs/far-memory.md, "RedisStore"; the C++ class is
+ * faultline/redis_store.h): `url` as Config::swap_path's
+ * ("redis://[user[:password]@]host[:port][?...]", one node or any node of a
+ * cluster; the password may come from $FAULTLINE_REDIS_PASSWORD), `size` a
+ * positive page multiple, `name` NULL or 1-64 of [A-Za-z0-9_.-] (in the
+ * keys). Connects now: -EINVAL, -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH,
+ * -EACCES (password refused or missing), -EPROTO, -ENOMEM. */
+typedef struct faultline_redis_store* faultline_redis_store_t;
+FAULTLINE_API int faultline_redis_store_create(const char* url, uint64_t size, const char* name,
+                  faultline_redis_store_t* out);
+/* Maps `length` bytes of the Redis store from `offset` (a page multiple),
+ * as faultline_map_store; every region of one store shares one cache.
+ * -EINVAL for a NULL store or out, else faultline_map_store's errors. */
+FAULTLINE_API int faultline_map_redis_store(faultline_runtime_t rt, faultline_redis_store_t store, int64_t offset,
+                  size_t length, unsigned access, const char* name, void** out);
+/* UNLINKs the store's pages of [offset, offset + size) (page-aligned; after
+ * unmapping them): they read zeros afterwards. -EINVAL, -EIO, -ENOTCONN. */
+FAULTLINE_API int faultline_redis_store_discard(faultline_redis_store_t store, uint64_t offset, uint64_t size);
+/* Drops the caller's reference (exactly once per store): the keys are
+ * deleted once no region of the store is mapped either. -EINVAL for NULL. */
+FAULTLINE_API int faultline_redis_store_destroy(faultline_redis_store_t store);
 /* Writes the dirty pages of the shared file regions over the range back
  * (docs/api.md, sync); `flags` is FAULTLINE_SYNC, _ASYNC and/or _INVALIDATE. */
 FAULTLINE_API int faultline_sync(faultline_runtime_t rt, void* address, size_t size, unsigned flags);

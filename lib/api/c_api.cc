@@ -8,6 +8,7 @@
 #include "api/callback_store.h"
 
 #include <faultline/faultline.h>
+#include <faultline/redis_store.h>
 #include <faultline/runtime.h>
 
 #include <cerrno>
@@ -59,6 +60,18 @@ int with_runtime(faultline_runtime_t handle, Fn&& fn)
     } catch (const std::bad_alloc&) {
         return remember(ENOMEM, "out of memory");
     }
+}
+
+// A store region's options from the C arguments (access already checked).
+StoreMapOptions store_map_options(int64_t offset, size_t length, unsigned access, const char* name)
+{
+    StoreMapOptions o;
+    o.length = length;
+    o.offset = offset;
+    o.access = Access(access);
+    if (name)
+        o.name = name;
+    return o;
 }
 
 } // namespace
@@ -178,12 +191,7 @@ int faultline_map_store(faultline_runtime_t handle, const faultline_store_ops* o
         return remember(EINVAL, "unknown access bits");
     return with_runtime(handle, [&](Runtime& rt) {
         auto store = std::make_shared<api::CallbackStore>(*ops, ctx);
-        StoreMapOptions o;
-        o.length = length;
-        o.offset = offset;
-        o.access = Access(access);
-        if (name)
-            o.name = name;
+        const StoreMapOptions o = store_map_options(offset, length, access, name);
         // Armed before mapping: once the region exists, another thread may
         // unmap it and drop the runtime's reference before map_store even
         // returns here; our own reference keeps the destructor from running
@@ -203,6 +211,72 @@ int faultline_map_store(faultline_runtime_t handle, const faultline_store_ops* o
         *out = *r;
         return 0;
     });
+}
+
+} // extern "C"
+
+// The C handle of a RedisStore: the caller's reference; each region mapped
+// holds another (the runtime's), so destroy before unmap is safe.
+struct faultline_redis_store {
+    std::shared_ptr<RedisStore> store;
+};
+
+extern "C" {
+
+int faultline_redis_store_create(const char* url, uint64_t size, const char* name, faultline_redis_store_t* out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    if (!url)
+        return remember(EINVAL, "url is NULL");
+    try {
+        RedisStoreOptions o;
+        o.url = url;
+        o.size = size;
+        if (name)
+            o.name = name;
+        auto r = RedisStore::create(o);
+        if (!r)
+            return to_rc(r.error());
+        *out = new faultline_redis_store { std::move(*r) };
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return remember(ENOMEM, "out of memory");
+    }
+}
+
+int faultline_map_redis_store(faultline_runtime_t handle, faultline_redis_store_t store, int64_t offset, size_t length,
+    unsigned access, const char* name, void** out)
+{
+    if (!out)
+        return remember(EINVAL, "out is NULL");
+    if (!store)
+        return remember(EINVAL, "store is NULL");
+    if (access & ~kAccessBits)
+        return remember(EINVAL, "unknown access bits");
+    return with_runtime(handle, [&](Runtime& rt) {
+        auto r = rt.map_store(store->store, store_map_options(offset, length, access, name));
+        if (!r)
+            return to_rc(r.error());
+        *out = *r;
+        return 0;
+    });
+}
+
+int faultline_redis_store_discard(faultline_redis_store_t store, uint64_t offset, uint64_t size)
+{
+    if (!store)
+        return remember(EINVAL, "store is NULL");
+    const int rc = store->store->discard(offset, size);
+    return rc < 0 ? remember(-rc, "RedisStore discard failed (docs/far-memory.md)") : 0;
+}
+
+int faultline_redis_store_destroy(faultline_redis_store_t store)
+{
+    if (!store)
+        return remember(EINVAL, "store is NULL");
+    delete store;
+    return 0;
 }
 
 int faultline_sync(faultline_runtime_t handle, void* address, size_t size, unsigned flags)

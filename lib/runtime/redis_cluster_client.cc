@@ -399,11 +399,9 @@ bool RedisClusterClient::scan(const std::string& pattern,
                 // Asked again each time: keys() may have run execute(),
                 // which can drop and remake connections.
                 redisContext* c = ensure(m);
-                Reply r(c ? static_cast<redisReply*>(redisCommand(c, "SCAN %s MATCH %b COUNT 1000", cursor.c_str(),
-                                pattern.data(), pattern.size()))
-                          : nullptr);
-                if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                    if (c && !r)
+                const int step = c ? RedisEndpoint::scan_step(c, pattern, cursor, batch) : 0;
+                if (step <= 0) {
+                    if (step < 0)
                         drop(m, "SCAN");
                     if (++failures == 3) {
                         complete = false;
@@ -411,11 +409,6 @@ bool RedisClusterClient::scan(const std::string& pattern,
                     }
                     continue;
                 }
-                cursor.assign(r->element[0]->str, r->element[0]->len);
-                batch.clear();
-                for (size_t i = 0; i < r->element[1]->elements; ++i)
-                    batch.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-                r.reset();
                 if (!batch.empty())
                     keys(batch);
             } while (cursor != "0");

@@ -193,4 +193,19 @@ Result<redisContext*> RedisEndpoint::connect(const std::string& host, int port) 
     return c;
 }
 
+int RedisEndpoint::scan_step(redisContext* c, const std::string& pattern, std::string& cursor,
+    std::vector<std::string>& keys)
+{
+    Reply r = command(c, "SCAN %s MATCH %b COUNT 1000", cursor.c_str(), pattern.data(), pattern.size());
+    if (!r)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return 0;
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    keys.clear();
+    for (size_t i = 0; i < r->element[1]->elements; ++i)
+        keys.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+    return 1;
+}
+
 } // namespace faultline

@@ -7,6 +7,7 @@
 #include <faultline/result.h>
 
 #include <string>
+#include <vector>
 
 struct redisContext;
 
@@ -28,6 +29,11 @@ struct RedisEndpoint {
     // credentials, authenticated and answering PING. ECONNREFUSED,
     // ETIMEDOUT, EHOSTUNREACH, EACCES (a refused or missing password).
     Result<redisContext*> connect(const std::string& host, int port) const;
+
+    // One SCAN MATCH `pattern` step on `c` from `cursor` (advanced; "0" again
+    // at the end): `keys` gets the reply's keys. 1: a step done; 0: an
+    // unexpected reply; -1: no reply (the connection cannot be trusted).
+    static int scan_step(redisContext* c, const std::string& pattern, std::string& cursor, std::vector<std::string>& keys);
 };
 
 } // namespace faultline

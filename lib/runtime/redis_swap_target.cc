@@ -2,6 +2,7 @@
 
 #include "runtime/protected_page_copy.h"
 #include "runtime/redis_cluster_client.h"
+#include "runtime/redis_namespace.h"
 
 #include "support/try.h"
 
@@ -15,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <sys/random.h>
 #include <unistd.h>
 #include <csignal>
 #include <unordered_map>
@@ -40,39 +40,14 @@ Reply command(redisContext* c, const char* fmt, ...)
     return Reply(static_cast<redisReply*>(r));
 }
 
-// The key of a process of this host that is gone: its pid (the field at
-// `pid_at`) names no process. `dead` remembers each pid's answer.
-bool is_dead(std::string_view k, size_t pid_at, std::unordered_map<long, bool>& dead)
-{
-    if (k.size() <= pid_at)
-        return false;
-    // Parsed from a copy that outlives the parse (`end` points into it).
-    const std::string digits(k.substr(pid_at, 16));
-    char* end = nullptr;
-    const long pid = strtol(digits.c_str(), &end, 10);
-    if (pid <= 0 || !end || *end != ':')
-        return false;
-    auto [it, fresh] = dead.try_emplace(pid, false);
-    if (fresh)
-        it->second = kill(pid_t(pid), 0) != 0 && errno == ESRCH;
-    return it->second;
-}
-
 } // namespace
 
 Result<std::unique_ptr<RedisSwapTarget>> RedisSwapTarget::create(const std::string& url, size_t page_size)
 {
     RedisEndpoint endpoint = TRY(RedisEndpoint::parse(url));
-    char host[256] = "unknown";
-    (void)gethostname(host, sizeof host - 1);
-    for (char* c = host; *c; ++c)
-        if (*c == ':')
-            *c = '_'; // the separator of the key's fields
-    uint64_t random = 0;
-    if (getrandom(&random, sizeof random, 0) != ssize_t(sizeof random))
-        random = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^ uint64_t(getpid()) << 32;
-    char prefix[512];
-    snprintf(prefix, sizeof prefix, "faultline:%s:%d:%016llx:", host, int(getpid()), (unsigned long long)random);
+    const std::string host_name = RedisNamespace::host();
+    const char* host = host_name.c_str();
+    const std::string prefix = RedisNamespace::fresh_prefix(host_name);
     std::unique_ptr<RedisSwapTarget> target(new RedisSwapTarget(std::move(endpoint), page_size, prefix));
     // Both connections now: an unreachable server or a refused password
     // fails the runtime's creation, not the first eviction.
@@ -442,7 +417,7 @@ void RedisSwapTarget::sweep_dead(const char* host) noexcept
             std::vector<size_t> argl { 6 };
             for (size_t i = 0; i < keys->elements; ++i) {
                 const std::string_view k(keys->element[i]->str, keys->element[i]->len);
-                if (is_dead(k, pid_at, dead)) {
+                if (RedisNamespace::is_dead(k, pid_at, dead)) {
                     argv.push_back(k.data());
                     argl.push_back(k.size());
                 }
@@ -605,7 +580,7 @@ void RedisSwapTarget::cluster_sweep_dead(const char* host) noexcept
         (void)client.scan(match, [&](std::vector<std::string>& keys) {
             std::vector<RedisClusterClient::Op> ops;
             for (const auto& k : keys)
-                if (is_dead(k, pid_at, dead))
+                if (RedisNamespace::is_dead(k, pid_at, dead))
                     ops.push_back({ RedisClusterClient::Kind::Unlink, k.data(), k.size() });
             client.execute(ops.data(), ops.size());
             for (const auto& op : ops)
