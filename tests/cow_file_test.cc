@@ -3,6 +3,7 @@
 // and the file's bytes elsewhere, both sides diverge, the file never
 // changes; clones of clones; snapshot and rollback; bad input.
 #include "support/guarded_access.h"
+#include "support/smaps.h"
 #include "support/temp_file.h"
 #include "test_support.h"
 
@@ -31,28 +32,6 @@ bool page_marked(const char* p, size_t page, char salt)
 bool page_is_file(const char* p, size_t page, const TempFile& f)
 {
     return memcmp(p + page * kPage, f.contents().data() + page * kPage, kPage) == 0;
-}
-
-// kB of private anonymous memory in the mappings of [base, base+size)
-// (/proc/self/smaps): the pages a region holds of its own.
-long anonymous_kb(const void* base, size_t size)
-{
-    std::ifstream f("/proc/self/smaps");
-    std::string line;
-    const uintptr_t lo = uintptr_t(base), hi = lo + size;
-    bool inside = false;
-    long total = 0;
-    while (std::getline(f, line)) {
-        unsigned long start, end;
-        if (sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find('-') < line.find(' ')) {
-            inside = start < hi && end > lo;
-            continue;
-        }
-        long kb;
-        if (inside && sscanf(line.c_str(), "Anonymous: %ld kB", &kb) == 1)
-            total += kb;
-    }
-    return total;
 }
 
 class CowFile : public ::testing::TestWithParam<const char*> {};

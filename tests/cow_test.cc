@@ -1,6 +1,8 @@
 // Copy-on-write: clones of clonable regions (docs/cow.md). Bytes on both
 // sides after interleaved writes, clones of clones, physical sharing read
 // from /proc/self/smaps, fork children, bad input.
+#include "support/process_output.h"
+#include "support/smaps.h"
 #include "test_support.h"
 
 #include <faultline/faultline.h>
@@ -17,32 +19,11 @@
 #include <vector>
 
 using namespace faultline;
+using faultline::testing::anonymous_kb;
 using faultline::testing::kPage;
+using faultline::testing::run_command;
 
 namespace {
-
-// kB of private anonymous memory (the kernel's copies) in the mappings of
-// [base, base+size), from /proc/self/smaps: what a view holds of its own.
-// A page shared with the frozen object is file memory and not counted.
-long anonymous_kb(const void* base, size_t size)
-{
-    std::ifstream f("/proc/self/smaps");
-    std::string line;
-    const uintptr_t lo = uintptr_t(base), hi = lo + size;
-    bool inside = false;
-    long total = 0;
-    while (std::getline(f, line)) {
-        unsigned long start, end;
-        if (sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(':') != std::string::npos && line.find('-') < line.find(' ')) {
-            inside = start < hi && end > lo;
-            continue;
-        }
-        long kb;
-        if (inside && sscanf(line.c_str(), "Anonymous: %ld kB", &kb) == 1)
-            total += kb;
-    }
-    return total;
-}
 
 int memfd_count()
 {
@@ -579,13 +560,7 @@ TEST(CowExample, TheSnapshotExampleVerifiesItsFile)
     ASSERT_NE(mkdtemp(dir), nullptr);
     const std::string file = std::string(dir) + "/table.bin";
     const std::string cmd = std::string(FAULTLINE_COW_SNAPSHOT_EXAMPLE_PATH) + " 200000 " + file + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p))
-        out.append(buf, n);
-    const int status = pclose(p);
+    const auto [out, status] = run_command(cmd);
     rmdir(dir);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && out.find("faultline: ") == 0)
         GTEST_SKIP() << "the example could not start a runtime here: " << out;

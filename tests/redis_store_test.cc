@@ -15,6 +15,7 @@
 
 #include "fork_support.h"
 #include "support/guarded_access.h"
+#include "support/process_output.h"
 #include "support/redis_servers.h"
 #include "test_support.h"
 
@@ -441,13 +442,7 @@ TEST(RedisFarHeapExample, RunsAgainstALocalClusterAndPrintsWhereItsPagesAre)
     CLUSTER_OR_SKIP(cluster);
     const std::string cmd = std::string(FAULTLINE_FAR_HEAP_EXAMPLE_PATH) + " 127.0.0.1:" + std::to_string(cluster.port(1))
         + " 4 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p))
-        out.append(buf, n);
-    const int status = pclose(p);
+    const auto [out, status] = run_command(cmd);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && out.find("faultline: ") == 0
         && out.find("Redis") == std::string::npos)
         GTEST_SKIP() << "the example could not start a runtime here: " << out;

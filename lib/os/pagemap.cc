@@ -71,65 +71,56 @@ Result<void> Pagemap::read(uintptr_t addr, size_t pages, uint64_t* out) const
     return {};
 }
 
-Result<size_t> Pagemap::scan(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const
+namespace {
+// One PAGEMAP_SCAN over [start, end) with the masks in `arg`.
+Result<size_t> run_scan(int fd, pm_scan_arg& arg, uintptr_t start, uintptr_t end, page_region* out, size_t max,
+    uintptr_t* walk_end, const char* what)
 {
-    pm_scan_arg arg {};
     arg.size = sizeof arg;
     arg.start = start;
     arg.end = end;
     arg.vec = uintptr_t(out);
     arg.vec_len = max;
+    long n = ioctl(fd, PAGEMAP_SCAN, &arg);
+    if (n < 0)
+        return fail(errno, what);
+    if (walk_end)
+        *walk_end = uintptr_t(arg.walk_end);
+    return size_t(n);
+}
+} // namespace
+
+Result<size_t> Pagemap::scan(uintptr_t start, uintptr_t end, page_region* out, size_t max, uintptr_t* walk_end) const
+{
+    pm_scan_arg arg {};
     arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO;
-    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
-    if (n < 0)
-        return fail(errno, "PAGEMAP_SCAN failed");
-    *walk_end = uintptr_t(arg.walk_end);
-    return size_t(n);
+    return run_scan(fd_, arg, start, end, out, max, walk_end, "PAGEMAP_SCAN failed");
 }
 
 Result<size_t> Pagemap::scan_written(uintptr_t start, uintptr_t end, bool reprotect, page_region* out, size_t max,
     uintptr_t* walk_end) const
 {
     pm_scan_arg arg {};
-    arg.size = sizeof arg;
     arg.flags = reprotect ? PM_SCAN_WP_MATCHING : 0;
-    arg.start = start;
-    arg.end = end;
-    arg.vec = uintptr_t(out);
-    arg.vec_len = max;
     // Present and written: a page never mapped carries no protection and
     // would count as written too.
     arg.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT;
     arg.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT;
-    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
-    if (n < 0)
-        return fail(errno, "PAGEMAP_SCAN for written pages failed");
-    *walk_end = uintptr_t(arg.walk_end);
-    return size_t(n);
+    return run_scan(fd_, arg, start, end, out, max, walk_end, "PAGEMAP_SCAN for written pages failed");
 }
 
 Result<size_t> Pagemap::scan_anonymous(uintptr_t start, uintptr_t end, page_region* out, size_t max,
     uintptr_t* walk_end) const
 {
     pm_scan_arg arg {};
-    arg.size = sizeof arg;
-    arg.start = start;
-    arg.end = end;
-    arg.vec = uintptr_t(out);
-    arg.vec_len = max;
     // category_inverted flips PAGE_IS_FILE before category_mask requires
     // it: "not a file page".
     arg.category_inverted = PAGE_IS_FILE;
     arg.category_mask = PAGE_IS_FILE;
     arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-    long n = ioctl(fd_, PAGEMAP_SCAN, &arg);
-    if (n < 0)
-        return fail(errno, "PAGEMAP_SCAN for anonymous pages failed");
-    if (walk_end)
-        *walk_end = arg.walk_end;
-    return size_t(n);
+    return run_scan(fd_, arg, start, end, out, max, walk_end, "PAGEMAP_SCAN for anonymous pages failed");
 }
 
 Result<std::pair<uintptr_t, uintptr_t>> Pagemap::next_anonymous_run(uintptr_t start, uintptr_t end, bool scan) const noexcept
