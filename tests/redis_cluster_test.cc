@@ -15,6 +15,7 @@
 #include "runtime/redis_cluster_map.h"
 #include "support/guarded_access.h"
 #include "support/redis_servers.h"
+#include "support/swap_pages.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -210,41 +211,8 @@ TEST(RedisClusterRouting, TheSlotMapComesFromClusterSlotsWithReplicas)
 
 // ---- A real cluster --------------------------------------------------------
 
-constexpr unsigned kBatch = 16;
+constexpr unsigned kBatch = kSwapBatch;
 constexpr int kNodes = RedisCluster::kNodes;
-
-#define UFFD_OR_SKIP()                                                                                     \
-    do {                                                                                                   \
-        Config probe;                                                                                      \
-        probe.memory_budget = 64 * kPage;                                                                  \
-        probe.eviction_batch_pages = kBatch;                                                               \
-        auto rt = Runtime::create(probe);                                                                  \
-        if (!rt)                                                                                           \
-            GTEST_SKIP() << "userfaultfd unavailable: " << rt.error().message();                           \
-        if (!(*rt)->stats().swap_enabled)                                                                  \
-            GTEST_SKIP() << "no swap pager here (it needs write-protect faults on anonymous memory)";      \
-    } while (0)
-
-Config redis_config(size_t budget_pages, const std::string& url)
-{
-    Config c;
-    c.memory_budget = budget_pages * kPage;
-    c.eviction_batch_pages = kBatch;
-    c.eviction_policy = EvictionPolicy::Fifo;
-    c.swap_path = url;
-    return c;
-}
-
-unsigned char pattern(size_t page, size_t at, unsigned gen)
-{
-    return static_cast<unsigned char>(page * 131 + at * 7 + gen * 29 + 1);
-}
-
-void fill_page(char* base, size_t page, unsigned gen)
-{
-    for (size_t at = 0; at < kPage; ++at)
-        base[page * kPage + at] = char(pattern(page, at, gen));
-}
 
 // The page's bytes as written, read in a guard: a SIGBUS is a failure of
 // the test, not the end of the test program.

@@ -15,6 +15,7 @@
 #include "runtime/redis_swap_target.h"
 #include "support/guarded_access.h"
 #include "support/redis_servers.h"
+#include "support/swap_pages.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -40,42 +41,7 @@
 namespace faultline::testing {
 namespace {
 
-constexpr unsigned kBatch = 16;
-
-// The swap pager needs userfaultfd with write-protect faults: without, the
-// runtime (or its swap) is not here at all, which is a skip, not a failure.
-#define UFFD_OR_SKIP()                                                                                     \
-    do {                                                                                                   \
-        Config probe;                                                                                      \
-        probe.memory_budget = 64 * kPage;                                                                  \
-        probe.eviction_batch_pages = kBatch;                                                               \
-        auto rt = Runtime::create(probe);                                                                  \
-        if (!rt)                                                                                           \
-            GTEST_SKIP() << "userfaultfd unavailable: " << rt.error().message();                           \
-        if (!(*rt)->stats().swap_enabled)                                                                  \
-            GTEST_SKIP() << "no swap pager here (it needs write-protect faults on anonymous memory)";      \
-    } while (0)
-
-Config redis_config(size_t budget_pages, const std::string& url)
-{
-    Config c;
-    c.memory_budget = budget_pages * kPage;
-    c.eviction_batch_pages = kBatch;
-    c.eviction_policy = EvictionPolicy::Fifo;
-    c.swap_path = url;
-    return c;
-}
-
-unsigned char pattern(size_t page, size_t at, unsigned gen)
-{
-    return static_cast<unsigned char>(page * 131 + at * 7 + gen * 29 + 1);
-}
-
-void fill_page(char* base, size_t page, unsigned gen)
-{
-    for (size_t at = 0; at < kPage; ++at)
-        base[page * kPage + at] = char(pattern(page, at, gen));
-}
+constexpr unsigned kBatch = kSwapBatch;
 
 bool page_ok(const char* base, size_t page, unsigned gen)
 {
