@@ -42,8 +42,8 @@ FileForkPlan::Run FileForkPlan::next_anonymous(const Entry& e, size_t page, cons
     auto run = pagemap.next_anonymous_run(e.base + from * page, e.base + e.size, scan_);
     if (!run && scan_) // the scan failed: read the entries instead
         run = pagemap.next_anonymous_run(e.base + from * page, e.base + e.size, false);
-    if (!run) // unreadable: nothing more is kept
-        return { pages, pages };
+    if (!run) // unreadable: the rest is kept as it is — a private copy must never be mapped over
+        return { from, pages };
     return { (run->first - e.base) / page, (run->second - e.base) / page };
 }
 
