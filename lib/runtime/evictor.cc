@@ -199,24 +199,29 @@ void Evictor::add_swap_counters(Totals& t, const memory::SwapBackedVMObject& obj
 
 void Evictor::prepare_fork()
 {
+    // Copied before the evictor is held: the copy allocates, and under the
+    // preloaded heap an allocation may fault on memory this very runtime
+    // serves — a fault that may wait for room only the evictor makes (a
+    // bash under `faultline run` hung in fork so).
+    std::vector<boost::intrusive_ptr<memory::SwapBackedVMObject>> swaps;
+    if (budget_) {
+        std::lock_guard registry(registry_lock_);
+        swaps = swaps_;
+    }
     pass_lock_.lock();
     fork_paused_ = true;
     if (!budget_)
         return;
-    std::vector<boost::intrusive_ptr<memory::SwapBackedVMObject>> swaps;
-    {
-        std::lock_guard registry(registry_lock_);
-        swaps = swaps_;
-    }
-    bool any = false;
-    for (auto& object : swaps)
-        any = any || object->swapped_pages() > 0;
-    if (!any)
-        return;
+    // Held across the fork, the evictor makes no room until the fork has
+    // returned, so no fault may wait for room meanwhile: the program's other
+    // prepare handlers run after this one, and any of them may allocate from
+    // memory this runtime serves. The budget is opened (and closed again by
+    // resume_after_fork); the swapped pages come back in.
     budget_->set_overrun(true);
     budget_->release_waiters();
     for (auto& object : swaps)
-        swap_out_.swap_in_all(*object);
+        if (object->swapped_pages() > 0)
+            swap_out_.swap_in_all(*object);
 }
 
 void Evictor::resume_after_fork()
