@@ -93,6 +93,16 @@ void write_through(Runtime& rt, const std::shared_ptr<RedisStore>& store, unsign
     ASSERT_TRUE(rt.unmap(p, kPages * kPage));
 }
 
+// write_through() from a runtime of its own, gone when it returns: the
+// caller's runtime then holds none of the pages in its cache (a cache can
+// outlive its last region for a while), so what it reads comes from Redis.
+void write_through_elsewhere(const std::shared_ptr<RedisStore>& store, unsigned gen)
+{
+    auto writer = Runtime::create();
+    ASSERT_TRUE(writer) << writer.error().message();
+    write_through(**writer, store, gen);
+}
+
 // Lets go of both (the runtime, which holds the store while its cache
 // lives, first): the store's keys go then. Returns their prefix.
 std::string release(std::unique_ptr<Runtime>& rt, std::shared_ptr<RedisStore>& store)
@@ -269,7 +279,7 @@ TEST(RedisStore, AValueOfTheWrongSizeIsSigbusInTheFaultingThreadOnly)
     RUNTIME_OR_SKIP(rt);
     auto store = make_store(server.url());
     ASSERT_TRUE(store);
-    write_through(*rt, store, 6);
+    write_through_elsewhere(store, 6);
     const std::string key = store->key_prefix() + "3";
     Reply planted = RedisCluster::command(server.port(), "SET %s short", key.c_str());
     ASSERT_TRUE(planted && planted->type == REDIS_REPLY_STATUS);
@@ -293,7 +303,7 @@ TEST(RedisStore, AWrittenPageWhoseKeyIsGoneIsSigbusNotZeros)
     RUNTIME_OR_SKIP(rt);
     auto store = make_store(server.url());
     ASSERT_TRUE(store);
-    write_through(*rt, store, 7);
+    write_through_elsewhere(store, 7);
     Reply flushed = RedisCluster::command(server.port(), "FLUSHALL");
     ASSERT_TRUE(flushed);
     auto r = rt->map_store(store, { .length = kPages * kPage, .access = Access::Read });
@@ -308,13 +318,7 @@ TEST(RedisStore, AKilledServerIsSigbusNeverAHangAndOtherMemoryIsServed)
     RUNTIME_OR_SKIP(rt);
     auto store = make_store(server.url()); // command_timeout_ms=500
     ASSERT_TRUE(store);
-    {
-        // Written through another runtime: this one's cache of the store
-        // must not hold the pages the test expects to be read from Redis
-        // (a cache can outlive its last region for a while).
-        RUNTIME_OR_SKIP(writer);
-        write_through(*writer, store, 8);
-    }
+    write_through_elsewhere(store, 8);
     auto r = rt->map_store(store, { .length = kPages * kPage, .access = Access::ReadWrite });
     ASSERT_TRUE(r);
     char* p = static_cast<char*>(*r);
