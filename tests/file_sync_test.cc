@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -254,6 +255,48 @@ TEST_P(FileSync, DiscardOfAPrivateRegionReadsTheFileAgainAndOfASharedOneKeepsIts
     EXPECT_EQ(sp[2 * kPage], char(~want[2 * kPage])) << "a shared region's written page is the file's";
     ASSERT_TRUE(rt->sync(*shared, 4 * kPage, SyncFlags::Sync));
     EXPECT_EQ(f.read_back()[2 * kPage], char(~want[2 * kPage])) << "discard never loses a shared write";
+}
+
+// Copy mode (no minor faults): a read's completion writes its pages into
+// the cache's memfd and only then counts them cached. In between, the kernel
+// maps such a page to any thread that touches it, without a fault, and the
+// thread may write it. A sync asked for after that write must write the page
+// (it waits for the read to settle) — it once skipped the page as "not
+// cached" and reported success without the write (a C store test caught it
+// under load). The pause holds the window open.
+TEST(FileSyncCopyMode, APageWrittenWhileItsReadFinishesIsSynced)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt, Config { .disable = "minor" });
+    TempFile f(16 * kPage, 43);
+    int rw = f.open_again(O_RDWR);
+    auto r = rt->map_file(rw, { .length = 16 * kPage, .access = Access::ReadWrite });
+    close(rw);
+    ASSERT_TRUE(r) << r.error().message();
+    auto* p = static_cast<volatile char*>(*r);
+    using os::FaultInjection;
+    using os::InjectOp;
+    FaultInjection::arm(InjectOp::FillPause, 500, 1, 0, kPage);
+    std::atomic<bool> reader_done { false };
+    std::thread reader([&] {
+        (void)p[0]; // faults; its read of page 0 pauses before it settles
+        reader_done = true;
+    });
+    // Page 0 is in the memfd once the read wrote it there (mincore sees the
+    // shared mapping's page cache).
+    unsigned char in_core = 0;
+    for (int i = 0; i < 5000 && !(in_core & 1); ++i) {
+        ASSERT_EQ(mincore(const_cast<char*>(p), kPage, &in_core), 0);
+        if (!(in_core & 1))
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const bool window = (in_core & 1) && !reader_done && FaultInjection::taken(InjectOp::FillPause) == 1;
+    p[5] = 'X'; // the kernel maps the page: no fault, nothing marks it
+    ASSERT_TRUE(rt->sync(*r, 16 * kPage, SyncFlags::Sync));
+    reader.join();
+    FaultInjection::disarm_all();
+    if (!window)
+        GTEST_SKIP() << "the read settled before the test could write inside it (a 500 ms pause was not enough here)";
+    EXPECT_EQ(f.read_back()[5], 'X') << "the sync reported success without the write";
 }
 
 // Asynchronous tracking (WP_ASYNC, the default where the kernel has it),

@@ -27,6 +27,11 @@ namespace faultline::os {
 //                  (io/delayed_completion.h): no handler thread waits.
 //   FileWrite      a write-back of file pages (sync, unmap, destruction, the
 //                  evictor) fails with the errno, without reaching the file.
+//   FillPause      copy mode: a read's completion pauses `value` milliseconds
+//                  after it wrote the pages into the cache's memfd and
+//                  before they count as cached — the window in which a
+//                  thread may write such a page without a fault (a test's
+//                  way to hold it open; the completion's thread sleeps).
 //   StoreRead, StoreReadShort, StoreReadDelay, StoreWrite: the same for a
 //                  user's Store (io/store_queue.cc; write-back): Store::read
 //                  or Store::write is not called for a failure; a short read
@@ -42,6 +47,7 @@ enum class InjectOp : unsigned {
     FileWrite,
     FileReadShort,
     FileReadDelay,
+    FillPause,
     StoreRead,
     StoreReadShort,
     StoreReadDelay,

@@ -379,6 +379,10 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
         return {};
     if (async)
         harvest(object, first, end, retired);
+    // Untracked, a page being read counts too once it is cached: in copy
+    // mode a thread may have written it already (FileCache::wait_filled).
+    if (!tracked)
+        cache.wait_filled(first, end - first);
     // The pages to write, as runs: dirty pages where writes are tracked,
     // every cached page where they are not. Only blocks the cache ever
     // populated are looked at.

@@ -1,6 +1,7 @@
 #include "memory/objects/file_cache.h"
 
 #include "memory/lazy_table.h"
+#include "os/fault_injection.h"
 
 #include "support/try.h"
 
@@ -417,6 +418,8 @@ void FileCache::finish(Slot& slot, int32_t result) noexcept
             done += size_t(n);
         }
         good = done / ps;
+        if (int ms = os::FaultInjection::take(os::InjectOp::FillPause, uintptr_t(slot.first * ps)))
+            usleep(useconds_t(ms) * 1000);
     }
     if (good < slot.count) {
         // Whatever the failed part left in the memfd is not the file's:
@@ -450,11 +453,40 @@ void FileCache::finish(Slot& slot, int32_t result) noexcept
         slot.busy = false;
         slot.waiters = 0;
     }
+    // Sequentially consistent with wait_filled()'s count and look: either
+    // it sees the pages settled or this sees it waiting.
+    settled_epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (settle_waiters_.load(std::memory_order_seq_cst))
+        settled_epoch_.notify_all();
     const int32_t failure = result < 0 ? result : -EIO;
     for (size_t i = 0; i < waiters; ++i)
         ports[i]->post(tokens[i], pages[i] < first + good ? 0 : failure);
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     intrusive_ptr_release(this); // may be the last reference
+}
+
+void FileCache::wait_filled(size_t first, size_t count) noexcept
+{
+    if (options_.zero_copy)
+        return;
+    auto filling = [&] {
+        bool any = false;
+        states_.for_each_marked_span(first, count, [&](size_t at, size_t n) {
+            for (size_t i = at; i < at + n && !any; ++i)
+                any = states_.get(i) == PageState::Filling;
+        });
+        return any;
+    };
+    settle_waiters_.fetch_add(1, std::memory_order_seq_cst);
+    for (;;) {
+        const uint32_t epoch = settled_epoch_.load(std::memory_order_seq_cst);
+        if (!filling())
+            break;
+        // Every read completes (or fails) on its own: a store's or the
+        // I/O's thread settles it without any lock a writer-back holds.
+        settled_epoch_.wait(epoch, std::memory_order_seq_cst);
+    }
+    settle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void FileCache::mark_dirty(size_t page) noexcept

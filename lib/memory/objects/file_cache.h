@@ -230,6 +230,15 @@ public:
     // a handler thread.
     std::mutex& writeback_lock() noexcept { return writeback_lock_; }
 
+    // Waits until no page of [first, first + count) is being read (Filling).
+    // API threads (write-back), never a handler: in copy mode a read's
+    // pages are in the memfd — mapped by the kernel, written by threads
+    // without a fault — a moment before they count as cached, and a sync
+    // that skipped them would report success without the bytes a thread
+    // wrote before it asked. Returns at once in zero-copy mode, where no
+    // thread sees a page before it is cached.
+    void wait_filled(size_t first, size_t count) noexcept;
+
     // Reads still in flight (runtime shutdown waits for none).
     size_t reads_in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
 
@@ -291,6 +300,10 @@ private:
     Slot slots_[kSlots];
     char* staging_ = nullptr; // copy mode: kSlots * kCopyModeReadPages pages
     std::atomic<size_t> in_flight_ { 0 };
+    // wait_filled(): a read's completion bumps the epoch and, only when
+    // someone waits, wakes them (a futex wake per completion otherwise).
+    std::atomic<uint32_t> settled_epoch_ { 0 };
+    std::atomic<uint32_t> settle_waiters_ { 0 };
     Counters counters_;
     std::atomic<size_t> cached_pages_ { 0 };
     // Shared: a cache can outlive the evictor that owns the runtime's budget
