@@ -246,7 +246,12 @@ TEST(BudgetStore, AStoreWhoseWritesFailKeepsItsDirtyPagesAndEvictsTheClean)
     auto st = rt->region_stats(p);
     ASSERT_TRUE(st);
     EXPECT_EQ(st->budget, budget_pages * kPage);
-    EXPECT_GT(st->evictions_clean, 0u);
+    // Without UFFDIO_CONTINUE_MODE_WP (before 6.4) a page mapped into a
+    // writable region counts dirty at once: the clean reads are then only
+    // the pages read ahead and never mapped, which may or may not be evicted.
+    if (rt->has_feature("continue_wp")) {
+        EXPECT_GT(st->evictions_clean, 0u);
+    }
     EXPECT_EQ(st->evictions_dirty, 0u);
     EXPECT_GE(st->dirty_pages, 32u) << "failed write-backs leave the pages dirty";
     for (size_t page = 0; page < 32; ++page)

@@ -27,6 +27,13 @@ namespace faultline::os {
 //                  (io/delayed_completion.h): no handler thread waits.
 //   FileWrite      a write-back of file pages (sync, unmap, destruction, the
 //                  evictor) fails with the errno, without reaching the file.
+//   FileWriteShort a write of file pages (write-back, the evictor, the swap
+//                  file) goes to the kernel `value` bytes shorter (at least
+//                  one byte is written) and reports the shorter count, as
+//                  pwrite(2) may when the file system fills up mid-request.
+//   WriteDelay     a write-back (file or store: sync, unmap, the evictor) or
+//                  a swap write is issued `value` milliseconds late: the
+//                  writing thread sleeps first, as if the device were slow.
 //   FillPause      copy mode: a read's completion pauses `value` milliseconds
 //                  after it wrote the pages into the cache's memfd and
 //                  before they count as cached — the window in which a
@@ -47,6 +54,8 @@ enum class InjectOp : unsigned {
     FileWrite,
     FileReadShort,
     FileReadDelay,
+    FileWriteShort,
+    WriteDelay,
     FillPause,
     StoreRead,
     StoreReadShort,

@@ -32,6 +32,8 @@ enum class Feature : uint32_t {
                // fault per first write; fallback: write-protect faults (wp_shmem), else every cached page
     Psi,       // PSI memory-pressure triggers (4.20; refused on some kernels): purgeable memory is purged
                // under pressure; fallback: purged only explicitly, by budget or by the commit limit
+    ContinueWp, // UFFDIO_CONTINUE_MODE_WP (6.4): cached file pages mapped write-protected in one call;
+                // fallback: mapped writable and counted dirty at once (written at the next sync)
     Count,
 };
 

@@ -332,6 +332,8 @@ bool Evictor::write_back(FileCache& cache, size_t first, size_t count, uint64_t 
     const char* data = cache.page_bytes(first);
     if (os::FaultInjection::take(cache.store() ? os::InjectOp::StoreWrite : os::InjectOp::FileWrite, uintptr_t(offset)))
         return false;
+    if (int ms = os::FaultInjection::take(os::InjectOp::WriteDelay, uintptr_t(offset)))
+        usleep(useconds_t(ms) * 1000);
     if (Store* store = cache.store()) {
         const int64_t n = store->write(data, bytes, offset);
         if (n == int64_t(bytes)) {

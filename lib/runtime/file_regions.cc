@@ -110,6 +110,7 @@ FileCache::Options FileRegions::cache_options(bool direct_io, bool budgeted) con
         : features_.has(os::Feature::WpShmem)         ? FileCache::WriteTracking::Faults
                                                       : FileCache::WriteTracking::None;
     co.direct_io = direct_io;
+    co.continue_wp = features_.has(os::Feature::ContinueWp);
     return co;
 }
 
@@ -324,6 +325,11 @@ void FileRegions::harvest(SharedInodeVMObject& object, size_t first, size_t end,
     if (also)
         consider(*also);
     FileCache& cache = object.cache();
+    // While no region could write, a page the scan calls written was only
+    // mapped without protection (no UFFDIO_CONTINUE_MODE_WP): nothing to
+    // write back. The scan still protects it. (The first region made
+    // writable counts such pages dirty: SharedInodeVMObject::note_writable.)
+    const bool writable = object.ever_writable();
     page_region runs[256];
     for (size_t k = 0; k < ranges.size(); ++k) {
         const auto [start, file_page] = ranges[k];
@@ -341,7 +347,7 @@ void FileRegions::harvest(SharedInodeVMObject& object, size_t first, size_t end,
             for (size_t i = 0; i < *n; ++i)
                 for (uintptr_t a = runs[i].start; a < runs[i].end; a += page_) {
                     const size_t page = file_page + (a - start) / page_;
-                    if (cache.states().get(page) == PageState::Present)
+                    if (writable && cache.states().get(page) == PageState::Present)
                         cache.mark_dirty(page);
                 }
             if (walk_end <= at)
@@ -435,6 +441,8 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
             op.result = -injected;
             continue;
         }
+        if (int ms = os::FaultInjection::take(os::InjectOp::WriteDelay, uintptr_t(offset)))
+            usleep(useconds_t(ms) * 1000);
         if (Store* store = cache.store()) {
             // A store writes on this thread (sync, unmap and the evictor may
             // block; a store's write may too).
@@ -446,9 +454,13 @@ Result<void> FileRegions::write_back(SharedInodeVMObject& object, size_t first, 
         }
         // The file's partial last page under direct_io cannot go to the
         // ring on the O_DIRECT descriptor (FileCache::write_file).
-        if (ring_ && !cache.direct_write_refused(offset, op.bytes)
-            && ring_->write(cache.fd(), cache.page_bytes(op.first), uint32_t(op.bytes), offset, &op))
-            continue;
+        if (ring_ && !cache.direct_write_refused(offset, op.bytes)) {
+            uint32_t submit = uint32_t(op.bytes);
+            if (int cut = os::FaultInjection::take(os::InjectOp::FileWriteShort, uintptr_t(offset)); cut && submit > 1)
+                submit -= std::min(submit - 1, uint32_t(cut));
+            if (ring_->write(cache.fd(), cache.page_bytes(op.first), submit, offset, &op))
+                continue;
+        }
         // Without io_uring (or no room in the ring): this API thread writes.
         ssize_t n = cache.write_file(cache.page_bytes(op.first), op.bytes, offset);
         op.result = n < 0 ? -errno : int32_t(n);
@@ -518,9 +530,14 @@ Result<void> FileRegions::sync(uintptr_t address, size_t size, SyncFlags flags)
         // would lose that write. msync(MS_INVALIDATE) on Linux keeps written
         // pages for the same reason.
         if (has(flags, SyncFlags::Invalidate) && !object->ever_writable()) {
+            // Nothing wrote these pages; a dirty mark here is only the one
+            // a page gets when mapped without UFFDIO_CONTINUE_MODE_WP
+            // (before 6.4: InodeVMObject::map_cached), and means nothing.
             for (size_t i = first; i < end; ++i)
-                if (cache.states().get(i) == PageState::Present && !cache.dirty(i))
+                if (cache.states().get(i) == PageState::Present) {
+                    (void)cache.clear_dirty(i);
                     cache.drop(i, 1);
+                }
         }
     }
     if (first_error)

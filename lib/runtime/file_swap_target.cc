@@ -100,17 +100,22 @@ void FileSwapTarget::write(Write* writes, size_t count) noexcept
             w.result = -injected;
             continue;
         }
+        if (int ms = os::FaultInjection::take(os::InjectOp::WriteDelay, uintptr_t(offset)))
+            usleep(useconds_t(ms) * 1000);
+        size_t bytes = page_;
+        if (int cut = os::FaultInjection::take(os::InjectOp::FileWriteShort, uintptr_t(offset)))
+            bytes -= std::min(bytes - 1, size_t(cut));
         if (ring_) {
             ops[i] = { { done }, &w.result };
             w.result = -EINPROGRESS;
-            while (!ring_->write(fd_, w.data, uint32_t(page_), offset, &ops[i].op))
+            while (!ring_->write(fd_, w.data, uint32_t(bytes), offset, &ops[i].op))
                 if (ring_->drain() < 0)
                     break;
             continue;
         }
         ssize_t n;
         do
-            n = pwrite(fd_, w.data, page_, off_t(offset));
+            n = pwrite(fd_, w.data, bytes, off_t(offset));
         while (n < 0 && errno == EINTR);
         w.result = n < 0 ? -errno : int(n);
     }

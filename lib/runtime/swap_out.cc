@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <shared_mutex>
 
 namespace faultline {
@@ -67,6 +68,17 @@ size_t SwapOut::evict(SwapBackedVMObject& object, size_t want)
     // Each page is looked at most twice per call (a second chance, then its
     // turn), so a list of pinned or used pages ends the call.
     size_t looks = 2 * list.size() + 1;
+    struct timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const uint64_t now = uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+    // Full swap: only pages that need no new slot may go — until it is time
+    // to try the target again.
+    const bool full = space.full.load(std::memory_order_relaxed) && now < space.retry_at.load(std::memory_order_relaxed);
+    auto note_full = [&] {
+        space.retry_at.store(now + memory::SwapSpace::kFullRetryNs, std::memory_order_relaxed);
+        space.full_events.fetch_add(1, std::memory_order_relaxed);
+        return !space.full.exchange(true);
+    };
     while (victims.size() < want && looks-- > 0) {
         size_t page;
         if (!list.rotate_front(page))
@@ -90,8 +102,7 @@ size_t SwapOut::evict(SwapBackedVMObject& object, size_t want)
                 continue;
             }
         }
-        // Full swap: only pages that need no new slot may go.
-        if (s == SwapState::None && space.full.load(std::memory_order_relaxed))
+        if (s == SwapState::None && full)
             continue;
         SwapState was;
         if (object.begin_evict(page, was))
@@ -121,10 +132,9 @@ size_t SwapOut::evict(SwapBackedVMObject& object, size_t want)
         if (!object.assign_slot(v.page)) {
             object.abort_evict(v.page);
             v.page = SIZE_MAX;
-            if (!space.full.exchange(true))
+            if (note_full())
                 log::warn("swap is full ({} slots): anonymous pages stay resident, the memory budget is exceeded",
                     space.slots->capacity());
-            space.full_events.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
         protect.push_back(v.address);
@@ -140,17 +150,20 @@ size_t SwapOut::evict(SwapBackedVMObject& object, size_t want)
     if (!writes.empty())
         space.target->write(writes.data(), writes.size());
     for (size_t i = 0; i < writes.size(); ++i) {
-        if (writes[i].result == 0)
+        if (writes[i].result == 0) {
+            // The target took a page: it has room (again).
+            if (space.full.load(std::memory_order_relaxed))
+                space.full.store(false, std::memory_order_relaxed);
             continue;
+        }
         // The page stays resident and intact; its slot goes back.
         Victim& v = victims[written[i]];
         object.abort_evict(v.page);
         v.page = SIZE_MAX;
         object.counters().write_errors.fetch_add(1, std::memory_order_relaxed);
         if (writes[i].result == -ENOSPC) {
-            if (!space.full.exchange(true))
-                log::warn("swap is full (no space on the swap target: the file's filesystem, or Redis's maxmemory): anonymous pages stay resident, the memory budget is exceeded");
-            space.full_events.fetch_add(1, std::memory_order_relaxed);
+            if (note_full())
+                log::warn("swap is full (no space on the swap target: the file's filesystem, or Redis's maxmemory): anonymous pages stay resident, the memory budget is exceeded; tried again every second");
         } else {
             log::warn("swap: writing a page failed: {}", strerror(-writes[i].result));
         }

@@ -145,6 +145,16 @@ Result<Userfaultfd> Userfaultfd::open_with(UffdMode mode, const os::FeatureSet& 
             uffd.in_use_.set(route.feature);
             for (const Optional& o : kOptional)
                 uffd.in_use_.set(o.feature, (uffd.features_ & o.bits) == o.bits);
+            // UFFDIO_CONTINUE_MODE_WP has no feature bit of its own. It came
+            // in 6.4 with UFFD_FEATURE_WP_UNPOPULATED, whose offer tells the
+            // kernel is that new (the bit is only looked at, never asked
+            // for: it would change what write-protecting an empty anonymous
+            // range does). Should a kernel offer the one without the other,
+            // the EINVAL fallback in memory/objects/inode_vm_object.cc
+            // still applies.
+            uffd.in_use_.set(Feature::ContinueWp,
+                !disabled.has(Feature::ContinueWp) && (offered & UFFD_FEATURE_WP_UNPOPULATED)
+                    && uffd.in_use_.has(Feature::WpShmem) && uffd.in_use_.has(Feature::Minor));
             return uffd;
         }
     }

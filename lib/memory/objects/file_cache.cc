@@ -190,6 +190,8 @@ bool FileCache::direct_write_refused(uint64_t offset, size_t bytes) const noexce
 
 ssize_t FileCache::write_file(const void* data, size_t bytes, uint64_t offset) noexcept
 {
+    if (int cut = os::FaultInjection::take(os::InjectOp::FileWriteShort, uintptr_t(offset)); cut && bytes > 1)
+        bytes -= std::min(bytes - 1, size_t(cut));
     if (!direct_write_refused(offset, bytes))
         return pwrite(fd_, data, bytes, off_t(offset));
     // A new open file description without O_DIRECT (the flag is per

@@ -77,6 +77,9 @@ public:
         bool zero_copy = true;   // minor faults available
         bool direct_io = false;  // O_DIRECT reads (aligned: the alias and offsets are page-aligned)
         WriteTracking tracking = WriteTracking::Faults;
+        // UFFDIO_CONTINUE_MODE_WP (6.4): a cached page is mapped
+        // write-protected in one call (InodeVMObject::map_cached).
+        bool continue_wp = true;
     };
 
     // Takes ownership of `fd` (the runtime's own duplicate of the file).

@@ -10,6 +10,7 @@ namespace faultline::memory {
 InodeVMObject::InodeVMObject(boost::intrusive_ptr<FileCache> cache, PageStates placeholder) noexcept
     : VMObject(FileCache::kMaxPages * cache->page_size(), cache->page_size(), std::move(placeholder))
     , cache_(std::move(cache))
+    , continue_wp_(cache_->options().continue_wp)
 {
 }
 
@@ -133,7 +134,7 @@ Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexc
     if (!r.ok() && wp && r.error == EINVAL) {
         // No UFFDIO_CONTINUE_MODE_WP (before 6.4): map writable and count
         // the pages dirty, so that a sync writes them (never loses them).
-        continue_wp_.store(false, std::memory_order_relaxed);
+        continue_wp_.store(false, std::memory_order_seq_cst);
         wp = false;
         r = sink.map_cached(ctx.page, (end - page) * ctx.page_size, false);
     }
@@ -144,7 +145,12 @@ Outcome InodeVMObject::map_cached(const FaultContext& ctx, PageSink& sink) noexc
         if (!r.ok())
             return Outcome::from_failure(r);
     }
-    if (protect && !wp)
+    // Mapped writable: where a view can write, the pages count dirty at
+    // once. Where none can (yet), they stay clean — a sync must not write
+    // the cache's old bytes over the file's newer ones — and the first view
+    // made writable marks every cached page
+    // (SharedInodeVMObject::note_writable).
+    if (protect && !wp && writable_views())
         for (size_t i = page; i < end; ++i)
             cache_->mark_dirty(i);
     if (wp && ctx.write && !async_write_tracking()) {

@@ -45,6 +45,9 @@ protected:
     // Whether installed pages are write-protected (shared objects that
     // track writes).
     virtual bool protect_installed() const noexcept { return false; }
+    // Whether any view of the object could write a page (a page mapped
+    // without write protection then counts dirty at once).
+    virtual bool writable_views() const noexcept { return true; }
     // Maps the run of cached pages from the faulting page on (at most the
     // readahead window), write-protected when the object tracks writes.
     Outcome map_cached(const FaultContext&, PageSink&) noexcept;

@@ -15,6 +15,23 @@ Result<boost::intrusive_ptr<SharedInodeVMObject>> SharedInodeVMObject::try_creat
     return boost::intrusive_ptr<SharedInodeVMObject>(object);
 }
 
+void SharedInodeVMObject::note_writable() noexcept
+{
+    if (ever_writable_.exchange(true, std::memory_order_seq_cst))
+        return;
+    if (!tracks_writes() || continue_wp_.load(std::memory_order_seq_cst))
+        return;
+    // A page mapped before now (map_cached saw no writable view and left it
+    // clean) is Present already: marked here. One mapped after sees the
+    // flag and marks itself.
+    const PageStates& states = cache_->states();
+    states.for_each_marked_span(0, FileCache::kMaxPages, [&](size_t at, size_t n) {
+        for (size_t i = at; i < at + n; ++i)
+            if (states.get(i) == PageState::Present)
+                cache_->mark_dirty(i);
+    });
+}
+
 uffd::Mode SharedInodeVMObject::uffd_modes() const noexcept
 {
     if (!cache_->options().zero_copy)

@@ -34,13 +34,17 @@ public:
         return cache_->options().zero_copy && cache_->options().tracking == FileCache::WriteTracking::Async;
     }
     // Some region of it has been writable: without tracking, only then can
-    // a cached page differ from the file (and be written back).
-    void note_writable() noexcept { ever_writable_.store(true, std::memory_order_relaxed); }
-    bool ever_writable() const noexcept { return ever_writable_.load(std::memory_order_relaxed); }
+    // a cached page differ from the file (and be written back). The first
+    // time, where pages were mapped without write protection (no
+    // UFFDIO_CONTINUE_MODE_WP), every cached page counts dirty from now on:
+    // a region made writable writes them without a fault.
+    void note_writable() noexcept;
+    bool ever_writable() const noexcept { return ever_writable_.load(std::memory_order_seq_cst); }
 
 private:
     using InodeVMObject::InodeVMObject;
     bool protect_installed() const noexcept override { return tracks_writes(); }
+    bool writable_views() const noexcept override { return ever_writable(); }
     std::atomic<bool> ever_writable_ { false };
 };
 

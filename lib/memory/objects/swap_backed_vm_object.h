@@ -53,8 +53,13 @@ struct SwapSpace {
     std::unique_ptr<SwapTarget> target;
     // Set once the target refused a write or the slots ran out: the evictor
     // stops evicting anonymous pages (the budget is exceeded, with a
-    // warning) until a slot is freed.
+    // warning) until a slot is freed or, since the target may have room
+    // again (a file system that others freed, a Redis whose keys expired),
+    // until retry_at (CLOCK_MONOTONIC ns): then one write is tried, and its
+    // success clears the flag.
     std::atomic<bool> full { false };
+    std::atomic<uint64_t> retry_at { 0 };
+    static constexpr uint64_t kFullRetryNs = 1'000'000'000;
     std::atomic<uint64_t> full_events { 0 };
 };
 
