@@ -32,6 +32,7 @@ char* FileRegionMapper::map(size_t bytes, bool)
     o.access = prepare_.writable ? faultline::Access::ReadWrite : faultline::Access::Read;
     o.sharing = faultline::Sharing::Shared;
     o.name = "bench-file";
+    o.direct_io = prepare_.direct_io;
     // Default readahead: the library's behaviour without tuning.
     auto p = runtime_->map_file(prepare_.writable ? file_->write_fd() : file_->read_fd(), o);
     if (!p)

@@ -21,6 +21,7 @@ struct Prepare {
     bool writable = false; // a read-write shared mapping (through the O_RDWR descriptor)
     bool cold = true;      // drop the file's page cache first
     bool warm = false;     // touch every page once (untimed) before the timed loop
+    bool direct_io = false; // faultline side: FileMapOptions::direct_io (O_DIRECT reads)
 };
 
 // A shared file region from a Runtime created for this repetition alone and

@@ -111,9 +111,10 @@ void check_cold(const faultline::RegionStats& s, size_t bytes_needed)
 }
 
 // file_seq_read_cold and _warm: the same loop over every page in file order.
-FileCase seq_read(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config, bool cold)
+FileCase seq_read(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config, bool cold,
+    bool direct_io = false)
 {
-    const Prepare prepare { .cold = cold, .warm = !cold };
+    const Prepare prepare { .cold = cold, .warm = !cold, .direct_io = direct_io };
     auto fl = std::make_unique<FileRegionMapper>(file, config, prepare);
     auto pages = std::make_shared<std::vector<uint32_t>>(all_pages(file->pages()));
     auto sum = std::make_shared<uint64_t>(0);
@@ -150,6 +151,11 @@ FileCase seq_read(std::string name, std::shared_ptr<TestFile> file, const faultl
 FileCase file_seq_read_cold(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config)
 {
     return seq_read(std::move(name), std::move(file), config, true);
+}
+
+FileCase file_seq_read_cold_direct(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config)
+{
+    return seq_read(std::move(name), std::move(file), config, true, true);
 }
 
 FileCase file_seq_read_warm(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config)

@@ -32,6 +32,9 @@ struct FileCase {
 // apart) from a fresh shared read-only mapping, with the file's page cache
 // dropped first. Baseline: mmap(MAP_SHARED, PROT_READ), also cold.
 FileCase file_seq_read_cold(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config);
+// The same with FileMapOptions::direct_io: O_DIRECT reads straight into the
+// runtime's cache, skipping the file system's page cache and its copy.
+FileCase file_seq_read_cold_direct(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config);
 // The same loop, timed on a second pass over a mapping whose every page was
 // touched once already (untimed). Baseline: a second pass over mmap.
 FileCase file_seq_read_warm(std::string name, std::shared_ptr<TestFile> file, const faultline::Config& config);

@@ -144,7 +144,7 @@ void usage(FILE* out)
         "                 anon_seq_first_touch, anon_rand_first_touch, anon_single_fault,\n"
         "                 anon_mt_first_touch, anon_read_zero, anon_sparse_touch (and their\n"
         "                 /same_cpu, /vs_fixed variants), and on a file in $TMPDIR (1 GiB,\n"
-        "                 --quick 128 MiB): file_seq_read_cold, file_seq_read_warm,\n"
+        "                 --quick 128 MiB): file_seq_read_cold (and /direct_io), file_seq_read_warm,\n"
         "                 file_rand_read_cold, umap_rand_read, file_budget_hotcold,\n"
         "                 file_fork, file_write_sync; and purge_refault_1g (--quick: 128 MiB),\n"
         "                 volatile_toggle_1m (purgeable memory); budget_hotcold_heap,\n"
@@ -439,6 +439,7 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
         results.push_back(std::move(r));
     };
     run_file("file_seq_read_cold", [&](std::string n) { return file_seq_read_cold(n, file, defaults); });
+    run_file("file_seq_read_cold/direct_io", [&](std::string n) { return file_seq_read_cold_direct(n, file, defaults); });
     run_file("file_seq_read_warm", [&](std::string n) { return file_seq_read_warm(n, file, defaults); });
     run_file("file_rand_read_cold",
         [&](std::string n) { return file_rand_read_cold(n, file, defaults, s.file_random_reads); });
