@@ -85,6 +85,26 @@ constexpr faultline_store_ops kReadOnly { mem_size, mem_read, nullptr, nullptr, 
 constexpr faultline_store_ops kReadWrite { mem_size, mem_read, mem_write, mem_flush, mem_release };
 constexpr unsigned kRW = FAULTLINE_ACCESS_READ | FAULTLINE_ACCESS_WRITE;
 
+// Destroys the runtime when a test returns early (a failed ASSERT).
+// Declared after the test's store contexts, it runs before they go, so the
+// runtime never calls into a context that is gone — a failed assertion once
+// became a crash of the whole test binary that way (its write-back at exit
+// called a freed context).
+struct DestroyLater {
+    faultline_runtime_t& rt;
+    ~DestroyLater()
+    {
+        if (rt)
+            faultline_destroy(rt);
+    }
+    int now()
+    {
+        const int rc = faultline_destroy(rt);
+        rt = 0;
+        return rc;
+    }
+};
+
 #define CREATE_OR_SKIP(rt)                                                                \
     faultline_runtime_t rt = 0;                                                           \
     if (int rc_ = faultline_create(nullptr, &rt); rc_ < 0)                                \
@@ -95,6 +115,7 @@ TEST(CStore, BytesComeFromTheCallbacksExactly)
     CREATE_OR_SKIP(rt);
     const size_t size = 3 * 1024 * 1024 + 100; // a short last page
     MemoryCtx ctx(size);
+    DestroyLater later { rt };
     void* p = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &kReadOnly, &ctx, 0, size, FAULTLINE_ACCESS_READ, "c-store", &p), 0)
         << faultline_last_error();
@@ -117,7 +138,7 @@ TEST(CStore, BytesComeFromTheCallbacksExactly)
     EXPECT_EQ(static_cast<volatile char*>(q)[5], pattern(16 * kPage + 5));
     EXPECT_EQ(faultline_unmap(rt, q, 4 * kPage), 0);
     EXPECT_EQ(faultline_unmap(rt, p, (size + kPage - 1) / kPage * kPage), 0);
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(ctx.releases.load(), 2) << "one release per successful map";
 }
 
@@ -126,6 +147,7 @@ TEST(CStore, WritesReachTheStoreOnSync)
     CREATE_OR_SKIP(rt);
     const size_t size = 32 * kPage;
     MemoryCtx ctx(size);
+    DestroyLater later { rt };
     void* p = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &kReadWrite, &ctx, 0, size, kRW, "rw", &p), 0) << faultline_last_error();
     char* c = static_cast<char*>(p);
@@ -156,7 +178,7 @@ TEST(CStore, WritesReachTheStoreOnSync)
     EXPECT_EQ(ctx.releases.load(), 0);
     ASSERT_EQ(faultline_unmap(rt, p, size), 0);
     EXPECT_EQ(ctx.at(30 * kPage + 1), 'U');
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(ctx.releases.load(), 1);
 }
 
@@ -164,6 +186,7 @@ TEST(CStore, AFailingReadIsSigbusAndTheRuntimeKeepsServing)
 {
     CREATE_OR_SKIP(rt);
     MemoryCtx bad(16 * kPage), good(16 * kPage);
+    DestroyLater later { rt };
     bad.fail_read = -EIO;
     void *pb = nullptr, *pg = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &kReadOnly, &bad, 0, 16 * kPage, FAULTLINE_ACCESS_READ, "bad", &pb), 0);
@@ -179,7 +202,7 @@ TEST(CStore, AFailingReadIsSigbusAndTheRuntimeKeepsServing)
     EXPECT_GE(bad.reads.load(), 1);
     bad.fail_read = 0;
     EXPECT_EQ(b[9 * kPage], pattern(9 * kPage)) << "another page reads once the store works";
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(bad.releases.load(), 1);
     EXPECT_EQ(good.releases.load(), 1);
 }
@@ -195,12 +218,13 @@ TEST(CStore, AReadClaimingMoreThanAskedIsSigbus)
 {
     CREATE_OR_SKIP(rt);
     MemoryCtx ctx(8 * kPage);
+    DestroyLater later { rt };
     const faultline_store_ops ops { mem_size, overlong_read, nullptr, nullptr, mem_release };
     void* p = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &ops, &ctx, 0, 8 * kPage, FAULTLINE_ACCESS_READ, nullptr, &p), 0);
     volatile char* c = static_cast<char*>(p);
     EXPECT_EQ(faultline::testing::guarded_access([&] { (void)c[0]; }), SIGBUS);
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(ctx.releases.load(), 1);
 }
 
@@ -208,6 +232,7 @@ TEST(CStore, ReleaseRunsExactlyOnceAfterUnmapOrDestroy)
 {
     CREATE_OR_SKIP(rt);
     MemoryCtx unmapped(8 * kPage), kept(8 * kPage);
+    DestroyLater later { rt };
     void *a = nullptr, *b = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &kReadWrite, &unmapped, 0, 8 * kPage, kRW, nullptr, &a), 0);
     ASSERT_EQ(faultline_map_store(rt, &kReadWrite, &kept, 0, 8 * kPage, kRW, nullptr, &b), 0);
@@ -221,7 +246,7 @@ TEST(CStore, ReleaseRunsExactlyOnceAfterUnmapOrDestroy)
     // at the latest when it is destroyed) — and never twice.
     EXPECT_LE(unmapped.releases.load(), 1);
     EXPECT_EQ(kept.releases.load(), 0) << "a store still mapped is not released";
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(unmapped.releases.load(), 1);
     EXPECT_EQ(kept.releases.load(), 1);
     EXPECT_EQ(unmapped.at(0), 'a') << "written back before release";
@@ -232,6 +257,7 @@ TEST(CStore, BadInputReturnsTheErrnoAndNeverReleases)
 {
     CREATE_OR_SKIP(rt);
     MemoryCtx ctx(8 * kPage);
+    DestroyLater later { rt };
     void* p = nullptr;
     auto map = [&](const faultline_store_ops* ops, int64_t offset, size_t length, unsigned access, void** out) {
         return faultline_map_store(rt, ops, &ctx, offset, length, access, nullptr, out);
@@ -250,7 +276,7 @@ TEST(CStore, BadInputReturnsTheErrnoAndNeverReleases)
     EXPECT_EQ(map(&kReadOnly, 0, SIZE_MAX - 10, FAULTLINE_ACCESS_READ, &p), -EOVERFLOW);
     EXPECT_EQ(map(&kReadOnly, 0, kPage, kRW, &p), -EACCES) << "write access needs a write callback";
     EXPECT_EQ(faultline_map_store(rt + 1000, &kReadOnly, &ctx, 0, kPage, FAULTLINE_ACCESS_READ, nullptr, &p), -EBADF);
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(faultline_map_store(rt, &kReadOnly, &ctx, 0, kPage, FAULTLINE_ACCESS_READ, nullptr, &p), -EBADF);
     EXPECT_EQ(ctx.releases.load(), 0) << "a failed map leaves ctx with the caller";
     EXPECT_EQ(ctx.reads.load(), 0);
@@ -260,12 +286,13 @@ TEST(CStore, ReadOnlyStoreCannotBeMadeWritableLater)
 {
     CREATE_OR_SKIP(rt);
     MemoryCtx ctx(8 * kPage);
+    DestroyLater later { rt };
     void* p = nullptr;
     ASSERT_EQ(faultline_map_store(rt, &kReadOnly, &ctx, 0, 8 * kPage, FAULTLINE_ACCESS_READ, nullptr, &p), 0);
     EXPECT_EQ(faultline_protect(rt, p, 8 * kPage, kRW), -EACCES);
     volatile char* c = static_cast<char*>(p);
     EXPECT_EQ(faultline::testing::guarded_access([&] { c[0] = 1; }), SIGSEGV);
-    EXPECT_EQ(faultline_destroy(rt), 0);
+    EXPECT_EQ(later.now(), 0);
     EXPECT_EQ(ctx.releases.load(), 1);
 }
 
