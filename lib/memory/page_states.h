@@ -45,9 +45,13 @@ public:
 
     size_t size() const noexcept { return pages_; }
 
+    // Acquire: a thread that sees a page Present also sees the bytes the
+    // fill put there before settle() released it — a sync writing a page
+    // back reads them on another thread than the one that read the file
+    // (free on x86, where every load is an acquire).
     PageState get(size_t page) const noexcept
     {
-        return PageState(states_[page].load(std::memory_order_relaxed));
+        return PageState(states_[page].load(std::memory_order_acquire));
     }
     bool populated(size_t page) const noexcept { return get(page) != PageState::Unpopulated; }
 
