@@ -279,6 +279,22 @@ TEST(RedisSwap, AFullServerRefusesWritesAndThePagesStayResident)
     for (size_t i = 0; i < pages; ++i)
         ASSERT_TRUE(page_ok(p, i, 7)) << "page " << i;
     EXPECT_EQ(rt->stats().swap_read_errors, 0u);
+    // Room again (an operator raised the limit, other keys expired): the
+    // server is tried again within a second, and swapping goes on without
+    // any slot of ours having been freed.
+    // (Pages written to the server, not dropped clean: a page read back
+    // clean can go again without a write, full or not.)
+    auto written = [&] { return rt->stats().swapped_out - rt->stats().swap_clean_drops; };
+    const uint64_t before = written();
+    redisContext* c = redisConnect("127.0.0.1", server.port());
+    ASSERT_TRUE(c && !c->err);
+    auto* reply = static_cast<redisReply*>(redisCommand(c, "CONFIG SET maxmemory 0"));
+    ASSERT_TRUE(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    redisFree(c);
+    ASSERT_TRUE(wait_for([&] { return written() > before; })) << "the full server was never tried again";
+    for (size_t i = 0; i < pages; ++i)
+        ASSERT_TRUE(page_ok(p, i, 7)) << "page " << i;
 }
 
 TEST(RedisSwap, StartSweepsTheKeysOfDeadProcessesOnThisHostOnly)
