@@ -2,6 +2,7 @@
 // runtime/private_file_clones.h): a clone holds the source's written pages
 // and the file's bytes elsewhere, both sides diverge, the file never
 // changes; clones of clones; snapshot and rollback; bad input.
+#include "os/fault_injection.h"
 #include "support/guarded_access.h"
 #include "support/smaps.h"
 #include "support/temp_file.h"
@@ -10,7 +11,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -307,6 +311,49 @@ TEST(CowPurgeable, SnapshotAndRollbackOfAPurgeableRegion)
     auto cross = rt->rollback(*anon, *snap);
     ASSERT_FALSE(cross);
     EXPECT_EQ(cross.error().code(), EINVAL);
+}
+
+// A clone of a purgeable region whose copy fails returns the error and
+// leaves nothing behind — it once hung for good instead: the half-made
+// clone was unmapped while the purge lock was held, and unmapping it takes
+// that lock (found by the c_api fuzzer, whose input is in its corpus).
+TEST(CowPurgeable, ACloneWhoseCopyFailsReturnsTheErrorAndNeverHangs)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 16;
+    auto r = rt->allocate_purgeable(kPages * kPage, { .name = "cache" });
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        write_page(p, page, 'f');
+    const size_t regions = rt->stats().region_count;
+    os::FaultInjection::arm(os::InjectOp::Copy, ENOMEM, 1000);
+    std::atomic<bool> returned { false };
+    Result<void*> c = fail(EINVAL, "not run");
+    std::thread cloner([&] {
+        c = rt->clone(p);
+        returned = true;
+    });
+    for (int i = 0; i < 1000 && !returned; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    os::FaultInjection::disarm_all();
+    if (!returned) {
+        // Deadlocked: nothing can end that thread, and the runtime's
+        // destruction would wait for it. Say so and end the process rather
+        // than hang the suite.
+        ADD_FAILURE() << "clone() of a purgeable region did not return within 10 s after its copy failed";
+        fflush(stdout);
+        std::_Exit(1);
+    }
+    cloner.join();
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code(), ENOMEM);
+    EXPECT_EQ(rt->stats().region_count, regions) << "the half-made clone was left mapped";
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page_marked(p, page, 'f')) << "page " << page;
+    auto again = rt->clone(p);
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_TRUE(page_marked(static_cast<char*>(*again), 3, 'f'));
 }
 
 } // namespace

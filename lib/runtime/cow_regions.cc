@@ -10,6 +10,7 @@
 #include "support/try.h"
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <pthread.h>
@@ -235,6 +236,7 @@ Result<CowRegions::View> CowRegions::purgeable_view(uintptr_t address, std::stri
         return undo(Error(ENOENT, "the region was unmapped or split while the clone was being made"));
     auto& object = static_cast<memory::PurgeableVMObject&>(source->object());
     const size_t first = source->object_offset() / page_;
+    std::optional<Error> failed;
     {
         // No page is purged while it is copied; a purged page (its contents
         // dropped, perhaps a SIGBUS marker in its place) is not copied: the
@@ -246,8 +248,13 @@ Result<CowRegions::View> CowRegions::purgeable_view(uintptr_t address, std::stri
             return v != memory::Volatility::Purged && v != memory::Volatility::Dropped && v != memory::Volatility::Purging;
         });
         if (!copied)
-            return undo(copied.error());
+            failed.emplace(copied.error());
     }
+    // Undone only once the purge lock is released: unmapping the clone
+    // retires it from the purger, which takes that lock (a failed copy
+    // under it once hung clone() for good — found by the c_api fuzzer).
+    if (failed)
+        return undo(std::move(*failed));
     log::debug("{} {:#x}+{:#x} (a purgeable region) at {}", read_only ? "snapshot of" : "cloned", address, o.size, at);
     return View { at, serial, ops_.find(uintptr_t(at))->serial() };
 }
