@@ -21,6 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include <cerrno>
+#include <sys/mman.h>
+
 namespace faultline::testing {
 namespace {
 
@@ -311,6 +314,32 @@ TEST(CowPurgeable, SnapshotAndRollbackOfAPurgeableRegion)
     auto cross = rt->rollback(*anon, *snap);
     ASSERT_FALSE(cross);
     EXPECT_EQ(cross.error().code(), EINVAL);
+}
+
+// The kernel copies pages (UFFDIO_COPY) within one VMA per call; a region
+// can span several — pieces of the arena with different histories do not
+// always merge. A copy across two once failed with ENOENT (the c_api fuzzer
+// found it as a clone that failed; here the region the copy goes into is
+// split on purpose, and a rollback copies into it).
+TEST(CowPurgeable, ARollbackIntoARegionSpanningTwoVmasCopiesEveryPage)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 16;
+    auto r = rt->allocate_purgeable(kPages * kPage);
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        write_page(p, page, 'v');
+    auto snap = rt->snapshot(p);
+    ASSERT_TRUE(snap) << snap.error().message();
+    ASSERT_TRUE(rt->discard(p, kPages * kPage));
+    // A VMA flag only the second half has: two VMAs, both still registered.
+    ASSERT_EQ(madvise(p + kPages / 2 * kPage, kPages / 2 * kPage, MADV_DONTFORK), 0) << strerror(errno);
+    auto back = rt->rollback(p, *snap);
+    ASSERT_TRUE(back) << back.error().message();
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page_marked(p, page, 'v')) << "page " << page;
+    ASSERT_EQ(madvise(p + kPages / 2 * kPage, kPages / 2 * kPage, MADV_DOFORK), 0);
 }
 
 // A clone of a purgeable region whose copy fails returns the error and
