@@ -63,6 +63,8 @@ public:
     static bool present(uint64_t e) { return e & (uint64_t(1) << 63); }
     static bool swapped(uint64_t e) { return e & (uint64_t(1) << 62); }
     static bool exclusive(uint64_t e) { return e & (uint64_t(1) << 56); }
+    // PM_UFFD_WP (5.13): the page is write-protected by a userfaultfd.
+    static bool write_protected(uint64_t e) { return e & (uint64_t(1) << 57); }
     static bool file_or_shared(uint64_t e) { return e & (uint64_t(1) << 61); }
     static uint64_t pfn(uint64_t e) { return e & ((uint64_t(1) << 55) - 1); }
 

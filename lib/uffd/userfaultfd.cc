@@ -1,5 +1,7 @@
 #include "uffd/userfaultfd.h"
 
+#include "os/virtual_memory.h"
+
 #include "os/fault_injection.h"
 
 #include <cerrno>
@@ -288,6 +290,26 @@ long Userfaultfd::continue_range(uintptr_t dst, size_t len, bool wake, bool writ
 }
 
 long Userfaultfd::writeprotect(uintptr_t start, size_t len, bool protect, bool wake) noexcept
+{
+    long rc = writeprotect_once(start, len, protect, wake);
+    const size_t page = os::page_size();
+    if (rc != -ENOENT || len <= page)
+        return rc;
+    // Older kernels (6.1 among them) change the protection within one VMA
+    // per call (ENOENT for a range crossing into another, even a registered
+    // one), and a region can span several VMAs that did not merge. Page by page,
+    // only a page the kernel cannot find is ENOENT, reported after the rest
+    // is done: a protection silently missing would let a write go unseen.
+    long first_error = 0;
+    for (uintptr_t at = start; at < start + len; at += page) {
+        long r = writeprotect_once(at, page, protect, wake);
+        if (r < 0 && first_error == 0)
+            first_error = r;
+    }
+    return first_error;
+}
+
+long Userfaultfd::writeprotect_once(uintptr_t start, size_t len, bool protect, bool wake) noexcept
 {
     if (int injected = FaultInjection::take(InjectOp::WriteProtect, start))
         return -injected;

@@ -70,6 +70,8 @@ public:
     long poison(uintptr_t dst, size_t len, bool wake) noexcept;
     // UFFDIO_WRITEPROTECT: sets (`protect`) or clears the write protection.
     // `wake` only matters when clearing (setting it wakes no one).
+    // A range that crosses VMAs is done page by page where the kernel
+    // refuses it (older kernels, 6.1 among them).
     long writeprotect(uintptr_t start, size_t len, bool protect, bool wake) noexcept;
     long wake(uintptr_t start, size_t len) noexcept;
     // Reads up to `max` messages (non-blocking). Returns the count, 0 when
@@ -78,6 +80,7 @@ public:
 
 private:
     Userfaultfd() = default;
+    long writeprotect_once(uintptr_t start, size_t len, bool protect, bool wake) noexcept;
     static Result<Userfaultfd> open_with(UffdMode mode, const os::FeatureSet& disabled, uint64_t required);
     int fd_ = -1;
     bool user_mode_only_ = false;
