@@ -164,11 +164,15 @@ Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_vi
     Result<void> ready {};
     if (!object.frozen()) {
         ready = freeze(object);
-    } else if (auto own = has_own_pages(source); !own) {
+    } else if (auto own = object.overlaid() ? Result<bool>(true) : has_own_pages(source); !own) {
         ready = std::unexpected(own.error());
     } else if (*own) {
         // Written since the freeze: the clone gets a frozen copy of what
-        // the source holds now (see the header for why not a remap).
+        // the source holds now (see the header for why not a remap). So
+        // does a view of an object with discarded ranges: fresh anonymous
+        // memory over the frozen pages has no page until touched, so the
+        // page tables cannot tell where a view reads zeros rather than the
+        // frozen bytes (the flag is the object's, so any of its views).
         if (auto copy = copy_of(source); copy) {
             viewed = std::move(*copy);
             offset = 0;
@@ -322,9 +326,18 @@ Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
     }
     // Otherwise the region becomes a view of the snapshot's object: one
     // remap, whatever was written (a clone copied for the snapshot, or
-    // discarded ranges mapped over with zeros).
-    auto replacement = TRY(r->try_create_view_of(boost::intrusive_ptr<memory::VMObject>(&target), s->object_offset()));
-    if (int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, target.backing_fd(), s->object_offset()); rc < 0)
+    // discarded ranges mapped over with zeros). Unless views of that object
+    // had ranges discarded — perhaps the snapshot itself, which then reads
+    // zeros there rather than the frozen pages: the region becomes a view
+    // of a copy of what the snapshot holds.
+    boost::intrusive_ptr<memory::VMObject> viewed(&target);
+    size_t offset = s->object_offset();
+    if (target.overlaid()) {
+        viewed = TRY(copy_of(*s));
+        offset = 0;
+    }
+    auto replacement = TRY(r->try_create_view_of(viewed, offset));
+    if (int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, viewed->backing_fd(), offset); rc < 0)
         return failf(-rc, "remapping the region failed: %s", strerror(-rc));
     std::vector<std::unique_ptr<Region>> pieces;
     pieces.push_back(std::move(replacement));
