@@ -342,6 +342,28 @@ TEST(CowPurgeable, ARollbackIntoARegionSpanningTwoVmasCopiesEveryPage)
     ASSERT_EQ(madvise(p + kPages / 2 * kPage, kPages / 2 * kPage, MADV_DOFORK), 0);
 }
 
+// A read-only purgeable region whose pages were read holds them (zeros);
+// a rollback cannot write over them through its mapping and drops each
+// before copying it again. Those attempts were counted over the whole run
+// rather than per page, so a rollback over more than 8 such pages failed
+// with EBUSY, "kept losing to its readers" (found by the c_api fuzzer).
+TEST(CowPurgeable, ARollbackOfAReadOnlyRegionRestoresItsSnapshot)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 24;
+    auto r = rt->allocate_purgeable(kPages * kPage, { .access = Access::Read });
+    ASSERT_TRUE(r) << r.error().message();
+    const char* p = static_cast<const char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        ASSERT_EQ(static_cast<const volatile char*>(p)[page * kPage], 0);
+    auto snap = rt->snapshot(*r);
+    ASSERT_TRUE(snap) << snap.error().message();
+    auto back = rt->rollback(*r, *snap);
+    ASSERT_TRUE(back) << back.error().message();
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_EQ(p[page * kPage + 5], 0) << "page " << page;
+}
+
 // A clone of a purgeable region whose copy fails returns the error and
 // leaves nothing behind — it once hung for good instead: the half-made
 // clone was unmapped while the purge lock was held, and unmapping it takes

@@ -48,6 +48,7 @@ Result<void> PageCopies::copy_written(const Region& from, uintptr_t to, const st
         // UFFDIO_COPY reads the source through this process's page tables: a
         // write racing the clone may or may not be in it, as with fork().
         int attempts = 0;
+        uintptr_t contested = 0;
         bool by_page = false;
         for (uintptr_t p = first; p < last;) {
             const uintptr_t dst = to + (p - from.base());
@@ -67,7 +68,14 @@ Result<void> PageCopies::copy_written(const Region& from, uintptr_t to, const st
                     continue;
                 }
                 // Not writable (a snapshot, read-only) or no kernel copy:
-                // drop the page and copy ours again.
+                // drop the page and copy ours again. The attempts are this
+                // page's (counted over the whole run, a read-only region
+                // whose every page had been read once failed with EBUSY
+                // after 8 pages — found by the c_api fuzzer).
+                if (p != contested) {
+                    contested = p;
+                    attempts = 0;
+                }
                 if (++attempts > kCopyAttempts)
                     return fail(EBUSY, "copying a written page into the region kept losing to its readers");
                 if (int d = os::discard(dst, page_); d < 0)

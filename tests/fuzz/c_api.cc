@@ -77,6 +77,7 @@ void op_map(Input& in)
 
     void* out = nullptr;
     int rc = faultline_map(s.rt, reinterpret_cast<void*>(a), n, access, flags, name, null_out ? nullptr : &out);
+    if (trace) fprintf(stderr, "  map %#lx+%#zx access %u flags %#x -> %p\n", a, n, access, flags, out);
     check_outcome("faultline_map", rc, e);
     if (rc != 0)
         return;
