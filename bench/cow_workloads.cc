@@ -123,6 +123,66 @@ CowCase cow_write_after_clone(std::string name, size_t bytes, const faultline::C
     return c;
 }
 
+CowCase clone_written_10pct(std::string name, size_t bytes, bool scattered, const faultline::Config& config)
+{
+    auto fl = std::make_unique<ClonableMapper>(config, [](faultline::Runtime&, char* base, size_t n) { write_every_page(base, n, 1); });
+    auto native = std::make_unique<PreparedNativeMapper>([](char* base, size_t n) { write_every_page(base, n, 1); });
+    CowCase c;
+    Workload& w = c.workload;
+    w.name = std::move(name);
+    w.unit = "ms";
+    w.bytes = bytes;
+    w.units = 1000000;
+    w.run = [m = fl.get(), bytes, scattered](char* base) {
+        faultline::Runtime& rt = m->runtime();
+        const size_t page = page_size();
+        // Frozen (the first repetition's freeze; later ones clone a view
+        // already frozen), then a tenth written since.
+        auto first = rt.clone(base);
+        if (!first)
+            fail(std::string("clone failed: ") + first.error().message());
+        (void)rt.unmap(*first, bytes);
+        if (scattered)
+            for (size_t off = 0; off < bytes; off += 10 * page)
+                base[off] = 2;
+        else
+            for (size_t off = 0; off < bytes / 10; off += page)
+                base[off] = 2;
+        const uint64_t t0 = now_ns();
+        auto clone = rt.clone(base);
+        const uint64_t elapsed = now_ns() - t0;
+        if (!clone)
+            fail(std::string("clone failed: ") + clone.error().message());
+        const char* copy = static_cast<const char*>(*clone);
+        for (size_t off = 0; off < bytes; off += page) {
+            const bool written = scattered ? off % (10 * page) == 0 : off < bytes / 10;
+            if (copy[off] != (written ? 2 : 1))
+                fail("the clone's byte at offset " + std::to_string(off) + " is wrong");
+        }
+        (void)rt.unmap(*clone, bytes);
+        return elapsed;
+    };
+    w.verify = [bytes, scattered](const char* base) {
+        const size_t page = page_size();
+        for (size_t off = 0; off < bytes; off += page) {
+            const bool written = scattered ? off % (10 * page) == 0 : off < bytes / 10;
+            if (base[off] != (written ? 2 : 1))
+                fail("byte at offset " + std::to_string(off) + " is wrong");
+        }
+    };
+    w.baseline_run = [](char*) {
+        const uint64_t t0 = now_ns();
+        WaitingChild child;
+        const uint64_t elapsed = now_ns() - t0;
+        child.release();
+        return elapsed;
+    };
+    w.baseline_verify = [bytes](const char* base) { check_every_page(base, bytes, 1); };
+    c.faultline = std::move(fl);
+    c.baseline = std::move(native);
+    return c;
+}
+
 CowCase rollback_10pct(std::string name, size_t bytes, const faultline::Config& config)
 {
     const size_t page = page_size();

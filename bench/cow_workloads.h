@@ -30,6 +30,13 @@ CowCase clone_region(std::string name, size_t bytes, const faultline::Config& co
 // to every page after fork() (the child alive, waiting). ns/page.
 CowCase cow_write_after_clone(std::string name, size_t bytes, const faultline::Config& config);
 
+// clone_written_10pct: the region written and frozen by a first clone, then
+// 10% of its pages written again (untimed) — one run at the start, or with
+// `scattered` every tenth page (past the chain's run limit: a flattened
+// copy). Timed: a clone of it. Baseline: fork() of this process holding the
+// same memory written. ms per clone; the clone's bytes are checked.
+CowCase clone_written_10pct(std::string name, size_t bytes, bool scattered, const faultline::Config& config);
+
 // rollback_10pct: the region written, a snapshot taken, then 10% of its
 // pages written again (untimed). Timed: rollback to the snapshot. Baseline:
 // memcpy of the whole region from a copy saved beforehand. ms. Every byte

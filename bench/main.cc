@@ -153,7 +153,8 @@ void usage(FILE* out)
         "                 kernel's swap under a memory cgroup, a swap file in $TMPDIR swapped\n"
         "                 on for the case); far_swap_in_rand, far_swap_in_rand/hiredis,\n"
         "                 far_heap_hotcold (the swap in redis-servers the case starts; skipped\n"
-        "                 without redis-server); clone_1g, cow_write_after_clone, clone_read_rss,\n"
+        "                 without redis-server); clone_1g, cow_write_after_clone,\n"
+        "                 clone_written_10pct[/scattered], clone_read_rss,\n"
         "                 rollback_10pct (copy-on-write against fork() and memcpy; --quick:\n"
         "                 64 MiB); preload_python, preload_sqlite,\n"
         "                 preload_xz, preload_sort (programs under libfaultline_malloc.so;\n"
@@ -517,6 +518,8 @@ std::vector<Result> run_cases(const Options& o, const Sizes& s)
     // fork() of the same memory, rollback against copying it back.
     run_own("clone_1g", [&](std::string n) { return clone_region(n, s.clone_bytes, defaults); });
     run_own("cow_write_after_clone", [&](std::string n) { return cow_write_after_clone(n, s.clone_bytes, defaults); });
+    run_own("clone_written_10pct", [&](std::string n) { return clone_written_10pct(n, s.clone_bytes, false, defaults); });
+    run_own("clone_written_10pct/scattered", [&](std::string n) { return clone_written_10pct(n, s.clone_bytes, true, defaults); });
     if (o.only.empty() || std::string("clone_read_rss").find(o.only) != std::string::npos) {
         Result r = clone_read_growth("clone_read_rss", s.clone_bytes, defaults, co.runs);
         describe(r, defaults, Placement::Scheduler);

@@ -41,6 +41,10 @@ public:
     // arena memory, or -1; and how: MAP_SHARED or MAP_PRIVATE.
     virtual int backing_fd() const noexcept { return -1; }
     virtual int backing_map_type() const noexcept;
+    // Maps whatever else a view of [offset, offset + size) shows over the
+    // backing memfd already mapped at `base` (a copy-on-write chain's
+    // layers): 0 or -errno.
+    virtual int map_layers(uintptr_t /*base*/, size_t /*size*/, int /*prot*/, size_t /*offset*/) const noexcept { return 0; }
     // Registered with the runtime's asynchronous write-protect userfaultfd
     // (shared file regions tracking writes with WP_ASYNC) instead of the
     // main one.

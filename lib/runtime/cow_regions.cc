@@ -63,6 +63,7 @@ CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree
     , api_lock_(api_lock)
     , page_(page_size)
     , copies_(uffd, features, page_size)
+    , chains_(features, page_size)
     , private_files_(mapper, copies_)
 {
     // Before the evictors hold their registry across the fork: the freeze
@@ -164,21 +165,17 @@ Result<CowRegions::View> CowRegions::make_view(uintptr_t address, std::string_vi
     Result<void> ready {};
     if (!object.frozen()) {
         ready = freeze(object);
-    } else if (auto own = object.overlaid() ? Result<bool>(true) : has_own_pages(source); !own) {
+    } else if (auto own = object.overlaid() ? Result<bool>(true) : chains_.has_own_pages(source); !own) {
         ready = std::unexpected(own.error());
     } else if (*own) {
-        // Written since the freeze: the clone gets a frozen copy of what
-        // the source holds now (see the header for why not a remap). So
-        // does a view of an object with discarded ranges: fresh anonymous
-        // memory over the frozen pages has no page until touched, so the
-        // page tables cannot tell where a view reads zeros rather than the
-        // frozen bytes (the flag is the object's, so any of its views).
-        if (auto copy = copy_of(source); copy) {
-            viewed = std::move(*copy);
-            offset = 0;
-        } else {
-            ready = std::unexpected(copy.error());
-        }
+        // Written since the freeze (or a view of an object with discarded
+        // ranges): the clone views a chain with a layer of the pages the
+        // source wrote, or a flattened copy (runtime/cow_chains.h; the
+        // source is never remapped, so no write racing the clone is lost).
+        if (auto chain = chains_.clone_of_written(source, &offset); chain)
+            viewed = std::move(*chain);
+        else
+            ready = std::unexpected(chain.error());
     }
     if (!ready) {
         uncharge();
@@ -333,11 +330,14 @@ Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
     boost::intrusive_ptr<memory::VMObject> viewed(&target);
     size_t offset = s->object_offset();
     if (target.overlaid()) {
-        viewed = TRY(copy_of(*s));
+        viewed = TRY(chains_.copy_of(*s));
         offset = 0;
     }
     auto replacement = TRY(r->try_create_view_of(viewed, offset));
-    if (int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, viewed->backing_fd(), offset); rc < 0)
+    int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, viewed->backing_fd(), offset);
+    if (rc == 0)
+        rc = viewed->map_layers(r->base(), r->size(), int(r->access()), offset);
+    if (rc < 0)
         return failf(-rc, "remapping the region failed: %s", strerror(-rc));
     std::vector<std::unique_ptr<Region>> pieces;
     pieces.push_back(std::move(replacement));
@@ -377,80 +377,6 @@ Result<void> CowRegions::freeze(CowVMObject& object)
         }
     }
     return {};
-}
-
-Result<bool> CowRegions::has_own_pages(const Region& view) const
-{
-    auto pagemap = TRY(os::Pagemap::open());
-    std::vector<uint64_t> entries(std::min(kPagemapChunk, view.size() / page_));
-    for (size_t at = 0; at < view.size() / page_; at += entries.size()) {
-        const size_t n = std::min(entries.size(), view.size() / page_ - at);
-        TRY(pagemap.read(view.base() + at * page_, n, entries.data()));
-        for (size_t i = 0; i < n; ++i)
-            if ((os::Pagemap::present(entries[i]) || os::Pagemap::swapped(entries[i])) && !os::Pagemap::file_or_shared(entries[i]))
-                return true;
-    }
-    return false;
-}
-
-Result<boost::intrusive_ptr<CowVMObject>> CowRegions::copy_of(Region& source)
-{
-    const auto& from = static_cast<const CowVMObject&>(source.object());
-    const size_t pages = source.size() / page_;
-    auto copy = TRY(CowVMObject::try_create(source.size(), page_, source.name().c_str()));
-    // Which pages hold data: the frozen object's (its memfd's data extents
-    // in the source's window) and the source's own. Only those are read:
-    // reading a hole through the mapping would allocate a page for zeros.
-    std::vector<uint8_t> data(pages, 0);
-    const off_t window = off_t(source.object_offset());
-    const off_t window_end = window + off_t(source.size());
-    for (off_t at = window; at < window_end;) {
-        off_t d = lseek(from.backing_fd(), at, SEEK_DATA);
-        if (d < 0 || d >= window_end)
-            break;
-        off_t h = lseek(from.backing_fd(), d, SEEK_HOLE);
-        if (h < 0 || h > window_end)
-            h = window_end;
-        for (size_t p = size_t(d - window) / page_; p < (size_t(h - window) + page_ - 1) / page_; ++p)
-            data[p] = 1;
-        at = h;
-    }
-    auto pagemap = TRY(os::Pagemap::open());
-    std::vector<uint64_t> entries(std::min(kPagemapChunk, pages));
-    for (size_t at = 0; at < pages; at += entries.size()) {
-        const size_t n = std::min(entries.size(), pages - at);
-        TRY(pagemap.read(source.base() + at * page_, n, entries.data()));
-        for (size_t i = 0; i < n; ++i)
-            if ((os::Pagemap::present(entries[i]) || os::Pagemap::swapped(entries[i])) && !os::Pagemap::file_or_shared(entries[i]))
-                data[at + i] = 1;
-    }
-    // Copied run by run through the source's mapping: what a thread of the
-    // program would read now. A write racing the clone lands in the source
-    // and may or may not be in the copy, as with fork() (docs/cow.md). The
-    // kernel does the copy (the raw system call: ThreadSanitizer's pwrite
-    // interceptor would report that documented race as the library's).
-    for (size_t p = 0; p < pages;) {
-        if (!data[p]) {
-            ++p;
-            continue;
-        }
-        size_t end = p + 1;
-        while (end < pages && data[end])
-            ++end;
-        const char* src = reinterpret_cast<const char*>(source.base() + p * page_);
-        size_t done = 0, len = (end - p) * page_;
-        while (done < len) {
-            ssize_t w = syscall(SYS_pwrite64, copy->backing_fd(), src + done, len - done, off_t(p * page_ + done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return failf(w < 0 ? errno : EIO, "copying the region for its clone failed: %s", strerror(w < 0 ? errno : EIO));
-            done += size_t(w);
-        }
-        p = end;
-    }
-    copy->freeze();
-    return copy;
 }
 
 void CowRegions::prepare_fork() noexcept

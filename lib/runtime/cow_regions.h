@@ -9,11 +9,11 @@
 //     kernel's copy-on-write separates them, reads share the frozen pages;
 //   - of a view that has not written since the freeze (a fresh clone, or
 //     the original before it writes): one more view, O(1) again;
-//   - of a view that has written since: its current contents — frozen pages
-//     and its own written pages, only the pages that hold data — are copied
-//     into a new frozen object the clone views. The source is not touched,
-//     so no write racing the clone can be lost; the copy costs the source's
-//     data, not its size (docs/cow.md).
+//   - of a view that has written since: a chain — the view's frozen objects
+//     with a new layer holding a copy of the pages it wrote — or, past the
+//     chain's limits, a flattened copy (runtime/cow_chains.h). The source
+//     is not touched, so no write racing the clone can be lost; the copy
+//     costs the pages written since the freeze (docs/cow.md).
 // fork(): a pthread_atfork prepare handler freezes every live clonable
 // object first, so a fork child inherits private views instead of sharing
 // the pages both ways.
@@ -23,6 +23,7 @@
 #pragma once
 
 #include "memory/objects/cow_vm_object.h"
+#include "runtime/cow_chains.h"
 #include "memory/region_tree.h"
 #include "runtime/commit_ledger.h"
 #include "runtime/mapper.h"
@@ -83,12 +84,6 @@ private:
     Result<View> purgeable_view(uintptr_t address, std::string_view name, bool read_only);
     // Remaps every view of `object` MAP_PRIVATE (API lock held).
     Result<void> freeze(memory::CowVMObject& object);
-    // A new frozen object holding `source`'s current contents (API lock held).
-    Result<boost::intrusive_ptr<memory::CowVMObject>> copy_of(memory::Region& source);
-    // True when `view` (of a frozen object) has pages of its own: written
-    // since the freeze, resident or swapped by the kernel.
-    Result<bool> has_own_pages(const memory::Region& view) const;
-
     Mapper& mapper_;
     RegionOperations& ops_;
     memory::RegionTree& tree_;
@@ -104,6 +99,7 @@ private:
     };
     std::unordered_map<uint64_t, Snapshot> snapshots_;
     PageCopies copies_;
+    CowChains chains_;
     PrivateFileClones private_files_;
 };
 

@@ -117,6 +117,9 @@ Result<void*> Mapper::map(const MapOptions& o, boost::intrusive_ptr<memory::VMOb
         needs_reset = true;
         if (int rc = os::map_fd_fixed(base, o.size, int(o.access), object->backing_map_type(), fd, object_offset); rc < 0)
             return failf(-rc, "mapping the object's memfd failed: %s", strerror(-rc));
+        // A copy-on-write chain's layers, over their runs.
+        if (int rc = object->map_layers(base, o.size, int(o.access), object_offset); rc < 0)
+            return failf(-rc, "mapping the object's layers failed: %s", strerror(-rc));
         uffd::Userfaultfd& registrar = object->async_write_tracking() && async_uffd_ ? *async_uffd_ : uffd_;
         // A view the kernel serves by itself (a frozen copy-on-write
         // object) needs no registration.

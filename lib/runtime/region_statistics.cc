@@ -26,7 +26,7 @@ RegionSnapshot RegionStatistics::snapshot(const memory::Region& r)
     s.object_kind = r.object().kind_name();
     if (auto* cow = dynamic_cast<const memory::CowVMObject*>(&r.object()); cow && cow->frozen()) {
         snap.cow_view = true;
-        s.chain_depth = 1;
+        s.chain_depth = unsigned(cow->depth());
     }
     s.zero_faults = r.counters().faults(memory::FillKind::Zero);
     s.write_protect_faults = r.counters().faults(memory::FillKind::WriteProtect);

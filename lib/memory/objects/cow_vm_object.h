@@ -11,17 +11,36 @@
 // MAP_PRIVATE, so the kernel's own copy-on-write gives each view private
 // copies of the pages it writes while reads share the frozen pages. Frozen
 // views are not registered with the userfaultfd: the kernel serves them.
+//
+// A clone of a view that has written since its freeze is a *chain*: this
+// kind of object too, born frozen, whose memfd is (a duplicate descriptor
+// of) the base's, with layers over it (memory/cow_layer.h): the pages the
+// view had written, copied once; everything else stays shared with every
+// other view. Its views map the base over their window and each layer over
+// its runs (map_layers()).
 #pragma once
 
+#include "memory/cow_layer.h"
 #include "memory/objects/anonymous_vm_object.h"
 
 #include <atomic>
+#include <memory>
+#include <vector>
 
 namespace faultline::memory {
 
 class CowVMObject final : public AnonymousVMObject {
 public:
     static Result<boost::intrusive_ptr<CowVMObject>> try_create(size_t size, size_t page_size, const char* name);
+    // A memfd for a layer of a chain (the caller owns it).
+    static Result<int> create_layer_memfd(size_t size, const char* name)
+    {
+        return create_memfd(size, name && *name ? name : "faultline-layer");
+    }
+    // A frozen chain: `base_fd` (owned: a duplicate of the base object's
+    // memfd) under `layers`, bottom first.
+    static Result<boost::intrusive_ptr<CowVMObject>> try_create_chain(size_t size, size_t page_size, int base_fd,
+        std::vector<std::shared_ptr<const CowLayer>> layers);
 
     const char* kind_name() const noexcept override { return frozen() ? "cow" : "clonable"; }
     uffd::Mode uffd_modes() const noexcept override { return frozen() ? uffd::Mode::None : uffd::Mode::Missing; }
@@ -44,8 +63,18 @@ public:
     // Undoes freeze() when remapping the views failed (they are live again).
     void thaw() noexcept { frozen_.store(false, std::memory_order_release); }
 
+    // The layers over the base, bottom first (none: a base object).
+    const std::vector<std::shared_ptr<const CowLayer>>& layers() const noexcept { return layers_; }
+    // Frozen objects a view of this one reads through: the base and its
+    // layers (0 while live).
+    size_t depth() const noexcept { return frozen() ? 1 + layers_.size() : 0; }
+    // Maps each layer's runs within [offset, offset + size) over a view at
+    // `base` that already maps the base memfd: 0 or -errno.
+    int map_layers(uintptr_t base, size_t size, int prot, size_t offset) const noexcept override;
+
 private:
     using AnonymousVMObject::AnonymousVMObject;
+    std::vector<std::shared_ptr<const CowLayer>> layers_;
     std::atomic<bool> frozen_ { false };
     std::atomic<bool> overlaid_ { false };
 };

@@ -41,9 +41,9 @@ void check_region_stats(Mutator& m, unsigned si, Slot& s)
     // Copy-on-write (docs/cow.md): a Clonable region is "clonable" until its
     // first clone or snapshot freezes it, then a view ("cow"), as every
     // clone and snapshot is; only views have frozen objects under them, and
-    // no more than kMaxChainDepth (clones of written views copy their data
-    // rather than stack a layer, so the chain never grows with the clones).
-    constexpr unsigned kMaxChainDepth = 1;
+    // no more than kMaxChainDepth: the base and at most 7 layers, past which
+    // a clone is flattened (docs/cow.md, "Chains").
+    constexpr unsigned kMaxChainDepth = 8;
     const bool cow_kind = std::strcmp(st.object_kind, "cow") == 0 || std::strcmp(st.object_kind, "clonable") == 0;
     if (is_cow(kind)) {
         const char* want = s.frozen ? "cow" : "clonable";
