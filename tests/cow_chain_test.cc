@@ -270,3 +270,32 @@ TEST(CowChain, RepeatedChainedClonesAndUnmapsReturnTheirMemory)
     EXPECT_LE(memfd_count(), before) << "every layer went with its last view";
     EXPECT_EQ(first_mismatch(a, m), pages);
 }
+
+// A clone reads its source's pages to copy them (a layer, or a flattened
+// copy); a source the program made unreadable (Access::None) must still be
+// cloned — once EFAULT (found by the c_api fuzzer).
+TEST(CowChain, AnUnreadableSourceIsClonedWithItsBytes)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    const size_t pages = 32;
+    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    ASSERT_TRUE(r);
+    auto* a = static_cast<char*>(*r);
+    std::vector<char> m(pages);
+    write_pages(a, m, 0, pages, 'e');
+    ASSERT_TRUE(rt->clone(a)); // freezes
+    write_pages(a, m, 4, 12, 'g');
+    ASSERT_TRUE(rt->protect(a, pages * kPage, Access::None));
+    auto layered = rt->clone(a); // a layer of pages 4..12
+    ASSERT_TRUE(layered) << layered.error().message();
+    EXPECT_EQ(depth_of(*rt, *layered), 2u);
+    ASSERT_TRUE(rt->protect(*layered, pages * kPage, Access::Read));
+    EXPECT_EQ(first_mismatch(static_cast<char*>(*layered), m), pages);
+    // A discard makes every later clone a flattened copy, read the same way.
+    ASSERT_TRUE(rt->discard(a + 20 * kPage, 2 * kPage));
+    m[20] = m[21] = 0;
+    auto flat = rt->snapshot(a);
+    ASSERT_TRUE(flat) << flat.error().message();
+    EXPECT_EQ(depth_of(*rt, *flat), 1u);
+    EXPECT_EQ(first_mismatch(static_cast<char*>(*flat), m), pages);
+}

@@ -364,6 +364,26 @@ TEST(CowPurgeable, ARollbackOfAReadOnlyRegionRestoresItsSnapshot)
         EXPECT_EQ(p[page * kPage + 5], 0) << "page " << page;
 }
 
+// The copy reads the source's pages; a source the program made unreadable
+// (Access::None) must still be cloned (once EFAULT, like a clonable region's
+// copies — found by the c_api fuzzer).
+TEST(CowPurgeable, AnUnreadableRegionIsClonedWithItsBytes)
+{
+    FAULTLINE_RUNTIME_OR_SKIP(rt);
+    constexpr size_t kPages = 12;
+    auto r = rt->allocate_purgeable(kPages * kPage);
+    ASSERT_TRUE(r) << r.error().message();
+    char* p = static_cast<char*>(*r);
+    for (size_t page = 0; page < kPages; ++page)
+        write_page(p, page, 'n');
+    ASSERT_TRUE(rt->protect(p, kPages * kPage, Access::None));
+    auto c = rt->clone(p);
+    ASSERT_TRUE(c) << c.error().message();
+    ASSERT_TRUE(rt->protect(*c, kPages * kPage, Access::Read));
+    for (size_t page = 0; page < kPages; ++page)
+        EXPECT_TRUE(page_marked(static_cast<char*>(*c), page, 'n')) << "page " << page;
+}
+
 // A clone of a purgeable region whose copy fails returns the error and
 // leaves nothing behind — it once hung for good instead: the half-made
 // clone was unmapped while the purge lock was held, and unmapping it takes

@@ -161,10 +161,10 @@ struct RegionStats {
     size_t amount_zero_mapped = 0; // bytes mapped to the shared zero page
     size_t cow_pages = 0;        // pages shared copy-on-write with another mm (fork child)
     // Copy-on-write views (clones, snapshots and their sources, docs/cow.md):
-    // pages mapped from the frozen object, shared with every view of it;
-    // pages this view has written since (its own copies); and the number of
-    // frozen objects under it (0: not a view; clones of written views copy,
-    // so at most 1 for now).
+    // pages mapped from the frozen object or its layers, shared with every
+    // view of them; pages this view has written since (its own copies); and
+    // the number of frozen objects it reads through (0: not a view; 1: the
+    // base; one more per layer of its chain, at most 8).
     size_t cow_shared_pages = 0;
     size_t cow_private_pages = 0;
     unsigned chain_depth = 0;

@@ -3,6 +3,7 @@
 #include "os/uffd_compat.h"
 
 #include <cerrno>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -73,6 +74,26 @@ int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept
 int unmap(uintptr_t addr, size_t len) noexcept { return rc(munmap(reinterpret_cast<void*>(addr), len)); }
 int protect(uintptr_t addr, size_t len, int prot) noexcept { return rc(mprotect(reinterpret_cast<void*>(addr), len, prot)); }
 int discard(uintptr_t addr, size_t len) noexcept { return rc(madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)); }
+int read_own_memory(uintptr_t addr, void* out, size_t len) noexcept
+{
+    int fd = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int result = 0;
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pread(fd, static_cast<char*>(out) + done, len - done, off_t(addr + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            result = n < 0 ? -errno : -EIO;
+            break;
+        }
+        done += size_t(n);
+    }
+    close(fd);
+    return result;
+}
+
 int seal(uintptr_t addr, size_t len) noexcept { return rc(int(syscall(SYS_mseal, addr, len, 0))); }
 
 int set_anon_name(uintptr_t addr, size_t len, const char* name) noexcept

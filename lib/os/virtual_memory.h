@@ -32,6 +32,11 @@ int remap_fd_fixed_keeping_contents(uintptr_t addr, size_t len, int prot, int ty
 int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept;
 int protect(uintptr_t addr, size_t len, int prot) noexcept;
 int discard(uintptr_t addr, size_t len) noexcept;
+// Reads `len` bytes of this process's memory at `addr` through
+// /proc/self/mem, which — as a debugger does — also reads mappings the
+// program made unreadable (PROT_NONE). For copies of such memory; 0 or
+// -errno.
+int read_own_memory(uintptr_t addr, void* out, size_t len) noexcept;
 int seal(uintptr_t addr, size_t len) noexcept;
 int set_anon_name(uintptr_t addr, size_t len, const char* name) noexcept;
 // Maps the empty file `empty_fd` (a memfd of size 0) over `addr`: every

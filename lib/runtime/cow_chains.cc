@@ -1,6 +1,7 @@
 #include "runtime/cow_chains.h"
 
 #include "os/pagemap.h"
+#include "os/virtual_memory.h"
 #include "support/log.h"
 #include "support/try.h"
 
@@ -65,9 +66,34 @@ Result<void> CowChains::copy_pages(const char* from, int fd, off_t at, size_t le
         ssize_t w = syscall(SYS_pwrite64, fd, from + done, len - done, at + off_t(done));
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EFAULT)
+            // A view the program made unreadable (Access::None): read as a
+            // debugger would (found by the c_api fuzzer).
+            return copy_unreadable(from + done, fd, at + off_t(done), len - done);
         if (w <= 0)
             return failf(w < 0 ? errno : EIO, "copying the region for its clone failed: %s", strerror(w < 0 ? errno : EIO));
         done += size_t(w);
+    }
+    return {};
+}
+
+Result<void> CowChains::copy_unreadable(const char* from, int fd, off_t at, size_t len) const
+{
+    constexpr size_t kChunk = 256 * 1024;
+    std::vector<char> buffer(std::min(len, kChunk));
+    for (size_t done = 0; done < len;) {
+        const size_t n = std::min(buffer.size(), len - done);
+        if (int rc = os::read_own_memory(uintptr_t(from + done), buffer.data(), n); rc < 0)
+            return failf(-rc, "reading the region for its clone failed: %s", strerror(-rc));
+        for (size_t put = 0; put < n;) {
+            ssize_t w = pwrite(fd, buffer.data() + put, n - put, at + off_t(done + put));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return failf(w < 0 ? errno : EIO, "copying the region for its clone failed: %s", strerror(w < 0 ? errno : EIO));
+            put += size_t(w);
+        }
+        done += n;
     }
     return {};
 }

@@ -61,6 +61,9 @@ private:
     Result<std::vector<memory::PageRun>> own_runs(const memory::Region& view) const;
     // Copies `len` bytes read at `from` (a view's mapping) into `fd` at `at`.
     Result<void> copy_pages(const char* from, int fd, off_t at, size_t len) const;
+    // The same for a mapping the program made unreadable: through
+    // /proc/self/mem and a bounce buffer.
+    Result<void> copy_unreadable(const char* from, int fd, off_t at, size_t len) const;
 
     const os::FeatureSet& features_;
     size_t page_;

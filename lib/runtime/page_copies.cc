@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <vector>
 
 namespace faultline {
 
@@ -49,6 +50,7 @@ Result<void> PageCopies::copy_written(const Region& from, uintptr_t to, const st
         // write racing the clone may or may not be in it, as with fork().
         int attempts = 0;
         uintptr_t contested = 0;
+        std::vector<char> bounce;
         bool by_page = false;
         for (uintptr_t p = first; p < last;) {
             const uintptr_t dst = to + (p - from.base());
@@ -57,6 +59,18 @@ Result<void> PageCopies::copy_written(const Region& from, uintptr_t to, const st
             p += done;
             if (rc == 0)
                 continue;
+            if (rc == -EFAULT) {
+                // The source is a mapping the program made unreadable
+                // (Access::None): its page is read as a debugger would and
+                // installed from that copy (found by the c_api fuzzer).
+                if (bounce.empty())
+                    bounce.resize(page_);
+                if (int r = os::read_own_memory(p, bounce.data(), page_); r < 0)
+                    return failf(-r, "reading the written pages failed: %s", strerror(-r));
+                TRY(install_copy(to + (p - from.base()), bounce.data()));
+                p += page_;
+                continue;
+            }
             if (rc == -EAGAIN)
                 continue; // the address space changed under the copy: go on from where it stopped
             if (rc == -EEXIST) {
@@ -124,6 +138,23 @@ Result<void> PageCopies::drop_written(const Region& region, const Region* except
         at = last;
     }
     return {};
+}
+
+Result<void> PageCopies::install_copy(uintptr_t to, const char* from) const
+{
+    for (int attempt = 0; attempt <= kCopyAttempts; ++attempt) {
+        size_t done = 0;
+        long rc = uffd_.copy(to, from, page_, false, false, &done);
+        if (rc == 0 || (rc == -EEXIST && write_page(to, from)))
+            return {};
+        if (rc == -EAGAIN)
+            continue;
+        if (rc != -EEXIST)
+            return failf(int(-rc), "copying the written pages failed: %s", strerror(int(-rc)));
+        if (int d = os::discard(to, page_); d < 0)
+            return failf(-d, "madvise failed: %s", strerror(-d));
+    }
+    return fail(EBUSY, "copying a written page into the region kept losing to its readers");
 }
 
 bool PageCopies::write_page(uintptr_t to, const char* from) const noexcept

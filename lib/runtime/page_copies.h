@@ -47,6 +47,10 @@ public:
 
 private:
     // Writes one page at `to` through the mapping; false if it could not.
+    // Installs the page at `from` (a buffer of ours) at `to`: UFFDIO_COPY,
+    // or written through the mapping where a page is there already, or that
+    // page dropped and the copy tried again.
+    Result<void> install_copy(uintptr_t to, const char* from) const;
     bool write_page(uintptr_t to, const char* from) const noexcept;
 
     uffd::Userfaultfd& uffd_;
