@@ -3,6 +3,7 @@
 // the pages it wrote. Bytes on every side, physical sharing from smaps, the
 // collapse of covered layers, the limits that flatten a chain, rollback to a
 // chained snapshot, fork, and memory returned when the clones go.
+#include "support/memfd_count.h"
 #include "support/smaps.h"
 #include "test_support.h"
 
@@ -17,23 +18,10 @@
 
 using namespace faultline;
 using faultline::testing::anonymous_kb;
+using faultline::testing::memfd_count;
 using faultline::testing::kPage;
 
 namespace {
-
-int memfd_count()
-{
-    int n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d)) {
-        char link[256] = {};
-        std::string path = std::string("/proc/self/fd/") + e->d_name;
-        if (readlink(path.c_str(), link, sizeof link - 1) > 0 && strncmp(link, "/memfd:", 7) == 0)
-            ++n;
-    }
-    closedir(d);
-    return n;
-}
 
 // Each page holds one byte value throughout; the model keeps that value.
 void write_pages(char* p, std::vector<char>& model, size_t first, size_t end, char value)
@@ -52,6 +40,19 @@ size_t first_mismatch(const char* p, const std::vector<char>& model)
             if (p[i * kPage + b] != model[i])
                 return i;
     return model.size();
+}
+
+// A clonable region of `pages` pages, each written with `value` (in
+// `model` too), frozen by a first clone (left mapped); nullptr on failure.
+char* frozen_region(Runtime& rt, size_t pages, std::vector<char>& model, char value)
+{
+    auto r = rt.map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
+    if (!r)
+        return nullptr;
+    auto* a = static_cast<char*>(*r);
+    model.assign(pages, 0);
+    write_pages(a, model, 0, pages, value);
+    return rt.clone(a) ? a : nullptr;
 }
 
 unsigned depth_of(Runtime& rt, const void* p)
@@ -136,12 +137,9 @@ TEST(CowChain, ALayerCoveredByTheLayersAboveItIsLeftOut)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
     const size_t pages = 64;
-    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
-    ASSERT_TRUE(r);
-    auto* a = static_cast<char*>(*r);
-    std::vector<char> m(pages);
-    write_pages(a, m, 0, pages, 'b');
-    ASSERT_TRUE(rt->clone(a)); // freezes
+    std::vector<char> m;
+    char* a = frozen_region(*rt, pages, m, 'b');
+    ASSERT_NE(a, nullptr);
     write_pages(a, m, 0, 8, '1');
     auto c1 = rt->clone(a); // base + layer {0..8}
     ASSERT_TRUE(c1);
@@ -166,12 +164,9 @@ TEST(CowChain, ScatteredWritesPastTheRunLimitAreFlattenedIntoOneCopy)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
     const size_t pages = 512;
-    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
-    ASSERT_TRUE(r);
-    auto* a = static_cast<char*>(*r);
-    std::vector<char> m(pages);
-    write_pages(a, m, 0, pages, 's');
-    ASSERT_TRUE(rt->clone(a)); // freezes
+    std::vector<char> m;
+    char* a = frozen_region(*rt, pages, m, 's');
+    ASSERT_NE(a, nullptr);
     for (size_t i = 0; i < pages; i += 4) // 128 runs: one mapping each, past the limit
         write_pages(a, m, i, i + 1, 'x');
     auto c = rt->clone(a);
@@ -184,12 +179,9 @@ TEST(CowChain, RollbackToAChainedSnapshotRestoresExactBytes)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
     const size_t pages = 128;
-    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
-    ASSERT_TRUE(r);
-    auto* a = static_cast<char*>(*r);
-    std::vector<char> m(pages);
-    write_pages(a, m, 0, pages, 'r');
-    ASSERT_TRUE(rt->clone(a)); // freezes
+    std::vector<char> m;
+    char* a = frozen_region(*rt, pages, m, 'r');
+    ASSERT_NE(a, nullptr);
     write_pages(a, m, 10, 20, 'n');
     auto s = rt->snapshot(a);
     ASSERT_TRUE(s) << s.error().message();
@@ -212,12 +204,9 @@ TEST(CowChain, AForkChildReadsAChainedCloneAndNeitherSideSeesTheOthersWrites)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
     const size_t pages = 64;
-    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
-    ASSERT_TRUE(r);
-    auto* a = static_cast<char*>(*r);
-    std::vector<char> m(pages);
-    write_pages(a, m, 0, pages, 'k');
-    ASSERT_TRUE(rt->clone(a)); // freezes
+    std::vector<char> m;
+    char* a = frozen_region(*rt, pages, m, 'k');
+    ASSERT_NE(a, nullptr);
     write_pages(a, m, 5, 9, 'l');
     auto c = rt->clone(a);
     ASSERT_TRUE(c);
@@ -278,12 +267,9 @@ TEST(CowChain, AnUnreadableSourceIsClonedWithItsBytes)
 {
     FAULTLINE_RUNTIME_OR_SKIP(rt);
     const size_t pages = 32;
-    auto r = rt->map_anonymous({ .size = pages * kPage, .flags = RegionFlags::Clonable });
-    ASSERT_TRUE(r);
-    auto* a = static_cast<char*>(*r);
-    std::vector<char> m(pages);
-    write_pages(a, m, 0, pages, 'e');
-    ASSERT_TRUE(rt->clone(a)); // freezes
+    std::vector<char> m;
+    char* a = frozen_region(*rt, pages, m, 'e');
+    ASSERT_NE(a, nullptr);
     write_pages(a, m, 4, 12, 'g');
     ASSERT_TRUE(rt->protect(a, pages * kPage, Access::None));
     auto layered = rt->clone(a); // a layer of pages 4..12

@@ -2,6 +2,7 @@
 // sides after interleaved writes, clones of clones, physical sharing read
 // from /proc/self/smaps, fork children, bad input.
 #include "support/process_output.h"
+#include "support/memfd_count.h"
 #include "support/smaps.h"
 #include "test_support.h"
 
@@ -20,24 +21,11 @@
 
 using namespace faultline;
 using faultline::testing::anonymous_kb;
+using faultline::testing::memfd_count;
 using faultline::testing::kPage;
 using faultline::testing::run_command;
 
 namespace {
-
-int memfd_count()
-{
-    int n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d)) {
-        char link[256] = {};
-        std::string path = std::string("/proc/self/fd/") + e->d_name;
-        if (readlink(path.c_str(), link, sizeof link - 1) > 0 && strncmp(link, "/memfd:", 7) == 0)
-            ++n;
-    }
-    closedir(d);
-    return n;
-}
 
 void fill(char* p, size_t pages, char seed)
 {
