@@ -335,8 +335,15 @@ Result<void> CowRegions::rollback(uintptr_t address, uintptr_t snapshot)
     }
     auto replacement = TRY(r->try_create_view_of(viewed, offset));
     int rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, viewed->backing_fd(), offset);
-    if (rc == 0)
-        rc = viewed->map_layers(r->base(), r->size(), int(r->access()), offset);
+    if (rc == 0 && (rc = viewed->map_layers(r->base(), r->size(), int(r->access()), offset)) < 0) {
+        // The base is mapped but a layer is not (out of mappings, most
+        // likely): the region would show the base's bytes there. It views a
+        // flattened copy of the snapshot instead — one mapping.
+        log::warn("rollback: mapping the snapshot's layers failed ({}); the region views a copy of it", strerror(-rc));
+        viewed = TRY(chains_.copy_of(*s));
+        replacement = TRY(r->try_create_view_of(viewed, 0));
+        rc = os::map_fd_fixed(r->base(), r->size(), int(r->access()), MAP_PRIVATE, viewed->backing_fd(), 0);
+    }
     if (rc < 0)
         return failf(-rc, "remapping the region failed: %s", strerror(-rc));
     std::vector<std::unique_ptr<Region>> pieces;
