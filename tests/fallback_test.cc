@@ -45,7 +45,7 @@ TEST_P(Fallback, RuntimeWorksWithFeatureHidden)
 
 INSTANTIATE_TEST_SUITE_P(EachFeature, Fallback,
     ::testing::Values("syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem",
-        "minor", "pagemap_scan", "io_uring", "wp_async", "continue_wp", "all"),
+        "minor", "pagemap_scan", "io_uring", "wp_async", "continue_wp", "dontunmap", "all"),
     [](const auto& info) { return std::string(info.param); });
 
 TEST(FallbackDetails, DevNodeRouteWhenSyscallHidden)

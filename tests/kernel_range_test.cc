@@ -32,7 +32,7 @@ struct Kernel {
 // left alone: whether triggers are allowed depends on privilege and the
 // kernel's configuration more than on the release (the table says so).
 constexpr Kernel kKernels[] = {
-    { "Linux_5_10", "devnode,minor,wp_shmem,continue_wp,anon_name,poison,wp_async,pagemap_scan,mseal" },
+    { "Linux_5_10", "devnode,minor,wp_shmem,continue_wp,anon_name,poison,wp_async,pagemap_scan,mseal,dontunmap" },
     { "Linux_5_15", "devnode,wp_shmem,continue_wp,anon_name,poison,wp_async,pagemap_scan,mseal" },
     { "Linux_5_19", "devnode,continue_wp,poison,wp_async,pagemap_scan,mseal" },
     { "Linux_6_1", "continue_wp,poison,wp_async,pagemap_scan,mseal" },

@@ -6,7 +6,7 @@ namespace faultline::os {
 
 static constexpr const char* kNames[] = {
     "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor",
-    "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp",
+    "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap",
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == unsigned(Feature::Count));
 

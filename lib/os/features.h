@@ -34,6 +34,8 @@ enum class Feature : uint32_t {
                // under pressure; fallback: purged only explicitly, by budget or by the commit limit
     ContinueWp, // UFFDIO_CONTINUE_MODE_WP (6.4): cached file pages mapped write-protected in one call;
                 // fallback: mapped writable and counted dirty at once (written at the next sync)
+    DontUnmap, // mremap(MREMAP_DONTUNMAP) of shared mappings (5.13): freezing a clonable region moves its
+               // page tables aside for a background thread to tear down; fallback: torn down in the call
     Count,
 };
 

@@ -65,6 +65,15 @@ int remap_fd_fixed_keeping_contents(uintptr_t addr, size_t len, int prot, int ty
     return p == -1 ? -errno : 0;
 }
 
+long move_page_tables_aside(uintptr_t addr, size_t len) noexcept
+{
+    // The fifth argument is passed although only MREMAP_FIXED asks for it:
+    // newer kernels check it whenever the mapping moves, and mremap() being
+    // variadic, leaving it out would pass whatever the register held.
+    void* p = mremap(reinterpret_cast<void*>(addr), len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
+    return p == MAP_FAILED ? -errno : long(reinterpret_cast<uintptr_t>(p));
+}
+
 int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept
 {
     void* p = mmap(reinterpret_cast<void*>(addr), len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -133,6 +142,28 @@ bool kernel_has_anon_name() noexcept
         return false;
     bool ok = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, uintptr_t(p), page_size(), "faultline-probe") == 0;
     munmap(p, page_size());
+    return ok;
+}
+
+bool kernel_moves_shared_page_tables() noexcept
+{
+    int fd = memfd_create("faultline-probe", MFD_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    const size_t page = page_size();
+    if (ftruncate(fd, off_t(page)) == 0) {
+        void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            static_cast<volatile char*>(p)[0] = 1;
+            long moved = move_page_tables_aside(uintptr_t(p), page);
+            ok = moved >= 0 && static_cast<volatile char*>(p)[0] == 1;
+            if (moved >= 0)
+                munmap(reinterpret_cast<void*>(moved), page);
+            munmap(p, page);
+        }
+    }
+    close(fd);
     return ok;
 }
 

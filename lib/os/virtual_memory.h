@@ -28,6 +28,15 @@ int map_fd_fixed(uintptr_t addr, size_t len, int prot, int type, int fd, size_t 
 // but ThreadSanitizer's mmap interceptor treats any mmap as a write to the
 // range and would report the program's own concurrent writes as races.
 int remap_fd_fixed_keeping_contents(uintptr_t addr, size_t len, int prot, int type, int fd, size_t offset) noexcept;
+// Moves the page tables of the one mapping [addr, addr+len) to a new
+// address the kernel picks (mremap with MREMAP_DONTUNMAP), leaving the range
+// mapped as before but with no page-table entries: its next accesses fault
+// the pages in again. Whole page tables move at once when nothing is
+// registered with userfaultfd there, so the cost does not grow with the
+// pages mapped. Returns the new address or -errno (EINVAL when the range is
+// not one mapping, or on kernels before 5.13 for anything but private
+// anonymous memory); on failure nothing moved.
+long move_page_tables_aside(uintptr_t addr, size_t len) noexcept;
 // Fresh private anonymous memory over [addr, addr+len), unregistered.
 int map_anonymous_fixed(uintptr_t addr, size_t len, int prot) noexcept;
 int protect(uintptr_t addr, size_t len, int prot) noexcept;
@@ -48,5 +57,7 @@ int create_empty_memfd() noexcept;
 // Run-time probes (each makes the system call on a scratch mapping).
 bool kernel_has_mseal() noexcept;
 bool kernel_has_anon_name() noexcept;
+// move_page_tables_aside() of a shared memfd mapping (5.13).
+bool kernel_moves_shared_page_tables() noexcept;
 
 } // namespace faultline::os

@@ -65,6 +65,7 @@ CowRegions::CowRegions(Mapper& mapper, RegionOperations& ops, memory::RegionTree
     , copies_(uffd, features, page_size)
     , chains_(features, page_size)
     , private_files_(mapper, copies_)
+    , reaper_(features.has(os::Feature::DontUnmap))
 {
     // Before the evictors hold their registry across the fork: the freeze
     // takes API locks (runtime/fork_preparation.h).
@@ -369,14 +370,20 @@ Result<void> CowRegions::freeze(CowVMObject& object)
     object.freeze();
     for (size_t i = 0; i < views.size(); ++i) {
         Region& v = *views[i];
-        if (int rc = os::remap_fd_fixed_keeping_contents(v.base(), v.size(), int(v.access()), MAP_PRIVATE, object.backing_fd(), v.object_offset());
+        // Unregistered first: the reaper moves the page tables of an
+        // unregistered range whole, a registered one entry by entry (2.5 ms
+        // per GiB instead of 0.2). A fault waiting there is woken and finds
+        // the memfd's page (or a hole: zeros, as the frozen object says).
+        const bool unregistered = reaper_.enabled() && mapper_.unregister_view(v.base(), v.size());
+        if (int rc = reaper_.replace(v.base(), v.size(), int(v.access()), MAP_PRIVATE, object.backing_fd(), v.object_offset());
             rc < 0) {
             // Put the views already remapped back as they were: a frozen
             // object with a view still mapped shared would not be frozen.
-            for (size_t j = 0; j < i; ++j) {
+            // This one is still mapped shared, maybe unregistered.
+            for (size_t j = 0; j <= i; ++j) {
                 Region& back = *views[j];
-                int undo = os::map_fd_fixed(back.base(), back.size(), int(back.access()), MAP_SHARED, object.backing_fd(), back.object_offset());
-                if (undo < 0 || !mapper_.register_view(back.base(), back.size(), uffd::Mode::Missing))
+                int undo = j < i ? os::map_fd_fixed(back.base(), back.size(), int(back.access()), MAP_SHARED, object.backing_fd(), back.object_offset()) : 0;
+                if (undo < 0 || ((j < i || unregistered) && !mapper_.register_view(back.base(), back.size(), uffd::Mode::Missing)))
                     log::error("clone: cannot restore the view at {:#x} after a failed freeze", back.base());
             }
             object.thaw();

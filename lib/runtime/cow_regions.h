@@ -6,7 +6,9 @@
 //   - the first time, *freezes* the object: every view of it (the region
 //     and any pieces of it) is remapped in place MAP_PRIVATE over the memfd,
 //     and the clone is one more MAP_PRIVATE view: O(1) in the bytes, the
-//     kernel's copy-on-write separates them, reads share the frozen pages;
+//     kernel's copy-on-write separates them, reads share the frozen pages
+//     (the old page tables are moved aside and torn down by a thread of
+//     their own: runtime/mapping_reaper.h);
 //   - of a view that has not written since the freeze (a fresh clone, or
 //     the original before it writes): one more view, O(1) again;
 //   - of a view that has written since: a chain — the view's frozen objects
@@ -27,6 +29,7 @@
 #include "memory/region_tree.h"
 #include "runtime/commit_ledger.h"
 #include "runtime/mapper.h"
+#include "runtime/mapping_reaper.h"
 #include "runtime/private_file_clones.h"
 #include "runtime/purgeable_regions.h"
 #include "runtime/region_operations.h"
@@ -101,6 +104,9 @@ private:
     PageCopies copies_;
     CowChains chains_;
     PrivateFileClones private_files_;
+    // Tears down the page tables a freeze moved aside (declared last:
+    // destroyed first, it unmaps what is still queued).
+    MappingReaper reaper_;
 };
 
 } // namespace faultline

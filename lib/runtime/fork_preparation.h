@@ -21,6 +21,8 @@ enum class ForkStage {
     Freeze,    // copy-on-write (runtime/cow_regions.cc)
     Files,     // file regions: API locks held across the fork (runtime/runtime_core.cc)
     Evictors,  // the swap pager (runtime/evictor.cc)
+    Reaper,    // page tables moved aside for a thread to unmap (runtime/mapping_reaper.cc): last, its
+               // locks are leaves
     Count,
 };
 

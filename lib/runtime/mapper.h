@@ -59,6 +59,9 @@ public:
     // Registers a region's range with the userfaultfd again (a view put back
     // after a failed copy-on-write freeze). False on failure.
     bool register_view(uintptr_t base, size_t size, uffd::Mode modes) noexcept { return bool(uffd_.register_range(base, size, modes)); }
+    // Unregisters a region's range (a view about to be remapped: see
+    // CowRegions::freeze). Faults waiting there are woken and retry.
+    bool unregister_view(uintptr_t base, size_t size) noexcept { return bool(uffd_.unregister_range(base, size)); }
 
 
 private:

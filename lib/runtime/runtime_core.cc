@@ -145,6 +145,7 @@ Result<std::unique_ptr<RuntimeCore>> RuntimeCore::try_create(Config requested)
     os::FeatureSet features = uffd.features();
     features.set(os::Feature::Mseal, !disabled.has(os::Feature::Mseal) && os::kernel_has_mseal());
     features.set(os::Feature::AnonName, !disabled.has(os::Feature::AnonName) && os::kernel_has_anon_name());
+    features.set(os::Feature::DontUnmap, !disabled.has(os::Feature::DontUnmap) && os::kernel_moves_shared_page_tables());
     features.set(os::Feature::PagemapScan, !disabled.has(os::Feature::PagemapScan) && os::Pagemap::scan_available());
     // io_uring exists since 5.1 but can be turned off (kernel.io_uring_disabled,
     // seccomp): ask for a ring rather than assume one.

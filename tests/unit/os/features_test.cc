@@ -19,9 +19,9 @@ namespace {
 using Names = std::vector<std::string>;
 
 const Names kAllNames = { "syscall", "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp",
-    "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" };
+    "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" };
 const Names kOptionalNames = { "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor",
-    "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" };
+    "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" };
 
 // Sets or unsets FAULTLINE_DISABLE for one test and restores the old value.
 class DisableEnv {
@@ -115,7 +115,7 @@ TEST(FeatureSet, Without)
     FeatureSet rest = all.without(some);
     EXPECT_FALSE(rest.has(Feature::Syscall));
     EXPECT_FALSE(rest.has(Feature::ZeroPage));
-    EXPECT_EQ(rest.names(), (Names { "devnode", "thread_id", "poison", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" }));
+    EXPECT_EQ(rest.names(), (Names { "devnode", "thread_id", "poison", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" }));
     EXPECT_EQ(some.without(all).bits(), 0u);
     EXPECT_EQ(all.without(FeatureSet()).bits(), all.bits());
 }
@@ -188,9 +188,9 @@ TEST(FeatureList, AllCombinesWithExplicitNames)
     FeatureSet s = parse_feature_list("all,devnode", &unknown);
     EXPECT_TRUE(s.has(Feature::DevNode));
     EXPECT_FALSE(s.has(Feature::Syscall));
-    EXPECT_EQ(s.names(), (Names { "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" }));
+    EXPECT_EQ(s.names(), (Names { "devnode", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" }));
     EXPECT_EQ(parse_feature_list("syscall,all").names(),
-        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" }));
+        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" }));
     EXPECT_TRUE(unknown.empty());
 }
 
@@ -262,7 +262,7 @@ TEST(FeaturesEnv, AllFromTheEnvironment)
     DisableEnv env("all");
     EXPECT_EQ(disabled_features("").names(), kOptionalNames);
     EXPECT_EQ(disabled_features("syscall").names(),
-        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp" }));
+        (Names { "syscall", "thread_id", "poison", "zeropage", "mseal", "anon_name", "wp", "wp_shmem", "minor", "pagemap_scan", "io_uring", "wp_async", "psi", "continue_wp", "dontunmap" }));
 }
 
 TEST(FeaturesEnv, UnknownNamesFromBothSources)
