@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -39,6 +40,20 @@ int mappings_of(ino_t inode)
         n += ino == inode;
     }
     return n;
+}
+
+bool has_thread_named(const std::string& name)
+{
+    DIR* d = opendir("/proc/self/task");
+    bool found = false;
+    while (dirent* e = d ? readdir(d) : nullptr) {
+        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string line;
+        found |= std::getline(comm, line) && line == name;
+    }
+    if (d)
+        closedir(d);
+    return found;
 }
 
 // A memfd of `pages` pages mapped shared, every page written with its
@@ -105,6 +120,8 @@ TEST(MappingReaper, AReplacedMappingShowsTheSameBytesPrivatelyAndItsOldTablesGoL
     m.base[5 * kPage] = 'w';
     EXPECT_EQ(m.in_file(5), char(6)) << "a write reached the memfd after the remap";
     reaper.drain();
+    // Named before it unmaps anything, so by now.
+    EXPECT_TRUE(has_thread_named("faultline-reap")) << "the reaper's thread is not named like the runtime's others";
     EXPECT_EQ(reaper.pending_bytes(), 0u);
     EXPECT_EQ(mappings_of(m.inode), 1) << "the moved page tables are still mapped after drain()";
     EXPECT_EQ(m.base[5 * kPage], 'w');

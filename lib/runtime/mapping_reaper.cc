@@ -2,6 +2,7 @@
 
 #include "os/virtual_memory.h"
 #include "runtime/fork_preparation.h"
+#include "support/runtime_thread.h"
 #include "support/log.h"
 
 #include <algorithm>
@@ -117,6 +118,7 @@ bool MappingReaper::enqueue(Range r) noexcept
 
 void MappingReaper::run() noexcept
 {
+    begin_runtime_thread("faultline-reap");
     std::unique_lock l(lock_);
     for (;;) {
         wakeup_.wait(l, [&] { return stopping_ || !queue_.empty(); });
