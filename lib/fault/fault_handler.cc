@@ -69,18 +69,21 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::try_create(uffd::Userfaultfd
         handler->io_worker_ = TRY(io::IoWorker::create(options.pending_capacity));
     // Handler threads must never run the application's signal handlers: a
     // handler that touched a region would deadlock its own fault service.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    // Room first: a thread started must land in threads_, where stop()
+    // finds it to join it.
     try {
-        for (unsigned i = 0; i < options.threads; ++i)
-            handler->threads_.emplace_back([h = handler.get(), i] { h->run(i); });
-    } catch (const std::system_error& e) {
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
-        handler->stop();
-        return failf(EAGAIN, "cannot start handler thread: %s", e.what());
+        handler->threads_.reserve(options.threads);
+    } catch (const std::bad_alloc&) {
+        return fail(ENOMEM, "out of memory for the handler threads");
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    for (unsigned i = 0; i < options.threads; ++i) {
+        auto started = start_runtime_thread("handler", [h = handler.get(), i] { h->run(i); });
+        if (!started) {
+            handler->stop();
+            return std::unexpected(started.error());
+        }
+        handler->threads_.push_back(std::move(*started));
+    }
     // Wait until every thread has its filler, so a failure to set one up
     // is reported here rather than as a fault nobody serves.
     while (handler->ready_threads_.load() + handler->failed_threads_.load() < options.threads)

@@ -1,5 +1,6 @@
 #include "io/io_worker.h"
 #include "support/runtime_thread.h"
+#include "support/try.h"
 
 #include <cerrno>
 #include <csignal>
@@ -39,18 +40,7 @@ IoWorker::IoWorker(size_t capacity)
 Result<std::unique_ptr<IoWorker>> IoWorker::create(size_t capacity)
 {
     std::unique_ptr<IoWorker> worker(new IoWorker(capacity));
-    // Like the handler threads, the worker runs no application signal
-    // handler.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    try {
-        worker->thread_ = std::thread([w = worker.get()] { w->run(); });
-    } catch (const std::system_error& e) {
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
-        return failf(EAGAIN, "cannot start the I/O worker: %s", e.what());
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    worker->thread_ = TRY(start_runtime_thread("I/O worker", [w = worker.get()] { w->run(); }));
     return worker;
 }
 

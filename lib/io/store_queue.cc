@@ -50,9 +50,7 @@ bool StoreQueue::start(unsigned threads)
 {
     // Like the handler threads, store threads run no application signal
     // handler (a store is called with every signal blocked).
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    AllSignalsBlocked blocked;
     bool ok = true;
     try {
         for (unsigned i = 0; i < threads; ++i)
@@ -68,7 +66,6 @@ bool StoreQueue::start(unsigned threads)
     } catch (const std::exception&) {
         ok = false;
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return ok;
 }
 

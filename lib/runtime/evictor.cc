@@ -239,20 +239,8 @@ void Evictor::resume_after_fork()
 Result<void> Evictor::start_thread()
 {
     std::lock_guard g(lock_);
-    if (!thread_.joinable()) {
-        // Like the handler threads, the evictor runs no application signal
-        // handler.
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        try {
-            thread_ = std::thread([this] { run(); });
-        } catch (const std::system_error& e) {
-            pthread_sigmask(SIG_SETMASK, &old, nullptr);
-            return failf(EAGAIN, "cannot start the evictor thread: %s", e.what());
-        }
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    }
+    if (!thread_.joinable())
+        thread_ = TRY(start_runtime_thread("evictor", [this] { run(); }));
     return {};
 }
 

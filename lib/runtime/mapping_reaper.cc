@@ -91,19 +91,12 @@ bool MappingReaper::enqueue(Range r) noexcept
 {
     std::lock_guard g(lock_);
     if (!thread_.joinable()) {
-        // Like the handler threads, the reaper runs no application signal
-        // handler.
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        try {
-            thread_ = std::thread([this] { run(); });
-        } catch (const std::system_error& e) {
-            pthread_sigmask(SIG_SETMASK, &old, nullptr);
-            log::warn("mapping reaper: cannot start its thread ({}); page tables are torn down in the call", e.what());
+        auto started = start_runtime_thread("mapping reaper", [this] { run(); });
+        if (!started) {
+            log::warn("{}; page tables are torn down in the call", started.error().message());
             return false;
         }
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        thread_ = std::move(*started);
     }
     try {
         queue_.push_back(r);

@@ -73,11 +73,9 @@ Result<std::unique_ptr<RedisSwapTarget>> RedisSwapTarget::create(const std::stri
     } else {
         target->sweep_dead(host);
     }
-    try {
-        target->thread_ = std::thread([t = target.get()] { t->run(); });
-    } catch (const std::system_error& e) {
-        return failf(e.code().value(), "cannot start the Redis swap thread: %s", e.what());
-    }
+    // It answers faults: like the handler threads, it runs no application
+    // signal handler.
+    target->thread_ = TRY(start_runtime_thread("Redis swap", [t = target.get()] { t->run(); }));
     if (const auto& c = target->cluster_reader_)
         log::info("swap: Redis Cluster via {}:{} ({} masters{}), keys {}<slot>", target->endpoint_.host,
             target->endpoint_.port, c->map().masters().size(),

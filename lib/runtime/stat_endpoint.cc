@@ -1,5 +1,6 @@
 #include "runtime/stat_endpoint.h"
 #include "support/runtime_thread.h"
+#include "support/try.h"
 
 #include "support/log.h"
 
@@ -81,11 +82,7 @@ Result<void> StatEndpoint::start()
 {
     if (thread_.joinable())
         return fail(EBUSY, "the statistics endpoint is already serving");
-    try {
-        thread_ = std::thread([this] { run(); });
-    } catch (const std::system_error& e) {
-        return failf(EAGAIN, "cannot start the statistics endpoint's thread: %s", e.what());
-    }
+    thread_ = TRY(start_runtime_thread("statistics endpoint", [this] { run(); }));
     return {};
 }
 

@@ -25,4 +25,13 @@ void begin_runtime_thread(const char* name) noexcept
     pthread_setname_np(pthread_self(), name);
 }
 
+AllSignalsBlocked::AllSignalsBlocked() noexcept
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old_);
+}
+
+AllSignalsBlocked::~AllSignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
 } // namespace faultline
