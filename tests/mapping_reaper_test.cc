@@ -3,6 +3,7 @@
 // moved page table outlives the reaper or is inherited by a fork child.
 #include "os/virtual_memory.h"
 #include "runtime/mapping_reaper.h"
+#include "support/threads.h"
 #include "test_support.h"
 
 #include <faultline/faultline.h>
@@ -11,7 +12,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -44,16 +44,10 @@ int mappings_of(ino_t inode)
 
 bool has_thread_named(const std::string& name)
 {
-    DIR* d = opendir("/proc/self/task");
-    bool found = false;
-    while (dirent* e = d ? readdir(d) : nullptr) {
-        std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-        std::string line;
-        found |= std::getline(comm, line) && line == name;
-    }
-    if (d)
-        closedir(d);
-    return found;
+    for (const auto& [tid, n] : process_threads())
+        if (n == name)
+            return true;
+    return false;
 }
 
 // A memfd of `pages` pages mapped shared, every page written with its
