@@ -261,6 +261,8 @@ void RuntimeCore::prepare_fork() noexcept
         return;
     api_lock_.lock();
     fork_prepared_ = true;
+    fork_lock_holder_.store(pthread_self(), std::memory_order_relaxed);
+    fork_lock_held_.store(true, std::memory_order_release);
     files_.prepare_fork();
 }
 
@@ -269,6 +271,7 @@ void RuntimeCore::after_fork(bool in_child) noexcept
     if (!fork_prepared_)
         return;
     fork_prepared_ = false;
+    fork_lock_held_.store(false, std::memory_order_release);
     if (in_child)
         files_.after_fork_in_child();
     else
@@ -546,7 +549,16 @@ Result<void> RuntimeCore::make_immutable(uintptr_t address, size_t size)
 Result<void> RuntimeCore::discard(uintptr_t address, size_t size)
 {
     TRY(check_owner());
-    std::lock_guard api(api_lock_);
+    // The forking thread holds the API lock from the prepare handler of the
+    // file regions until the fork returned, and may get here meanwhile: a
+    // later prepare handler (the evictors', or the program's own) allocates,
+    // and under the preloaded heap the allocator's madvise becomes this call
+    // (a bash under `faultline run` hung in fork so). Locking again would
+    // wait for itself; holding the lock already, it has the exclusion the
+    // lock gives.
+    std::unique_lock api(api_lock_, std::defer_lock);
+    if (!(fork_lock_held_.load(std::memory_order_acquire) && pthread_equal(fork_lock_holder_.load(std::memory_order_relaxed), pthread_self())))
+        api.lock();
     TRY(ops_.validate_range(address, size));
     for (Region* r : TRY(ops_.covering(address, size, {}))) {
         const uintptr_t lo = std::max(address, r->base());

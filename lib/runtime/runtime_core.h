@@ -44,6 +44,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <string>
 #include <vector>
 
@@ -158,6 +159,10 @@ private:
     fault::FaultHandlerOptions handler_options_;
     mutable std::mutex api_lock_;
     bool fork_prepared_ = false; // prepare_fork() holds api_lock_
+    // The thread holding api_lock_ across a fork (set while it does): see
+    // discard().
+    std::atomic<bool> fork_lock_held_ { false };
+    std::atomic<pthread_t> fork_lock_holder_ {};
     // Started last and stopped first (~RuntimeCore): its thread calls
     // to_json(), which reads every member above.
     std::unique_ptr<StatEndpoint> stat_endpoint_;
