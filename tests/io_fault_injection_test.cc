@@ -608,6 +608,7 @@ TEST_P(EvictionWriteBack, FailedWriteBacksKeepThePagesResidentAndDirty)
     auto rs = rt->region_stats(p);
     EXPECT_EQ(rs->dirty_pages, kPages) << "no dirty page was dropped";
     EXPECT_EQ(rs->cached_pages, kPages) << "every page stays resident (the budget overruns)";
+    EXPECT_GT(st.budget_overruns, 0u) << "and the overrun is counted";
     size_t bad = 0;
     for (size_t page = 0; page < kPages; ++page)
         bad += p[at(page)] != value(page);

@@ -225,7 +225,8 @@ struct RuntimeStats {
     // resident now, against it; pages evicted (clean, and dirty ones written
     // back first); pages written back by eviction that failed (they stay);
     // touches that told the evictor a page is in use; faults that waited for
-    // room under the budget.
+    // room under the budget; times the evictor, finding nothing it could
+    // evict while faults waited, let reads past the budget (the overrun).
     uint64_t memory_budget = 0;
     uint64_t budget_resident_bytes = 0;
     uint64_t evictions_clean = 0;
@@ -233,6 +234,7 @@ struct RuntimeStats {
     uint64_t eviction_write_errors = 0;
     uint64_t referenced_refaults = 0;
     uint64_t budget_waits = 0;
+    uint64_t budget_overruns = 0;
     // The swap pager (anonymous memory under the budget): pages written to
     // swap and dropped (of them, clean ones dropped without a write), read
     // back, failed writes (the page stayed) and reads (SIGBUS), slots freed

@@ -94,6 +94,10 @@ void PageBudget::tighten(size_t budget_pages) noexcept
         wake_(context_);
 }
 
-void PageBudget::set_overrun(bool on) noexcept { overrun_.store(on, std::memory_order_relaxed); }
+void PageBudget::set_overrun(bool on) noexcept
+{
+    if (!overrun_.exchange(on, std::memory_order_relaxed) && on)
+        overruns_.fetch_add(1, std::memory_order_relaxed);
+}
 
 } // namespace faultline::memory

@@ -66,6 +66,8 @@ public:
     bool overrun() const noexcept { return overrun_.load(std::memory_order_relaxed); }
 
     uint64_t parked_total() const noexcept { return parked_total_.load(std::memory_order_relaxed); }
+    // Times the budget was opened (set_overrun(true) while it was closed).
+    uint64_t overruns() const noexcept { return overruns_.load(std::memory_order_relaxed); }
 
 private:
     std::atomic<size_t> budget_;
@@ -76,6 +78,7 @@ private:
     std::atomic<size_t> resident_ { 0 };
     std::atomic<bool> overrun_ { false };
     std::atomic<uint64_t> parked_total_ { 0 };
+    std::atomic<uint64_t> overruns_ { 0 };
     mutable std::mutex waiters_lock_;
     size_t waiter_count_ = 0;
     PendingToken tokens_[kMaxWaiters];

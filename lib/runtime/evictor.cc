@@ -494,7 +494,11 @@ void Evictor::run() noexcept
         // for ever (the overrun; docs/design.md).
         bool again = false;
         auto stalled = [&](bool reading) {
-            if (reading || ++stalled_passes_ < kStalledPassesBeforeOverrun) {
+            const auto now = std::chrono::steady_clock::now();
+            if (!reading && stalled_passes_++ == 0)
+                stalled_since_ = now;
+            if (reading || stalled_passes_ < kStalledPassesBeforeOverrun
+                || now - stalled_since_ < kStalledTimeBeforeOverrun) {
                 again = true;
                 return false;
             }

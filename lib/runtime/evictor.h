@@ -41,6 +41,7 @@
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -124,9 +125,16 @@ private:
     bool fork_paused_ = false;
     Totals retired_; // counters of caches removed since
     // Passes in a row that freed nothing while faults waited, with no read
-    // in flight (the evictor thread's own).
+    // in flight, and when the first of them was (the evictor thread's own).
+    // The budget is opened only after both many passes and a time: passes
+    // alone are 0.5 ms apart, and a streak of 20 (a hot set re-referenced
+    // under the clock, pages pinned by a burst of writes) lasts that little
+    // on a fast machine — a wait that short is not a wait for ever, and an
+    // overrun is the one way past the budget (RuntimeStats::budget_overruns).
     unsigned stalled_passes_ = 0;
+    std::chrono::steady_clock::time_point stalled_since_ {};
     static constexpr unsigned kStalledPassesBeforeOverrun = 20;
+    static constexpr std::chrono::milliseconds kStalledTimeBeforeOverrun { 100 };
     std::thread thread_;
 };
 

@@ -140,6 +140,7 @@ std::string json_report(const JsonReportInput& in)
     w.field("write_errors", st.eviction_write_errors);
     w.field("referenced_refaults", st.referenced_refaults);
     w.field("waits", st.budget_waits);
+    w.field("overruns", st.budget_overruns);
     w.end_object();
     w.key("swap");
     w.begin_object();

@@ -706,6 +706,7 @@ RuntimeStats RuntimeCore::stats() const
         s.memory_budget = uint64_t(budget->budget()) * page_;
         s.budget_resident_bytes = uint64_t(budget->resident()) * page_;
         s.budget_waits = budget->parked_total();
+        s.budget_overruns = budget->overruns();
     }
     const Evictor::Totals totals = evictor_->totals();
     s.evictions_clean = totals.evictions_clean;

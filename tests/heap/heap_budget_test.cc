@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 
 #include <cerrno>
@@ -124,20 +125,28 @@ TEST(HeapBudget, AHeapFourTimesTheBudgetWithAFittingHotSetStaysUnderIt)
     unsigned long base = 0, size = 0;
     ASSERT_EQ(sscanf(text.c_str(), "heap %lx %lx", &base, &size), 2) << text;
     long max_kib = 0;
-    int samples = 0;
+    int samples = 0, unstopped = 0;
     std::atomic<bool> done { false };
     std::thread sampler([&] {
         while (!done) {
             // Stopped while it is measured: a walk of the page tables is not
             // atomic, and pages dropped behind it and filled ahead of it
             // would be counted twice. SIGSTOP stops every thread, the
-            // runtime's too.
+            // runtime's too. Not an io_uring worker caught in a fault on the
+            // heap (the evictor's write of a page that went missing): it
+            // stops only once that fault is served, and the handler threads
+            // that would serve it are stopped. Such a sample is let go —
+            // a wait for it would wait for ever.
             if (kill(child, SIGSTOP) != 0)
                 break;
-            while (!all_stopped(child) && !done)
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+            bool stopped = false;
+            while (!(stopped = all_stopped(child)) && !done && std::chrono::steady_clock::now() < give_up)
                 std::this_thread::yield();
-            const long kib = rss_kib(child, base, base + size);
+            const long kib = stopped ? rss_kib(child, base, base + size) : -1;
             kill(child, SIGCONT);
+            if (!stopped)
+                ++unstopped;
             if (kib > 0) {
                 max_kib = std::max(max_kib, kib);
                 ++samples;
@@ -156,7 +165,11 @@ TEST(HeapBudget, AHeapFourTimesTheBudgetWithAFittingHotSetStaysUnderIt)
     ASSERT_EQ(WEXITSTATUS(status), 0) << text;
     EXPECT_NE(text.find("bad 0"), std::string::npos) << text;
     EXPECT_GT(samples, 5) << "the heap's resident size was sampled while the program ran";
-    EXPECT_LE(max_kib, budget_kib + batch_kib) << "never above the budget plus one batch (" << samples << " samples)";
+    EXPECT_LE(max_kib, budget_kib + batch_kib) << "never above the budget plus one batch (" << samples << " samples, "
+                                               << unstopped << " let go unstopped)\n" << text;
+    // The only way past it: the evictor found nothing to evict while faults
+    // waited, and opened the budget rather than let them wait for ever.
+    EXPECT_EQ(json_number(text, "overruns"), 0u) << text;
     EXPECT_GT(json_number(text, "swapped_out"), 0u) << text;
     EXPECT_GT(json_number(text, "swapped_in"), 0u) << text;
     EXPECT_GT(json_number(text, "slots_reclaimed"), 0u) << text;

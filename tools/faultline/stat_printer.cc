@@ -96,9 +96,9 @@ void StatPrinter::counters(const JsonValue& report) const
         n("faults", "minor"), n("faults", "pending"), n("faults", "stale"), n("faults", "sigbus"));
     fprintf(out_, "commit    %s of %s\n", bytes(n("commit", "committed")).c_str(), bytes(n("commit", "limit")).c_str());
     if (const uint64_t budget = n("budget", "budget"))
-        fprintf(out_, "budget    %s resident of %s, %" PRIu64 " evicted clean, %" PRIu64 " dirty, %" PRIu64 " waits\n",
+        fprintf(out_, "budget    %s resident of %s, %" PRIu64 " evicted clean, %" PRIu64 " dirty, %" PRIu64 " waits, %" PRIu64 " overruns\n",
             bytes(n("budget", "resident")).c_str(), bytes(budget).c_str(), n("budget", "evictions_clean"),
-            n("budget", "evictions_dirty"), n("budget", "waits"));
+            n("budget", "evictions_dirty"), n("budget", "waits"), n("budget", "overruns"));
     if (n("purge", "volatile_bytes") || n("purge", "purges"))
         fprintf(out_, "purge     %s volatile (%s resident), %" PRIu64 " purges, %s purged\n",
             bytes(n("purge", "volatile_bytes")).c_str(), bytes(n("purge", "volatile_resident")).c_str(),

@@ -69,10 +69,16 @@ TEST(PageBudget, OverrunLetsEverythingThroughAndTightenLowersTheBudget)
     PageBudget b(10, 90, 50, 2, nullptr, nullptr);
     EXPECT_EQ(b.charge(12, 1), 12u);
     EXPECT_EQ(b.charge(1, 1), 0u);
+    EXPECT_EQ(b.overruns(), 0u);
     b.set_overrun(true);
+    b.set_overrun(true);
+    EXPECT_EQ(b.overruns(), 1u) << "an overrun is counted when the budget opens, not while it stays open";
     EXPECT_EQ(b.charge(5, 5), 5u);
     b.set_overrun(false);
     EXPECT_EQ(b.charge(1, 1), 0u);
+    b.set_overrun(true);
+    b.set_overrun(false);
+    EXPECT_EQ(b.overruns(), 2u);
     b.tighten(100);
     EXPECT_EQ(b.budget(), 10u) << "tighten never raises the budget";
     b.tighten(4);
