@@ -73,6 +73,7 @@ SwapBackedVMObject::~SwapBackedVMObject()
             (void)uncharge_page(p);
         }
     });
+    flush_deferred();
     unmap_lazy_table(words_, table_bytes_);
     unmap_lazy_table(slot_table_, table_bytes_);
     unmap_lazy_table(bounce_, kReadSlots * page_size());
@@ -264,9 +265,37 @@ void SwapBackedVMObject::account_filled(size_t first, size_t end, size_t charged
         }
     }
     if (fresh < charged)
-        space_->budget->uncharge(charged - fresh);
+        give_back(charged - fresh);
     else if (fresh > charged)
         (void)space_->budget->charge(fresh - charged, 0);
+}
+
+void SwapBackedVMObject::give_back(size_t pages) noexcept
+{
+    // A page this fill placed is not counted as fresh when a release forgot
+    // it between the fill and now — and that release has yet to drop it
+    // (RuntimeCore::discard: forget, madvise, uncharge). Were its charge
+    // given back here, the page would stay mapped uncharged until the
+    // madvise, and a fill elsewhere could take its room: resident memory a
+    // page above the budget's hard mark (the heap budget test saw it once).
+    // So while a release is under way the charge waits for it. The fence
+    // pairs with the release's: a fill that saw the page forgotten sees the
+    // release counted.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (releasing_.load(std::memory_order_seq_cst) == 0) {
+        space_->budget->uncharge(pages);
+        return;
+    }
+    deferred_uncharge_.fetch_add(pages, std::memory_order_seq_cst);
+    // The release may have ended between the two: then nobody else flushes.
+    if (releasing_.load(std::memory_order_seq_cst) == 0)
+        flush_deferred();
+}
+
+void SwapBackedVMObject::flush_deferred() noexcept
+{
+    if (const size_t pages = deferred_uncharge_.exchange(0, std::memory_order_seq_cst))
+        space_->budget->uncharge(pages);
 }
 
 SwapBackedVMObject::ReadSlot* SwapBackedVMObject::read_slot_of(size_t page) noexcept
@@ -435,6 +464,9 @@ void SwapBackedVMObject::release_pages(size_t first, size_t count) noexcept
 
 size_t SwapBackedVMObject::release_keeping_charge(size_t first, size_t count) noexcept
 {
+    // Counted before any page is forgotten (give_back()).
+    releasing_.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     size_t charged = 0;
     states_.for_each_marked_span(first, count, [&](size_t lo, size_t n) {
         for (size_t p = lo; p < lo + n; ++p) {
@@ -468,6 +500,13 @@ size_t SwapBackedVMObject::release_keeping_charge(size_t first, size_t count) no
     });
     forget_pages(first, count);
     return charged;
+}
+
+void SwapBackedVMObject::uncharge_released(size_t pages) noexcept
+{
+    space_->budget->uncharge(pages);
+    if (releasing_.fetch_sub(1, std::memory_order_seq_cst) == 1)
+        flush_deferred();
 }
 
 // --- evictor -------------------------------------------------------------

@@ -88,7 +88,7 @@ public:
     // uncharge_released(): until then they are still resident, and pages
     // filled meanwhile must not take their room.
     size_t release_keeping_charge(size_t first, size_t count) noexcept;
-    void uncharge_released(size_t pages) noexcept { space_->budget->uncharge(pages); }
+    void uncharge_released(size_t pages) noexcept;
 
     SwapSpace& space() noexcept { return *space_; }
     EvictionList& eviction() noexcept { return *list_; }
@@ -174,6 +174,11 @@ private:
     Outcome fill_charged(const FaultContext&, PageSink&, Window window, bool skip_fault_page) noexcept;
     // Charges and lists the pages of [first, end) that became resident.
     void account_filled(size_t first, size_t end, size_t charged) noexcept;
+    // Gives back charges a fill did not use — once no release is under way
+    // (releasing_): a page the fill placed may be one a release has
+    // forgotten and not yet dropped.
+    void give_back(size_t pages) noexcept;
+    void flush_deferred() noexcept;
     ReadSlot* read_slot_of(size_t page) noexcept; // caller holds reads_lock_
     static void read_done(io::Operation* op, int32_t result) noexcept;
     void release_read_slot(ReadSlot& slot) noexcept; // caller holds reads_lock_
@@ -188,6 +193,10 @@ private:
     ReadSlot reads_[kReadSlots];
     std::atomic<size_t> resident_ { 0 };
     std::atomic<size_t> swapped_ { 0 };
+    // Releases between release_keeping_charge() and uncharge_released(),
+    // and the charges give_back() held back meanwhile.
+    std::atomic<size_t> releasing_ { 0 };
+    std::atomic<size_t> deferred_uncharge_ { 0 };
     Counters counters_;
 };
 
