@@ -408,6 +408,6 @@ TEST(ForkPolicy, APrepareHandlerAfterTheRuntimesCanDiscard)
     const int status = system(FAULTLINE_FORK_DISCARD_HELPER_PATH);
     ASSERT_TRUE(WIFEXITED(status)) << "the helper did not exit (a signal: SIGALRM after 20 s means the fork hung)";
     if (WEXITSTATUS(status) == 77)
-        GTEST_SKIP() << "the helper could not create a runtime";
+        GTEST_SKIP() << "no userfaultfd for the helper program: it could not create a runtime (its stderr above says why)";
     EXPECT_EQ(WEXITSTATUS(status), 0) << "exit codes: 4 the fork failed, 5 the discard failed, 6 the page kept its byte";
 }
