@@ -225,8 +225,9 @@ struct RuntimeStats {
     // resident now, against it; pages evicted (clean, and dirty ones written
     // back first); pages written back by eviction that failed (they stay);
     // touches that told the evictor a page is in use; faults that waited for
-    // room under the budget; times the evictor, finding nothing it could
-    // evict while faults waited, let reads past the budget (the overrun).
+    // room under the budget; times the budget was opened (the overrun): by
+    // the evictor, finding nothing it could evict while faults waited, and
+    // for each fork, which reads every swapped page back first.
     uint64_t memory_budget = 0;
     uint64_t budget_resident_bytes = 0;
     uint64_t evictions_clean = 0;

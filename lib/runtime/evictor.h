@@ -130,7 +130,8 @@ private:
     // alone are 0.5 ms apart, and a streak of 20 (a hot set re-referenced
     // under the clock, pages pinned by a burst of writes) lasts that little
     // on a fast machine — a wait that short is not a wait for ever, and an
-    // overrun is the one way past the budget (RuntimeStats::budget_overruns).
+    // overrun is, with a fork's, the one way past the budget
+    // (RuntimeStats::budget_overruns counts both).
     unsigned stalled_passes_ = 0;
     std::chrono::steady_clock::time_point stalled_since_ {};
     static constexpr unsigned kStalledPassesBeforeOverrun = 20;
