@@ -2,6 +2,7 @@
 // fills, how (zero page or private), which window, and what it reports.
 #include "memory/objects/anonymous_vm_object.h"
 #include "support/fake_fault_port.h"
+#include "support/missing_fault.h"
 
 #include <gtest/gtest.h>
 
@@ -27,16 +28,7 @@ protected:
     // AfterWindow: the window is filled with the fault, so one call shows it.
     FaultContext context(size_t page, bool write, unsigned min = 4, unsigned max = 4) const
     {
-        FaultContext ctx;
-        ctx.wake_order = WakeOrder::AfterWindow;
-        ctx.kind = uffd::FaultKind::Missing;
-        ctx.write = write;
-        ctx.page = kBase + page * kPage;
-        ctx.region_base = kBase;
-        ctx.region_end = kBase + kPages * kPage;
-        ctx.page_size = kPage;
-        ctx.around = { min, max };
-        return ctx;
+        return missing_fault(kBase, kPages, kPage, page, write, min, max);
     }
     static constexpr size_t kPages = 4096;
     boost::intrusive_ptr<AnonymousVMObject> object_;

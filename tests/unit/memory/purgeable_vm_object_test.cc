@@ -3,6 +3,7 @@
 // and fault-around never fills a page that must fault on its own.
 #include "memory/objects/purgeable_vm_object.h"
 #include "support/fake_fault_port.h"
+#include "support/missing_fault.h"
 
 #include <gtest/gtest.h>
 
@@ -42,15 +43,7 @@ public:
 
 FaultContext context(size_t page, memory::CompletionPort* completions = nullptr)
 {
-    FaultContext ctx;
-    ctx.wake_order = WakeOrder::AfterWindow;
-    ctx.kind = uffd::FaultKind::Missing;
-    ctx.write = true;
-    ctx.page = kBase + page * kPage;
-    ctx.region_base = kBase;
-    ctx.region_end = kBase + kPages * kPage;
-    ctx.page_size = kPage;
-    ctx.around = { 8, 8 };
+    FaultContext ctx = missing_fault(kBase, kPages, kPage, page, true, 8, 8);
     if (completions) {
         ctx.token = { 3, 1 };
         ctx.completions = completions;

@@ -6,6 +6,7 @@
 // length of the release's madvise, room another fill could take.
 #include "memory/objects/swap_backed_vm_object.h"
 #include "support/fake_fault_port.h"
+#include "support/missing_fault.h"
 
 #include <gtest/gtest.h>
 
@@ -82,16 +83,7 @@ protected:
     }
     FaultContext context(size_t page, unsigned around) const
     {
-        FaultContext ctx;
-        ctx.wake_order = WakeOrder::AfterWindow;
-        ctx.kind = uffd::FaultKind::Missing;
-        ctx.write = true;
-        ctx.page = kBase + page * kPage;
-        ctx.region_base = kBase;
-        ctx.region_end = kBase + kPages * kPage;
-        ctx.page_size = kPage;
-        ctx.around = { around, around };
-        return ctx;
+        return missing_fault(kBase, kPages, kPage, page, true, around, around);
     }
     std::shared_ptr<PageBudget> budget_;
     boost::intrusive_ptr<SwapBackedVMObject> object_;
